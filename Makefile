@@ -1,0 +1,63 @@
+# ПОС ОГ — the two commands a newcomer needs: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON := $(shell command -v $(PYTHON))
+export UV_LINK_MODE := copy
+
+.PHONY: help setup demo test lint unit integration browser bench fmt clean chromium
+
+help:
+	@echo "make demo   — set everything up and run the whole flow on the embedded default"
+	@echo "make test   — set everything up and run lint, type checks and the whole test suite"
+	@echo "make bench  — benchmarks on PostgreSQL + RabbitMQ (see bench/)"
+	@echo "make lint   — ruff, mypy --strict, import-linter"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+# The virtual environment follows the lock file exactly.
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+setup: $(VENV)/.synced
+
+chromium:
+	@command -v /usr/bin/chromium >/dev/null || { \
+	  echo "Installing Debian's Chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); }
+
+demo: setup
+	$(BIN)/posog demo $(ARGS)
+
+lint: setup
+	$(BIN)/ruff check src tests bench migrations
+	$(BIN)/ruff format --check src tests bench migrations
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: setup lint
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+unit: setup
+	$(BIN)/pytest -q tests/unit
+
+integration: setup
+	$(BIN)/pytest -q tests/integration
+
+bench: setup
+	$(BIN)/python -m bench $(ARGS)
+
+fmt: setup
+	$(BIN)/ruff format src tests bench migrations
+	$(BIN)/ruff check --fix src tests bench migrations
+
+clean:
+	rm -rf $(VENV) $(TOOLS) var .pytest_cache .mypy_cache .ruff_cache

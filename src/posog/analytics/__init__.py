@@ -1,0 +1,1 @@
+"""Модуль аналитики — indicator calculation: rollups and ratings (Block 3)."""

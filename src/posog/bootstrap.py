@@ -1,0 +1,142 @@
+"""Wiring: ``bootstrap(settings)`` builds the database, the bus, the clients and the use cases of a
+process. Nothing is built at import time; tests build their own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx
+
+from posog.core.bus import BindingSpec, ExchangeSpec, InProcessBus, MessageBus, QueueSpec, Topology
+from posog.core.clock import Clock, utcnow
+from posog.core.db import Database
+from posog.core.pii import PiiCipher
+from posog.emulators.epgu.inbox import EpguInbox
+from posog.lko.client import LkoClient
+from posog.module.intake.consumer import IntakeConsumer
+from posog.module.intake.handlers import IntakeHandler
+from posog.module.links.catalog import QuestionnaireCatalog
+from posog.module.links.release import WaitingCardsReleaser
+from posog.module.notifications.relay import OutboxRelay
+from posog.settings import Settings
+
+
+def topology(settings: Settings) -> Topology:
+    """The queues and exchanges of SPEC §3–§4 (see docs/asyncapi.yaml)."""
+    return Topology(
+        exchanges=(
+            ExchangeSpec(settings.facts_dead_letter_exchange, "fanout"),
+            ExchangeSpec(settings.geps_exchange, "direct"),
+        ),
+        queues=(
+            QueueSpec(settings.facts_queue, dead_letter_exchange=settings.facts_dead_letter_exchange),
+            QueueSpec(settings.facts_dead_letter_queue),
+            QueueSpec(settings.geps_inbox_queue),
+        ),
+        bindings=(
+            BindingSpec(settings.facts_dead_letter_queue, settings.facts_dead_letter_exchange, ""),
+            BindingSpec(settings.geps_inbox_queue, settings.geps_exchange, settings.geps_routing_key),
+        ),
+    )
+
+
+def make_bus(settings: Settings) -> MessageBus:
+    if settings.amqp_url is None:
+        return InProcessBus()
+    from posog.core.rabbit import RabbitBus
+
+    return RabbitBus(settings.amqp_url, max_backoff_s=settings.reconnect_max_backoff_s)
+
+
+def make_cipher(settings: Settings) -> PiiCipher:
+    assert settings.pii_active_key is not None
+    assert settings.snils_hash_key is not None
+    return PiiCipher.from_settings(
+        {k: v.get_secret_value() for k, v in settings.pii_keys.items()},
+        settings.pii_active_key,
+        settings.snils_hash_key.get_secret_value(),
+    )
+
+
+def make_lko_http(settings: Settings, db: Database) -> httpx.AsyncClient:
+    """The module's HTTP client for ЛКО: over the network in production, in-process when embedded."""
+    headers = {"Authorization": f"Bearer {settings.service_keys['module'].get_secret_value()}"}
+    if settings.lko_url:
+        return httpx.AsyncClient(base_url=settings.lko_url, headers=headers, timeout=10.0)
+    from posog.lko.api import create_app
+
+    transport = httpx.ASGITransport(app=create_app(db, settings))
+    return httpx.AsyncClient(
+        transport=transport, base_url="http://lko.internal", headers=headers, timeout=10.0
+    )
+
+
+@dataclass
+class System:
+    """Everything one process needs, built once."""
+
+    settings: Settings
+    db: Database
+    bus: MessageBus
+    cipher: PiiCipher
+    clock: Clock
+    lko_http: httpx.AsyncClient
+    catalog: QuestionnaireCatalog
+    intake: IntakeHandler
+    relay: OutboxRelay
+    releaser: WaitingCardsReleaser
+    inbox: EpguInbox
+    extras: dict[str, object] = field(default_factory=dict)
+
+    def intake_consumer(self) -> IntakeConsumer:
+        s = self.settings
+        return IntakeConsumer(
+            self.bus,
+            self.intake,
+            queue=s.facts_queue,
+            prefetch=s.consumer_prefetch,
+            batch_size=s.intake_batch_size,
+            batch_wait_s=s.intake_batch_wait_ms / 1000,
+            max_backoff_s=s.reconnect_max_backoff_s,
+        )
+
+    async def start_bus(self) -> None:
+        await self.bus.connect()
+        await self.bus.declare(topology(self.settings))
+
+    async def close(self) -> None:
+        await self.lko_http.aclose()
+        await self.bus.close()
+        await self.db.dispose()
+
+
+def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | None = None) -> System:
+    """Build a process's object graph. Connects nothing yet: call ``start_bus()`` where a bus is used."""
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
+    cipher = make_cipher(settings)
+    lko_http = make_lko_http(settings, db)
+    catalog = QuestionnaireCatalog(LkoClient(lko_http), ttl_s=settings.questionnaire_cache_s)
+    intake = IntakeHandler(
+        db,
+        catalog,
+        cipher,
+        clock,
+        horizon_days=settings.fact_horizon_days,
+        lkp_base_url=settings.lkp_base_url,
+    )
+    the_bus = bus if bus is not None else make_bus(settings)
+    relay = OutboxRelay(
+        db,
+        the_bus,
+        cipher,
+        clock,
+        exchange=settings.geps_exchange,
+        routing_key=settings.geps_routing_key,
+        batch_size=settings.relay_batch_size,
+        idle_sleep_s=settings.relay_idle_sleep_ms / 1000,
+        max_backoff_s=settings.relay_max_backoff_s,
+    )
+    releaser = WaitingCardsReleaser(db, catalog, cipher, clock, lkp_base_url=settings.lkp_base_url)
+    inbox = EpguInbox(db, cipher, clock)
+    return System(settings, db, the_bus, cipher, clock, lko_http, catalog, intake, relay, releaser, inbox)

@@ -1,0 +1,310 @@
+"""``posog`` — the one entry point (SPEC §11)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from sqlalchemy import func, select
+
+from posog.bootstrap import System, bootstrap
+from posog.core.logging import configure_logging
+from posog.core.migrate import upgrade
+from posog.lko.seed import seed_defaults
+from posog.module.intake.handlers import IntakeStats, RawFact
+from posog.module.intake.model import RejectedFact
+from posog.settings import Settings
+
+app = typer.Typer(
+    help="ПОС ОГ — оценка качества государственных и муниципальных услуг.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+facts_app = typer.Typer(help="Rejected facts: list, inspect, re-drive.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(facts_app, name="facts")
+console = Console()
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    return settings
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(main)
+
+
+async def _prepared(settings: Settings) -> System:
+    """Migrated, seeded and wired."""
+    system = bootstrap(settings)
+    await upgrade(settings.resolved_database_url)
+    await seed_defaults(system.db)
+    return system
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration and seed the built-in directory and default questionnaires."""
+
+    async def main() -> None:
+        system = await _prepared(_settings())
+        await system.close()
+        console.print("[green]Schema is up to date; directory and default questionnaires seeded.[/]")
+
+    _run(main())
+
+
+@app.command()
+def ingest(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="JSON Lines, one fact a line")
+    ],
+    batch: Annotated[int, typer.Option(min=1, max=5000)] = 500,
+) -> None:
+    """Feed a file of ОГ facts through the same handler as the queue, with a progress bar."""
+
+    async def main() -> None:
+        system = await _prepared(_settings())
+        stats = IntakeStats()
+        total = sum(1 for line in file.open("rb") if line.strip())
+        try:
+            with _progress() as progress:
+                task = progress.add_task("Приём сведений", total=total)
+                chunk: list[RawFact] = []
+                with file.open("rb") as stream:
+                    for line_no, line in enumerate(stream, start=1):
+                        if not line.strip():
+                            continue
+                        chunk.append(RawFact(line.strip(), f"{file.name}:{line_no}"))
+                        if len(chunk) >= batch:
+                            stats.add(await system.intake.handle(chunk))
+                            progress.advance(task, len(chunk))
+                            chunk = []
+                if chunk:
+                    stats.add(await system.intake.handle(chunk))
+                    progress.advance(task, len(chunk))
+            while await system.relay.relay_once():
+                pass
+        finally:
+            await system.close()
+        _print_stats(stats)
+
+    _run(main())
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def _print_stats(stats: IntakeStats) -> None:
+    table = Table(title="Итоги приёма")
+    table.add_column("результат")
+    table.add_column("количество", justify="right")
+    for label, value in (
+        ("принято", stats.accepted),
+        ("повторы", stats.duplicate),
+        ("конфликты", stats.conflict),
+        ("отклонено", stats.rejected),
+    ):
+        table.add_row(label, str(value))
+    console.print(table)
+    if stats.by_reason:
+        reasons = Table(title="Причины отклонения")
+        reasons.add_column("поле: причина")
+        reasons.add_column("количество", justify="right")
+        for reason, count in sorted(stats.by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
+            reasons.add_row(reason, str(count))
+        console.print(reasons)
+
+
+@facts_app.command("rejected")
+def facts_rejected(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    status: Annotated[str, typer.Option(help="rejected | redriven | all")] = "rejected",
+    limit: Annotated[int, typer.Option(min=1)] = 100,
+) -> None:
+    """List rejected facts with their reasons (no personal data is shown)."""
+
+    async def main() -> None:
+        system = await _prepared(_settings())
+        try:
+            async with system.db.uow() as uow:
+                query = select(RejectedFact).order_by(RejectedFact.received_at.desc()).limit(limit)
+                if status != "all":
+                    query = query.where(RejectedFact.status == status)
+                rows = (await uow.session.execute(query)).scalars().all()
+                total = await uow.session.scalar(select(func.count()).select_from(RejectedFact))
+        finally:
+            await system.close()
+        items: list[dict[str, Any]] = [
+            {
+                "id": r.id,
+                "card_id": r.card_id,
+                "message_id": r.message_id,
+                "status": r.status,
+                "attempts": r.attempts,
+                "received_at": r.received_at.isoformat(),
+                "reasons": [f"{x['field']}: {x['reason']}" for x in r.reasons],
+            }
+            for r in rows
+        ]
+        if as_json:
+            typer.echo(json.dumps({"total": total, "items": items}, ensure_ascii=False, indent=2))
+            return
+        table = Table(title=f"Отклонённые сведения ({len(items)} из {total})")
+        for column in ("id", "card_id", "status", "attempts", "reasons"):
+            table.add_column(column)
+        for item in items:
+            table.add_row(
+                item["id"],
+                item["card_id"] or "—",
+                item["status"],
+                str(item["attempts"]),
+                "\n".join(item["reasons"]),
+            )
+        console.print(table)
+
+    _run(main())
+
+
+@facts_app.command("show")
+def facts_show(
+    rejected_id: Annotated[str, typer.Argument(help="Id from 'posog facts rejected'")],
+    reveal: Annotated[
+        bool, typer.Option(help="Print the whole payload, personal data included (audited use)")
+    ] = False,
+) -> None:
+    """One rejected fact: reasons and the payload with personal data masked (unless --reveal)."""
+
+    async def main() -> None:
+        system = await _prepared(_settings())
+        try:
+            async with system.db.uow() as uow:
+                row = await uow.session.get(RejectedFact, rejected_id)
+            if row is None:
+                console.print(f"[red]No rejected fact {rejected_id}[/]")
+                raise typer.Exit(2)
+            raw = system.cipher.open(row.pii_key_id, row.payload, context=f"rejected:{row.raw_hash}")
+        finally:
+            await system.close()
+        console.print(f"[bold]{row.id}[/] card_id={row.card_id} status={row.status} attempts={row.attempts}")
+        for reason in row.reasons:
+            console.print(f"  • {reason['field']}: {reason['reason']}")
+        try:
+            payload: Any = json.loads(raw)
+        except ValueError:
+            payload = raw.decode("utf-8", "replace")
+        if not reveal and isinstance(payload, dict) and isinstance(payload.get("citizen"), dict):
+            payload["citizen"] = {k: "***" for k in payload["citizen"]}
+        typer.echo(
+            json.dumps(payload, ensure_ascii=False, indent=2) if not isinstance(payload, str) else payload
+        )
+
+    _run(main())
+
+
+@facts_app.command("redrive")
+def facts_redrive(
+    ids: Annotated[list[str] | None, typer.Argument(help="Ids from 'posog facts rejected'")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every fact still rejected")] = False,
+) -> None:
+    """Feed rejected facts through intake again (after the cause was fixed)."""
+
+    async def main() -> None:
+        system = await _prepared(_settings())
+        try:
+            chosen = list(ids or [])
+            if all_:
+                async with system.db.uow() as uow:
+                    chosen = list(
+                        (
+                            await uow.session.execute(
+                                select(RejectedFact.id).where(RejectedFact.status == "rejected")
+                            )
+                        )
+                        .scalars()
+                        .all()
+                    )
+            if not chosen:
+                console.print("Nothing to re-drive: give ids or --all.")
+                raise typer.Exit(2)
+            try:
+                outcomes = await system.intake.redrive(chosen)
+            except KeyError as exc:
+                console.print(f"[red]Unknown rejected fact id(s): {exc.args[0]}[/]")
+                raise typer.Exit(2) from None
+            while await system.relay.relay_once():
+                pass
+        finally:
+            await system.close()
+        for rejected_id, outcome in zip(chosen, outcomes, strict=True):
+            detail = "; ".join(str(p) for p in outcome.problems)
+            console.print(f"{rejected_id}: {outcome.kind} {detail}")
+
+    _run(main())
+
+
+WORKERS = ("intake", "outbox", "epgu-inbox")
+
+
+@app.command()
+def worker(name: Annotated[str, typer.Argument(help="intake | outbox | epgu-inbox")]) -> None:
+    """Run one worker until SIGTERM/SIGINT (production mode: PostgreSQL + RabbitMQ)."""
+    if name not in WORKERS:
+        console.print(f"[red]Unknown worker {name!r}; choose one of: {', '.join(WORKERS)}[/]")
+        raise typer.Exit(2)
+
+    async def main() -> None:
+        settings = _settings()
+        system = bootstrap(settings)
+        await system.start_bus()
+        jobs: dict[str, Callable[[], Awaitable[None]]] = {
+            "intake": lambda: system.intake_consumer().run(),
+            "outbox": system.relay.run,
+            "epgu-inbox": lambda: system.inbox.consume(system.bus, settings.geps_inbox_queue),
+        }
+        await _until_signalled(jobs[name]())
+        await system.close()
+
+    _run(main())
+
+
+async def _until_signalled(job: Awaitable[None]) -> None:
+    task = asyncio.ensure_future(job)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+@app.command()
+def demo(
+    facts: Annotated[int, typer.Option(min=1, max=1_000_000, help="How many facts to generate")] = 2000,
+    reset: Annotated[bool, typer.Option(help="Start over with an empty database")] = False,
+    invalid_share: Annotated[float, typer.Option(min=0, max=0.5)] = 0.03,
+) -> None:
+    """The whole flow on the embedded default: facts → intake → links → ГЭПС notifications."""
+    from posog.demo import run_demo
+
+    _run(run_demo(_settings(), facts=facts, reset=reset, invalid_share=invalid_share, console=console))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,26 @@
+"""Prometheus metrics of every process (SPEC §10: intake rate, rejections, queue lag, link outcomes,
+relay backlog). Collectors are passive objects; exposition is wired by the web app and workers."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+FACTS = Counter("posog_facts_total", "ОГ facts processed by intake, by outcome", ["outcome"])
+FACT_REJECTIONS = Counter(
+    "posog_fact_rejections_total", "Validation failures, by field and reason", ["field", "reason"]
+)
+INTAKE_BATCH_SECONDS = Histogram(
+    "posog_intake_batch_seconds",
+    "Time to apply one intake batch",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+INTAKE_FAILURES = Counter("posog_intake_failures_total", "Intake batches that failed and were requeued")
+QUEUE_DEPTH = Gauge("posog_queue_depth", "Messages waiting in a queue", ["queue"])
+OUTBOX_PUBLISHED = Counter(
+    "posog_outbox_published_total", "Outbox messages published with confirms", ["topic"]
+)
+OUTBOX_FAILURES = Counter(
+    "posog_outbox_publish_failures_total", "Outbox publishes that failed and will be retried"
+)
+OUTBOX_BACKLOG = Gauge("posog_outbox_backlog", "Outbox messages not yet published")
+LINK_OUTCOMES = Counter("posog_link_outcomes_total", "Link resolutions, by outcome", ["outcome"])

@@ -1,0 +1,465 @@
+"""RabbitMQ implementation of the message-bus port (:mod:`posog.core.bus`) on aio-pika.
+
+Guarantees, and why they are built this way:
+
+* **At-least-once publishing.** :meth:`RabbitBus.publish` sends every message as persistent on a
+  channel in publisher-confirm mode and returns only when the broker confirmed all of them. Anything
+  else — a nack, a returned (unroutable) message, a closed channel, a lost connection, a timeout —
+  raises :class:`~posog.core.bus.BusError`, and the caller (the outbox relay) publishes the batch
+  again. A lost confirm does not mean a lost message, so retries can duplicate: consumers dedupe.
+* **Unroutable is an error.** Every publish is ``mandatory``, on named exchanges and on the default
+  exchange ``""`` alike: publishing to an existing queue name through ``""`` is routable and
+  confirmed as usual, while a missing binding or queue comes back as ``basic.return`` and raises
+  instead of being dropped silently — for an outbox, a silent drop is data loss, a raised error is a
+  stuck relay that metrics and logs show. (:class:`~posog.core.bus.InProcessBus` drops unroutable
+  messages; don't rely on either behaviour in business code.)
+* **Two connections.** Publishing and consuming use separate robust connections, as RabbitMQ
+  recommends: a publisher throttled by flow control or a memory alarm then cannot stall the
+  consumers' acks, and a connection-level failure provoked by publishing cannot take the consumers
+  with it. (aiormq can still write a pending publish on a channel the broker has just closed, which
+  RabbitMQ answers by closing the whole connection with ``504 CHANNEL_ERROR``.)
+* **Known exchanges only.** A publish to a missing exchange would make the broker close the channel
+  (``404 NOT_FOUND``) under the other concurrent publishes — the race above. So a named exchange is
+  checked once (passive declare on a throwaway channel, or known from :meth:`RabbitBus.declare`)
+  before anything is published to it, and a missing one is a plain BusError.
+* **Disposable publisher channel.** After any channel-level error the publisher channel is a plain,
+  non-robust channel that is simply thrown away and reopened on the next publish, rather than
+  aio-pika's in-place channel restore, which races with concurrent publishes.
+* **Robust consumers.** The connection is ``connect_robust``; each consumer has its own robust
+  channel, so after a connection drop aio-pika reconnects, re-declares (passively) the queue,
+  restores the QoS and the consumer, and the :meth:`RabbitBus.consume` iterator simply resumes. The
+  broker redelivers whatever was unacknowledged with ``redelivered=True``. Settling a delivery whose
+  channel has since closed is logged and swallowed: the broker redelivers it, and handlers are
+  idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import aio_pika
+import aiormq
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from yarl import URL
+
+from posog.core.bus import BusError, IncomingMessage, OutgoingMessage, Topology
+
+log = structlog.get_logger(__name__)
+
+# Everything aio-pika / aiormq raise for broker- or network-side trouble (AMQPError covers nacks,
+# returns and channel closes; RuntimeError covers ChannelInvalidStateError), plus our own timeouts.
+_BROKER_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_EXCEPTIONS, TimeoutError)
+
+_FIRST_BACKOFF_S = 0.5
+_CLEANUP_TIMEOUT_S = 5.0
+
+
+def _safe_url(url: str) -> str:
+    """The broker URL without its password, for logs."""
+    try:
+        return str(URL(url).with_password(None))
+    except (TypeError, ValueError):
+        return "<unparsable url>"
+
+
+def _plain(value: object) -> object:
+    """AMQP field values made JSON-friendly (``x-death`` holds tables, byte strings, timestamps)."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _header_text(value: object) -> str:
+    """The port exposes headers as text: strings pass through, scalars are formatted, and tables or
+    arrays (added by the broker, e.g. ``x-death``) become JSON so nothing is silently dropped."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, bool | int | float | Decimal):
+        return str(value)
+    return json.dumps(_plain(value), ensure_ascii=False, default=str)
+
+
+class RabbitDelivery:
+    """:class:`~posog.core.bus.IncomingMessage` over an aio-pika delivery (manual acknowledgement)."""
+
+    __slots__ = ("_headers", "_message", "_settled")
+
+    def __init__(self, message: AbstractIncomingMessage) -> None:
+        self._message = message
+        self._settled = False
+        self._headers: dict[str, str] | None = None
+
+    @property
+    def body(self) -> bytes:
+        return self._message.body
+
+    @property
+    def message_id(self) -> str | None:
+        return self._message.message_id
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self._headers is None:
+            self._headers = {key: _header_text(value) for key, value in self._message.headers.items()}
+        return dict(self._headers)
+
+    @property
+    def redelivered(self) -> bool:
+        return bool(self._message.redelivered)
+
+    async def ack(self) -> None:
+        await self._settle("ack", self._message.ack)
+
+    async def reject(self) -> None:
+        """``basic.reject`` without requeue: the broker dead-letters it to the queue's DLX."""
+        await self._settle("reject", lambda: self._message.reject(requeue=False))
+
+    async def requeue(self) -> None:
+        """``basic.nack`` with requeue: back to the queue, redelivered with ``redelivered=True``."""
+        await self._settle("requeue", lambda: self._message.nack(requeue=True))
+
+    async def _settle(self, action: str, operation: Callable[[], Awaitable[None]]) -> None:
+        # Settling twice is a bug in the caller, as in InProcessBus; check it ourselves so the error
+        # is a BusError and not aio-pika's MessageProcessError.
+        if self._settled:
+            raise BusError("message already acknowledged or rejected")
+        self._settled = True
+        try:
+            await operation()
+        except _BROKER_ERRORS as exc:
+            # The delivery's channel is gone (consumer closed, connection dropped). Its delivery tag
+            # means nothing on any other channel, and the broker will redeliver the message anyway.
+            log.warning(
+                "rabbit.settle_failed",
+                action=action,
+                message_id=self._message.message_id,
+                error=repr(exc),
+            )
+
+
+class RabbitBus:
+    """The production :class:`~posog.core.bus.MessageBus` on RabbitMQ (3.8+ for quorum queues).
+
+    ``publish_timeout_s`` bounds every broker round trip this class waits for — publishes (including
+    waiting out a reconnect) and the topology/admin calls — so that nothing hangs on a dead broker.
+    ``connect_timeout_s`` bounds only the initial :meth:`connect`; after it, reconnecting is
+    aio-pika's job, every ``reconnect_interval_s``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_backoff_s: float = 30.0,
+        publish_timeout_s: float = 30.0,
+        connect_timeout_s: float = 60.0,
+        reconnect_interval_s: float = 2.0,
+    ) -> None:
+        self._url = url
+        self._max_backoff_s = max_backoff_s
+        self._publish_timeout_s = publish_timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._reconnect_interval_s = reconnect_interval_s
+        self._publishing: AbstractRobustConnection | None = None  # publisher + admin channels
+        self._consuming: AbstractRobustConnection | None = None  # one robust channel per consumer
+        self._publisher: AbstractChannel | None = None
+        self._publisher_lock = asyncio.Lock()
+        self._consumer_channels: set[AbstractRobustChannel] = set()
+        self._known_exchanges: set[str] = set()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Connect, retrying with exponential backoff while the broker is not there yet (services
+        start in any order); give up with :class:`BusError` after ``connect_timeout_s``."""
+        if self._publishing is not None and self._consuming is not None:
+            return
+        deadline = asyncio.get_running_loop().time() + self._connect_timeout_s
+        try:
+            if self._publishing is None:
+                self._publishing = await self._connect_with_backoff("publish", deadline)
+            if self._consuming is None:
+                self._consuming = await self._connect_with_backoff("consume", deadline)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _connect_with_backoff(self, role: str, deadline: float) -> AbstractRobustConnection:
+        loop = asyncio.get_running_loop()
+        delay = _FIRST_BACKOFF_S
+        attempt = 0
+        target = _safe_url(self._url)
+        while True:
+            attempt += 1
+            remaining = deadline - loop.time()
+            log.info("rabbit.connecting", url=target, role=role, attempt=attempt)
+            try:
+                connection = await aio_pika.connect_robust(
+                    self._url,
+                    timeout=max(min(remaining, 10.0), 0.1),
+                    reconnect_interval=self._reconnect_interval_s,
+                    client_properties={"connection_name": f"posog {role}"},
+                )
+            except _BROKER_ERRORS as exc:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    log.error(
+                        "rabbit.connect_gave_up", url=target, role=role, attempts=attempt, error=repr(exc)
+                    )
+                    raise BusError(
+                        f"RabbitMQ at {target} unreachable after {attempt} attempts "
+                        f"({self._connect_timeout_s:g} s): {exc!r}"
+                    ) from exc
+                pause = min(delay, self._max_backoff_s, remaining)
+                log.warning(
+                    "rabbit.connect_failed",
+                    url=target,
+                    role=role,
+                    attempt=attempt,
+                    retry_in_s=round(pause, 3),
+                    error=repr(exc),
+                )
+                await asyncio.sleep(pause)
+                delay = min(delay * 2, self._max_backoff_s)
+                continue
+            connection.reconnect_callbacks.add(lambda _conn: log.info("rabbit.reconnected", role=role))
+            connection.close_callbacks.add(lambda conn, exc: self._on_connection_closed(conn, role, exc))
+            log.info("rabbit.connected", url=target, role=role, attempts=attempt)
+            return connection
+
+    async def close(self) -> None:
+        """Stop consumers (their iterators end), then close the publisher and the connections."""
+        connections = [c for c in (self._consuming, self._publishing) if c is not None]
+        self._consuming = self._publishing = None
+        for channel in list(self._consumer_channels):
+            await self._quietly("consumer_channel.close", channel.close())
+        self._consumer_channels.clear()
+        publisher, self._publisher = self._publisher, None
+        if publisher is not None and not publisher.is_closed:
+            await self._quietly("publisher.close", publisher.close())
+        for connection in connections:
+            await self._quietly("connection.close", connection.close())
+        self._known_exchanges.clear()
+
+    def _on_connection_closed(self, connection: object, role: str, exc: BaseException | None) -> None:
+        if connection in (self._publishing, self._consuming):  # not our own close()
+            log.warning("rabbit.connection_lost", role=role, error=repr(exc))
+
+    def _require(self, connection: AbstractRobustConnection | None) -> AbstractRobustConnection:
+        if connection is None:
+            raise BusError("RabbitBus is not connected (call connect() first)")
+        return connection
+
+    async def _open_channel(self, *, publisher_confirms: bool) -> AbstractChannel:
+        """A plain (non-robust) channel: used where a channel-level error should just cost the
+        channel, and a fresh one is opened next time."""
+        connection = self._require(self._publishing)
+        await connection.ready()  # waits out a reconnect; callers bound it with a timeout
+        channel = aio_pika.Channel(
+            connection,
+            publisher_confirms=publisher_confirms,
+            on_return_raises=publisher_confirms,
+        )
+        await channel.initialize()
+        return channel
+
+    @contextlib.asynccontextmanager
+    async def _admin_channel(self, what: str) -> AsyncIterator[AbstractChannel]:
+        """A short-lived channel for one topology/admin call, so that a 404 or 406 it provokes
+        cannot close a channel something else is using. Broker errors become BusError."""
+        channel: AbstractChannel | None = None
+        try:
+            async with asyncio.timeout(self._publish_timeout_s):
+                channel = await self._open_channel(publisher_confirms=False)
+                yield channel
+        except _BROKER_ERRORS as exc:
+            raise BusError(f"{what} failed: {exc!r}") from exc
+        finally:
+            if channel is not None and not channel.is_closed:
+                await self._quietly("admin_channel.close", channel.close())
+
+    @staticmethod
+    async def _quietly(what: str, operation: Awaitable[Any]) -> None:
+        """Best-effort cleanup: bounded in time, never raising (the thing is going away anyway)."""
+        try:
+            async with asyncio.timeout(_CLEANUP_TIMEOUT_S):
+                await operation
+        except Exception as exc:  # cleanup of something already going away must not raise
+            log.debug("rabbit.cleanup_failed", what=what, error=repr(exc))
+
+    # --- topology -------------------------------------------------------------------------------
+
+    async def declare(self, topology: Topology) -> None:
+        """Declare exchanges (durable, of their kind), queues (durable; quorum with
+        ``x-queue-type: quorum``; ``x-dead-letter-exchange`` when given) and bindings. Idempotent;
+        redeclaring an existing name with other arguments is a BusError (PRECONDITION_FAILED).
+        A queue's dead-letter exchange must be declared too — here or earlier — or RabbitMQ drops
+        what is dead-lettered to it."""
+        async with self._admin_channel("declare") as channel:
+            for exchange in topology.exchanges:
+                if exchange.name == "":
+                    continue  # the default exchange always exists and cannot be declared
+                await channel.declare_exchange(exchange.name, type=exchange.kind, durable=True)
+                self._known_exchanges.add(exchange.name)
+            for queue in topology.queues:
+                arguments: dict[str, Any] = {}
+                if queue.quorum:
+                    arguments["x-queue-type"] = "quorum"
+                if queue.dead_letter_exchange is not None:
+                    arguments["x-dead-letter-exchange"] = queue.dead_letter_exchange
+                await channel.declare_queue(queue.name, durable=True, arguments=arguments or None)
+            for binding in topology.bindings:
+                bound = await channel.get_queue(binding.queue, ensure=False)
+                await bound.bind(binding.exchange, routing_key=binding.routing_key)
+
+    # --- publishing -----------------------------------------------------------------------------
+
+    async def _publisher_channel(self) -> AbstractChannel:
+        async with self._publisher_lock:
+            if self._publisher is None or self._publisher.is_closed:
+                self._publisher = await self._open_channel(publisher_confirms=True)
+            return self._publisher
+
+    async def _check_exchange(self, exchange: str) -> None:
+        """Make sure ``exchange`` exists before publishing to it (see the module docstring)."""
+        if exchange == "" or exchange in self._known_exchanges:
+            return
+        async with self._admin_channel(f"publish to exchange {exchange!r}") as channel:
+            await channel.get_exchange(exchange, ensure=True)  # passive declare: 404 if missing
+        self._known_exchanges.add(exchange)
+
+    async def publish(self, exchange: str, routing_key: str, messages: Sequence[OutgoingMessage]) -> None:
+        """Publish all ``messages`` concurrently (persistent, mandatory) and return once the broker
+        confirmed every one; otherwise raise BusError — some of them may have been delivered, so the
+        caller's retry must be safe to duplicate."""
+        if not messages:
+            return
+        self._require(self._publishing)
+        await self._check_exchange(exchange)
+        try:
+            async with asyncio.timeout(self._publish_timeout_s):
+                channel = await self._publisher_channel()
+                target = (
+                    channel.default_exchange
+                    if exchange == ""
+                    else await channel.get_exchange(exchange, ensure=False)
+                )
+                results = await asyncio.gather(
+                    *(
+                        target.publish(
+                            aio_pika.Message(
+                                body=message.body,
+                                message_id=message.message_id,
+                                content_type=message.content_type,
+                                headers=dict(message.headers),
+                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                            ),
+                            routing_key,
+                            mandatory=True,
+                        )
+                        for message in messages
+                    ),
+                    return_exceptions=True,
+                )
+        except _BROKER_ERRORS as exc:
+            self._known_exchanges.discard(exchange)  # check it again next time
+            raise BusError(
+                f"publish of {len(messages)} message(s) to {exchange!r}/{routing_key!r} failed: {exc!r}"
+            ) from exc
+        failures = [result for result in results if not isinstance(result, aiormq.spec.Basic.Ack)]
+        if failures:
+            self._known_exchanges.discard(exchange)
+            first = failures[0]
+            raise BusError(
+                f"{len(failures)} of {len(messages)} message(s) to {exchange!r}/{routing_key!r} "
+                f"not confirmed: {first!r}"
+            ) from (first if isinstance(first, BaseException) else None)
+
+    # --- consuming ------------------------------------------------------------------------------
+
+    async def consume(self, queue: str, *, prefetch: int) -> AsyncIterator[IncomingMessage]:
+        """Deliveries of ``queue`` on a dedicated robust channel with ``basic.qos(prefetch)`` and
+        manual acknowledgement. Closing the generator cancels the consumer and closes its channel:
+        whatever it left unsettled goes back to the queue, redelivered."""
+        # Check the queue on a throwaway channel first: a 404 on the robust channel would make
+        # aio-pika start restoring the very channel we are about to close.
+        await self.queue_depth(queue)
+        connection = self._require(self._consuming)
+        try:
+            async with asyncio.timeout(self._publish_timeout_s):
+                channel = connection.channel(publisher_confirms=False)
+                await channel.initialize()
+        except _BROKER_ERRORS as exc:
+            raise BusError(f"cannot open a consumer channel for {queue!r}: {exc!r}") from exc
+        self._consumer_channels.add(channel)
+        iterator = None
+        try:
+            try:
+                async with asyncio.timeout(self._publish_timeout_s):
+                    await channel.set_qos(prefetch_count=prefetch)
+                    amqp_queue = await channel.declare_queue(queue, passive=True)
+                    iterator = amqp_queue.iterator(no_ack=False)
+                    await iterator.consume()  # basic.consume now, not on the first __anext__
+            except _BROKER_ERRORS as exc:
+                raise BusError(f"cannot consume from {queue!r}: {exc!r}") from exc
+            log.info("rabbit.consuming", queue=queue, prefetch=prefetch)
+            async for message in iterator:
+                yield RabbitDelivery(message)
+        finally:
+            if iterator is not None:
+                await self._quietly("consumer.cancel", iterator.close())
+            self._consumer_channels.discard(channel)
+            if not channel.is_closed:
+                await self._quietly("consumer_channel.close", channel.close())
+            log.info("rabbit.consumer_closed", queue=queue)
+
+    # --- admin ----------------------------------------------------------------------------------
+
+    async def queue_depth(self, queue: str) -> int:
+        """Messages ready in ``queue`` (passive declare), not counting unacknowledged ones. A missing
+        queue is a BusError, not 0: a metric should not hide a missing queue."""
+        async with self._admin_channel(f"queue_depth({queue!r})") as channel:
+            declared = await channel.declare_queue(queue, passive=True)
+            result = declared.declaration_result
+            return int(result.message_count or 0)
+
+    async def purge(self, queue: str) -> int:
+        """Drop every ready message of ``queue`` (tests, benchmarks); returns how many."""
+        async with self._admin_channel(f"purge({queue!r})") as channel:
+            target = await channel.get_queue(queue, ensure=False)
+            result = await target.purge()
+            return int(result.message_count or 0)
+
+    async def delete_queue(self, queue: str) -> None:
+        """Delete ``queue`` whether or not it is empty or consumed (tests, benchmarks)."""
+        async with self._admin_channel(f"delete_queue({queue!r})") as channel:
+            await channel.queue_delete(queue)
+
+    async def delete_exchange(self, exchange: str) -> None:
+        """Delete ``exchange`` (tests, benchmarks)."""
+        async with self._admin_channel(f"delete_exchange({exchange!r})") as channel:
+            self._known_exchanges.discard(exchange)
+            await channel.exchange_delete(exchange)

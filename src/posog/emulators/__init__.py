@@ -1,0 +1,1 @@
+"""Stand-ins for СМЭВ/ЕПГУ and ИАС МКГУ, for demos and tests."""

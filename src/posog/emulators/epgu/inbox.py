@@ -1,0 +1,99 @@
+"""Receiving ГЭПС notifications into the emulated Госуслуги inbox: idempotent by notification_id."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from posog.core.bus import MessageBus, batches
+from posog.core.clock import Clock
+from posog.core.db import Database
+from posog.core.pii import PiiCipher
+from posog.emulators.epgu.model import InboxNotification
+from posog.module.contracts import GepsNotification
+
+log = structlog.get_logger(__name__)
+
+
+class EpguInbox:
+    def __init__(self, db: Database, cipher: PiiCipher, clock: Clock) -> None:
+        self._db = db
+        self._cipher = cipher
+        self._clock = clock
+
+    async def receive(self, bodies: Sequence[bytes]) -> list[bool]:
+        """Store notifications; returns per body whether it was well-formed. Duplicates are counted,
+        not stored twice."""
+        parsed: list[GepsNotification | None] = []
+        for body in bodies:
+            try:
+                parsed.append(GepsNotification.model_validate_json(body))
+            except ValidationError:
+                parsed.append(None)
+        good = [n for n in parsed if n is not None]
+        async with self._db.uow() as uow:
+            ids = list({n.notification_id for n in good})
+            known = set(
+                (
+                    await uow.session.execute(
+                        select(InboxNotification.notification_id).where(
+                            InboxNotification.notification_id.in_(ids)
+                        )
+                    )
+                ).scalars()
+            )
+            now = self._clock()
+            for notification in good:
+                if notification.notification_id in known:
+                    row = await uow.session.get(InboxNotification, notification.notification_id)
+                    if row is not None:
+                        row.deliveries += 1
+                    continue
+                known.add(notification.notification_id)
+                key_id, sealed = self._cipher.seal(
+                    notification.model_dump_json(by_alias=True).encode(), context=notification.notification_id
+                )
+                uow.session.add(
+                    InboxNotification(
+                        notification_id=notification.notification_id,
+                        card_id=notification.card_id,
+                        recipient_key=self._cipher.snils_hash(notification.recipient.snils),
+                        pii_key_id=key_id,
+                        body=sealed,
+                        received_at=now,
+                        deliveries=1,
+                    )
+                )
+            await uow.commit()
+        return [n is not None for n in parsed]
+
+    async def consume(self, bus: MessageBus, queue: str, *, prefetch: int = 256) -> None:
+        """Drain the ГЭПС queue into the inbox until cancelled."""
+        async for batch in batches(bus.consume(queue, prefetch=prefetch), max_size=prefetch, max_wait_s=0.05):
+            results = await self.receive([m.body for m in batch])
+            for message, ok in zip(batch, results, strict=True):
+                if ok:
+                    await message.ack()
+                else:
+                    log.warning("epgu.malformed_notification")
+                    await message.reject()
+
+    async def notifications(self, *, recipient_key: str | None = None) -> list[dict[str, Any]]:
+        async with self._db.uow() as uow:
+            query = select(InboxNotification).order_by(InboxNotification.received_at)
+            if recipient_key is not None:
+                query = query.where(InboxNotification.recipient_key == recipient_key)
+            rows = (await uow.session.execute(query)).scalars().all()
+        return [
+            {
+                "deliveries": row.deliveries,
+                **GepsNotification.model_validate_json(
+                    self._cipher.open(row.pii_key_id, row.body, context=row.notification_id)
+                ).model_dump(by_alias=True),
+            }
+            for row in rows
+        ]

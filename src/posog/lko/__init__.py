@@ -1,0 +1,1 @@
+"""ЛКО ПОС ОГ — the organisation cabinet: organisation types, questionnaires, responses, reports."""

@@ -1,0 +1,55 @@
+"""The HTTP client other systems use to talk to ЛКО. In the embedded mode it is given an
+``httpx.ASGITransport`` over the ЛКО app, so the code path is the production one."""
+
+from __future__ import annotations
+
+import httpx
+
+from posog.lko.contracts import OrgType, QuestionnaireDocument, SurveyLevel
+
+
+class LkoError(Exception):
+    """ЛКО could not be reached or answered something unexpected (retry later)."""
+
+
+class LkoClient:
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+
+    async def active_questionnaire(self, type_code: str, level: SurveyLevel) -> QuestionnaireDocument | None:
+        """The questionnaire currently active for (organisation type, survey level), or None."""
+        try:
+            response = await self._http.get(
+                "/api/v1/questionnaires/active", params={"type_code": type_code, "level": level}
+            )
+        except httpx.HTTPError as exc:
+            raise LkoError(f"ЛКО unreachable: {exc.__class__.__name__}") from exc
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise LkoError(f"ЛКО answered {response.status_code} for the active questionnaire")
+        return QuestionnaireDocument.model_validate_json(response.content)
+
+    async def questionnaire_version(
+        self, questionnaire_id: str, version: int
+    ) -> QuestionnaireDocument | None:
+        """One immutable questionnaire version, or None if it does not exist."""
+        try:
+            response = await self._http.get(f"/api/v1/questionnaires/{questionnaire_id}/versions/{version}")
+        except httpx.HTTPError as exc:
+            raise LkoError(f"ЛКО unreachable: {exc.__class__.__name__}") from exc
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise LkoError(f"ЛКО answered {response.status_code} for a questionnaire version")
+        return QuestionnaireDocument.model_validate_json(response.content)
+
+    async def org_types(self) -> list[OrgType]:
+        """The organisation-type directory."""
+        try:
+            response = await self._http.get("/api/v1/org-types")
+        except httpx.HTTPError as exc:
+            raise LkoError(f"ЛКО unreachable: {exc.__class__.__name__}") from exc
+        if response.status_code != 200:
+            raise LkoError(f"ЛКО answered {response.status_code} for the organisation types")
+        return [OrgType.model_validate(item) for item in response.json()["items"]]

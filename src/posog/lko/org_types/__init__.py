@@ -1,0 +1,1 @@
+"""The organisation-type directory (справочник типов организаций): the key that picks a questionnaire."""

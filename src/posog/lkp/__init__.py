@@ -1,0 +1,1 @@
+"""ЛКП ПОС ОГ — the citizen survey pages (Block 2)."""

@@ -1,0 +1,1 @@
+"""Модуль оценки качества — the core: service cards, survey links, notifications, ИАС export."""

@@ -1,0 +1,380 @@
+"""Intake of ОГ facts (SPEC §3): validate, dedupe by card_id, store the card with its personal data
+sealed, issue the link and its notification — all in one transaction per batch.
+
+The handler is idempotent, so the bus may deliver at least once: a redelivered fact finds its card
+and changes nothing; a different payload under a known card_id is recorded as a conflict."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import structlog
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from posog.core.clock import Clock, today
+from posog.core.db import Database
+from posog.core.pii import PiiCipher
+from posog.module.contracts import FactContext, FactProblem, OgFact, Recipient, validate_fact
+from posog.module.intake.model import (
+    CARD_LATE,
+    CARD_LINKED,
+    CARD_WAITING,
+    REDRIVEN,
+    FactConflict,
+    RejectedFact,
+    ServiceCard,
+)
+from posog.module.links.catalog import QuestionnaireCatalog
+from posog.module.links.issuing import CardForLink, issue_link
+from posog.module.links.model import SurveyLink
+from posog.module.notifications.model import OutboxMessage
+
+log = structlog.get_logger(__name__)
+
+OutcomeKind = Literal["accepted", "duplicate", "conflict", "rejected"]
+
+
+@dataclass(frozen=True)
+class RawFact:
+    """One message as received: its bytes and the AMQP message id (if any)."""
+
+    body: bytes
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: OutcomeKind
+    card_id: str | None = None
+    problems: tuple[FactProblem, ...] = ()
+    card_status: str | None = None
+
+
+@dataclass
+class IntakeStats:
+    accepted: int = 0
+    duplicate: int = 0
+    conflict: int = 0
+    rejected: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    def add(self, outcomes: Sequence[Outcome]) -> None:
+        for outcome in outcomes:
+            setattr(self, outcome.kind, getattr(self, outcome.kind) + 1)
+            for problem in outcome.problems:
+                key = str(problem)
+                self.by_reason[key] = self.by_reason.get(key, 0) + 1
+
+
+def fact_hash(fact: OgFact) -> str:
+    """The identity of a fact's content: a re-sent fact with a new СМЭВ MessageID is the same fact."""
+    canonical = fact.model_dump(mode="json", by_alias=True, exclude={"message_id"})
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _citizen_record(fact: OgFact) -> dict[str, Any]:
+    c = fact.citizen
+    return {
+        "last_name": c.last_name,
+        "first_name": c.first_name,
+        "middle_name": c.middle_name,
+        "birth_date": c.birth_date.isoformat(),
+        "snils": c.snils,
+    }
+
+
+def _card_card_id_from_raw(raw: bytes) -> str | None:
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    card_id = value.get("card_id") if isinstance(value, dict) else None
+    return card_id[:100] if isinstance(card_id, str) else None
+
+
+class IntakeHandler:
+    """The use case behind the intake consumer, ``posog ingest`` and ``posog facts redrive``."""
+
+    def __init__(
+        self,
+        db: Database,
+        catalog: QuestionnaireCatalog,
+        cipher: PiiCipher,
+        clock: Clock,
+        *,
+        horizon_days: int,
+        lkp_base_url: str,
+    ) -> None:
+        self._db = db
+        self._catalog = catalog
+        self._cipher = cipher
+        self._clock = clock
+        self._horizon_days = horizon_days
+        self._lkp_base_url = lkp_base_url
+
+    async def handle(
+        self, messages: Sequence[RawFact], *, redrive_of: Sequence[str] | None = None
+    ) -> list[Outcome]:
+        """Apply a batch of raw facts in one transaction; returns one outcome per message, in order.
+        Retries the batch once if a concurrent worker inserted the same card_id meanwhile."""
+        for attempt in range(3):
+            try:
+                return await self._handle_once(messages, redrive_of=redrive_of)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                log.info("intake.batch_retry_after_race", size=len(messages))
+        raise AssertionError("unreachable")
+
+    async def _handle_once(
+        self, messages: Sequence[RawFact], *, redrive_of: Sequence[str] | None
+    ) -> list[Outcome]:
+        now = self._clock()
+        context = FactContext(
+            today=today(self._clock),
+            horizon_days=self._horizon_days,
+            known_types=await self._catalog.known_types(),
+        )
+        parsed: list[OgFact | list[FactProblem]] = [validate_fact(m.body, context) for m in messages]
+        outcomes: list[Outcome | None] = [None] * len(messages)
+
+        valid = {i: p for i, p in enumerate(parsed) if isinstance(p, OgFact)}
+        hashes = {i: fact_hash(f) for i, f in valid.items()}
+        async with self._db.uow() as uow:
+            session = uow.session
+            existing: dict[str, tuple[str, str]] = {}
+            card_ids = list({f.card_id for f in valid.values()})
+            for chunk_start in range(0, len(card_ids), 500):
+                chunk = card_ids[chunk_start : chunk_start + 500]
+                rows = await session.execute(
+                    select(ServiceCard.card_id, ServiceCard.payload_hash, ServiceCard.status).where(
+                        ServiceCard.card_id.in_(chunk)
+                    )
+                )
+                existing.update({r.card_id: (r.payload_hash, r.status) for r in rows})
+
+            cards: list[dict[str, Any]] = []
+            links: list[dict[str, Any]] = []
+            outbox: list[dict[str, Any]] = []
+            conflicts: dict[tuple[str, str], dict[str, Any]] = {}
+            for i, fact in valid.items():
+                known = existing.get(fact.card_id)
+                if known is not None:
+                    if known[0] == hashes[i]:
+                        outcomes[i] = Outcome("duplicate", fact.card_id, card_status=known[1])
+                    else:
+                        if (fact.card_id, hashes[i]) not in conflicts:
+                            row = self._conflict_row(fact, hashes[i], messages[i], now)
+                            row["differing_fields"] = await self._differing_fields(session, fact)
+                            conflicts[(fact.card_id, hashes[i])] = row
+                        outcomes[i] = Outcome("conflict", fact.card_id)
+                    continue
+                card, link = await self._new_card(fact, hashes[i], now)
+                existing[fact.card_id] = (hashes[i], card["status"])
+                cards.append(card)
+                if link is not None:
+                    links.append(link.link_row)
+                    outbox.append(link.outbox_row)
+                outcomes[i] = Outcome("accepted", fact.card_id, card_status=card["status"])
+
+            rejected: list[dict[str, Any]] = []
+            for i, result in enumerate(parsed):
+                if isinstance(result, list):
+                    outcomes[i] = Outcome("rejected", _card_card_id_from_raw(messages[i].body), tuple(result))
+                    if redrive_of is None:
+                        rejected.append(self._rejected_row(messages[i], result, now))
+
+            if cards:
+                await session.execute(insert(ServiceCard), cards)
+            if links:
+                await session.execute(insert(SurveyLink), links)
+                await session.execute(insert(OutboxMessage), outbox)
+            if conflicts:
+                await self._insert_ignoring(
+                    session, FactConflict, list(conflicts.values()), ["card_id", "payload_hash"]
+                )
+            if rejected:
+                await self._insert_ignoring(session, RejectedFact, rejected, ["raw_hash"])
+            if redrive_of is not None:
+                await self._record_redrive(session, redrive_of, outcomes, now)
+            await uow.commit()
+
+        final = [o for o in outcomes if o is not None]
+        assert len(final) == len(messages)
+        for outcome in final:
+            if outcome.kind == "rejected":
+                # Reasons name fields only; the payload (with its personal data) is never logged.
+                log.warning(
+                    "intake.fact_rejected",
+                    card_id=outcome.card_id,
+                    reasons=[str(p) for p in outcome.problems],
+                )
+            elif outcome.kind == "conflict":
+                log.warning("intake.fact_conflict", card_id=outcome.card_id)
+        return final
+
+    async def _new_card(self, fact: OgFact, payload_hash: str, now: datetime) -> tuple[dict[str, Any], Any]:
+        org = fact.organization
+        key_id, sealed = self._cipher.seal_json(_citizen_record(fact), context=fact.card_id)
+        region = fact.resolved_region()
+        assert region is not None  # validate_fact rejects unresolved regions
+        card: dict[str, Any] = {
+            "card_id": fact.card_id,
+            "message_id": fact.message_id,
+            "payload_hash": payload_hash,
+            "survey_level": fact.survey_level,
+            "service_date": fact.service.date,
+            "service_name": fact.service.name,
+            "service_code": fact.service.code,
+            "org_name": org.name,
+            "org_address": org.address,
+            "inn": org.inn,
+            "ogrn": org.ogrn,
+            "kpp": org.kpp,
+            "type_code": org.type_code,
+            "region_code": region,
+            "pii_key_id": key_id,
+            "pii": sealed,
+            "snils_hash": self._cipher.snils_hash(fact.citizen.snils),
+            "created_at": now,
+            "updated_at": now,
+        }
+        questionnaire = await self._catalog.active(org.type_code, fact.survey_level)
+        if questionnaire is None:
+            card["status"] = CARD_WAITING
+            return card, None
+        link = issue_link(
+            CardForLink(
+                card_id=fact.card_id,
+                service_date=fact.service.date,
+                service_name=fact.service.name,
+                org_name=org.name,
+                recipient=Recipient(
+                    snils=fact.citizen.snils,
+                    last_name=fact.citizen.last_name,
+                    first_name=fact.citizen.first_name,
+                    middle_name=fact.citizen.middle_name,
+                ),
+            ),
+            questionnaire,
+            now=now,
+            lkp_base_url=self._lkp_base_url,
+            cipher=self._cipher,
+        )
+        card["status"] = CARD_LATE if link is None else CARD_LINKED
+        return card, link
+
+    async def _differing_fields(self, session: Any, fact: OgFact) -> list[str]:
+        """Which fields differ from the stored card: names only, never values."""
+        card = (
+            await session.execute(select(ServiceCard).where(ServiceCard.card_id == fact.card_id))
+        ).scalar()
+        if card is None:  # inserted earlier in this very batch
+            return []
+        org = fact.organization
+        pairs = {
+            "survey_level": (card.survey_level, fact.survey_level),
+            "service.date": (card.service_date, fact.service.date),
+            "service.name": (card.service_name, fact.service.name),
+            "service.code": (card.service_code, fact.service.code),
+            "organization.name": (card.org_name, org.name),
+            "organization.address": (card.org_address, org.address),
+            "organization.inn": (card.inn, org.inn),
+            "organization.ogrn": (card.ogrn, org.ogrn),
+            "organization.kpp": (card.kpp, org.kpp),
+            "organization.type_code": (card.type_code, org.type_code),
+            "organization.region_code": (card.region_code, fact.resolved_region()),
+        }
+        differing = [name for name, (old, new) in pairs.items() if old != new]
+        if card.pii is not None and card.pii_key_id is not None:
+            stored = self._cipher.open_json(card.pii_key_id, card.pii, context=card.card_id)
+            new = _citizen_record(fact)
+            differing += [f"citizen.{key}" for key in sorted(new) if stored.get(key) != new[key]]
+        return differing
+
+    def _conflict_row(self, fact: OgFact, payload_hash: str, raw: RawFact, now: datetime) -> dict[str, Any]:
+        key_id, sealed = self._cipher.seal(raw.body, context=f"conflict:{fact.card_id}")
+        return {
+            "card_id": fact.card_id,
+            "message_id": fact.message_id,
+            "payload_hash": payload_hash,
+            "differing_fields": [],
+            "pii_key_id": key_id,
+            "payload": sealed,
+            "received_at": now,
+        }
+
+    def _rejected_row(self, raw: RawFact, problems: list[FactProblem], now: datetime) -> dict[str, Any]:
+        raw_hash = hashlib.sha256(raw.body).hexdigest()
+        key_id, sealed = self._cipher.seal(raw.body, context=f"rejected:{raw_hash}")
+        return {
+            "raw_hash": raw_hash,
+            "message_id": (raw.message_id or "")[:100] or None,
+            "card_id": _card_card_id_from_raw(raw.body),
+            "reasons": [{"field": p.field, "reason": p.reason} for p in problems],
+            "pii_key_id": key_id,
+            "payload": sealed,
+            "status": "rejected",
+            "attempts": 1,
+            "received_at": now,
+            "updated_at": now,
+        }
+
+    async def _record_redrive(
+        self, session: Any, rejected_ids: Sequence[str], outcomes: Sequence[Outcome | None], now: datetime
+    ) -> None:
+        for rejected_id, outcome in zip(rejected_ids, outcomes, strict=True):
+            assert outcome is not None
+            values: dict[str, Any] = {"attempts": RejectedFact.attempts + 1, "updated_at": now}
+            if outcome.kind == "rejected":
+                values["reasons"] = [{"field": p.field, "reason": p.reason} for p in outcome.problems]
+            else:
+                values["status"] = REDRIVEN
+            await session.execute(update(RejectedFact).where(RejectedFact.id == rejected_id).values(**values))
+
+    async def _insert_ignoring(
+        self, session: Any, model: Any, rows: list[dict[str, Any]], conflict_columns: list[str]
+    ) -> None:
+        """INSERT … ON CONFLICT DO NOTHING on both dialects: the same rejection twice is one record."""
+        if self._db.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+        statement = dialect_insert(model).on_conflict_do_nothing(index_elements=conflict_columns)
+        await session.execute(statement, rows)
+
+    # --- Operators -------------------------------------------------------------------------------
+
+    async def redrive(self, rejected_ids: Sequence[str]) -> list[Outcome]:
+        """Feed stored rejected facts through the handler again (after the directory or the sender
+        fixed what was wrong). Accepted ones are marked ``redriven``; others get their new reasons."""
+        async with self._db.uow() as uow:
+            rows = (
+                (
+                    await uow.session.execute(
+                        select(RejectedFact).where(RejectedFact.id.in_(list(rejected_ids)))
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            found = {row.id: row for row in rows}
+        missing = [i for i in rejected_ids if i not in found]
+        if missing:
+            raise KeyError(", ".join(missing))
+        raws = [
+            RawFact(
+                self._cipher.open(
+                    found[i].pii_key_id, found[i].payload, context=f"rejected:{found[i].raw_hash}"
+                ),
+                found[i].message_id,
+            )
+            for i in rejected_ids
+        ]
+        return await self.handle(raws, redrive_of=list(rejected_ids))

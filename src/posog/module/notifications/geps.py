@@ -1,0 +1,51 @@
+"""The ГЭПС notification text (SPEC §4): what the citizen reads in the Госуслуги inbox."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from posog.core.clock import MOSCOW
+from posog.module.contracts import GepsNotification, Recipient
+
+_MONTHS = (
+    "января", "февраля", "марта", "апреля", "мая", "июня",
+    "июля", "августа", "сентября", "октября", "ноября", "декабря",
+)  # fmt: skip
+
+TITLE = "Оцените качество оказанной услуги"
+
+
+def russian_date(day: date) -> str:
+    return f"{day.day} {_MONTHS[day.month - 1]} {day.year} г."
+
+
+def build_notification(
+    *,
+    card_id: str,
+    recipient: Recipient,
+    org_name: str,
+    service_name: str | None,
+    service_date: date,
+    link: str,
+    expires_at: datetime,
+) -> GepsNotification:
+    """The notification for one card; ``notification_id`` is fresh and lets ЕПГУ drop duplicates."""
+    addressee = " ".join(part for part in (recipient.first_name, recipient.middle_name) if part)
+    service = f"услугу «{service_name}»" if service_name else "государственную (муниципальную) услугу"
+    deadline = russian_date(expires_at.astimezone(MOSCOW).date())
+    text = (
+        f"Здравствуйте, {addressee}! {russian_date(service_date)} вы получили {service} "
+        f"в организации {org_name}. Пожалуйста, оцените качество её предоставления — это займёт "
+        f"не больше двух минут: {link}. Опрос доступен до {deadline} включительно. "
+        "Ссылка персональная, не передавайте её другим."
+    )
+    return GepsNotification(
+        notification_id=str(uuid.uuid4()),
+        card_id=card_id,
+        recipient=recipient,
+        title=TITLE,
+        text=text,
+        link=link,
+        expires_at=expires_at.astimezone(MOSCOW).isoformat(),
+    )

@@ -1,0 +1,33 @@
+"""The transactional outbox: messages written in the same transaction as the link they announce."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from posog.core.db import Base, UTCDateTime
+
+TOPIC_GEPS = "geps.notification"
+
+
+class OutboxMessage(Base):
+    """One message to publish. The body is sealed: a ГЭПС notification carries ФИО and СНИЛС."""
+
+    __tablename__ = "module_outbox"
+    __table_args__ = (Index("ix_module_outbox_due", "sent_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    message_id: Mapped[str] = mapped_column(String(36), unique=True)
+    topic: Mapped[str] = mapped_column(String(40))
+    card_id: Mapped[str] = mapped_column(String(100), index=True)
+    pii_key_id: Mapped[str] = mapped_column(String(40))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,119 @@
+"""The one configuration object of ПОС ОГ, read from the environment (prefix ``POSOG_``) and ``.env``."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Development-only secrets: usable out of the box for `make demo` and the tests, refused in production.
+DEV_PII_KEYS = {"dev1": base64.b64encode(b"posog-development-pii-key-32byte").decode()}
+DEV_SNILS_HASH_KEY = "posog-development-snils-hash-key"
+DEV_SERVICE_KEYS = {
+    "module": "dev-module-key",
+    "lkp": "dev-lkp-key",
+    "analytics": "dev-analytics-key",
+}
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Built by the caller (CLI, tests), never at import time."""
+
+    model_config = SettingsConfigDict(env_prefix="POSOG_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    var_dir: Path = Path("var")
+    database_url: str | None = None
+    amqp_url: str | None = None
+    db_pool_size: int = 10
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    # Messaging (SPEC §3, §4)
+    facts_queue: str = "posog.og.facts"
+    facts_dead_letter_exchange: str = "posog.og.facts.dlx"
+    facts_dead_letter_queue: str = "posog.og.facts.dead"
+    geps_exchange: str = "posog.geps"
+    geps_routing_key: str = "notification"
+    geps_inbox_queue: str = "posog.geps.epgu"
+    consumer_prefetch: int = Field(default=512, ge=1, le=10_000)
+    intake_batch_size: int = Field(default=256, ge=1, le=5_000)
+    intake_batch_wait_ms: int = Field(default=20, ge=0, le=5_000)
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    relay_idle_sleep_ms: int = Field(default=200, ge=1)
+    relay_max_backoff_s: float = 60.0
+    reconnect_max_backoff_s: float = 30.0
+
+    # Intake rules
+    fact_horizon_days: int = Field(default=365, ge=1)
+    default_validity_days: int = Field(default=30, ge=1)
+    pii_retention_days: int = Field(default=90, ge=0)
+    timezone: str = "Europe/Moscow"
+
+    # Personal-data protection (SPEC §10)
+    pii_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    pii_active_key: str | None = None
+    snils_hash_key: SecretStr | None = None
+
+    # Systems and their addresses. Unset URLs mean "the same process" (embedded mode).
+    lkp_base_url: str = "http://127.0.0.1:8000/lkp"
+    lko_url: str | None = None
+    questionnaire_cache_s: float = 5.0
+    service_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @field_validator("pii_keys")
+    @classmethod
+    def _keys_are_aes256(cls, keys: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for key_id, key in keys.items():
+            try:
+                raw = base64.b64decode(key.get_secret_value(), validate=True)
+            except ValueError as exc:
+                raise ValueError(f"POSOG_PII_KEYS[{key_id}] is not valid base64") from exc
+            if len(raw) != 32:
+                raise ValueError(f"POSOG_PII_KEYS[{key_id}] must be 32 bytes (AES-256), got {len(raw)}")
+        return keys
+
+    @model_validator(mode="after")
+    def _secrets_or_development_defaults(self) -> Settings:
+        if self.env == "production":
+            missing = [
+                name
+                for name, value in (
+                    ("POSOG_PII_KEYS", self.pii_keys),
+                    ("POSOG_SNILS_HASH_KEY", self.snils_hash_key),
+                    ("POSOG_SERVICE_KEYS", self.service_keys),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"refusing to start in production without {', '.join(missing)}")
+            if self.snils_hash_key and self.snils_hash_key.get_secret_value() == DEV_SNILS_HASH_KEY:
+                raise ValueError("refusing to start in production with the development СНИЛС hash key")
+        else:
+            if not self.pii_keys:
+                self.pii_keys = {k: SecretStr(v) for k, v in DEV_PII_KEYS.items()}
+            if self.snils_hash_key is None:
+                self.snils_hash_key = SecretStr(DEV_SNILS_HASH_KEY)
+            if not self.service_keys:
+                self.service_keys = {k: SecretStr(v) for k, v in DEV_SERVICE_KEYS.items()}
+        if self.pii_active_key is None:
+            self.pii_active_key = sorted(self.pii_keys)[-1]
+        if self.pii_active_key not in self.pii_keys:
+            raise ValueError(f"POSOG_PII_ACTIVE_KEY={self.pii_active_key} is not among POSOG_PII_KEYS")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database to use: the configured one, or the embedded SQLite file under ``var/``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.var_dir / 'posog.sqlite3').resolve()}"
+
+    @property
+    def embedded(self) -> bool:
+        return self.amqp_url is None

@@ -1,0 +1,145 @@
+"""Shared fixtures: settings, databases (a fresh, migrated one per test: SQLite file or PostgreSQL
+database), RabbitMQ availability, and the suite-wide check that no test citizen's personal data
+reaches any log line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from posog.core.logging import configure_logging
+from posog.core.migrate import upgrade
+from posog.settings import Settings
+
+PG_ADMIN_DSN = os.environ.get("POSOG_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_URL = os.environ.get("POSOG_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+LOG_DIR = Path("test-output/logs")
+
+
+# --- The suite's logs, kept for the personal-data check ---------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    configure_logging("DEBUG")
+    handler = logging.FileHandler(LOG_DIR / "suite.log", mode="w", encoding="utf-8")
+    handler.setLevel(logging.DEBUG)
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.DEBUG)
+
+
+# Every citizen a test creates is registered here; the last test of the session scans all logs.
+SEEN_CITIZENS: list[dict[str, str]] = []
+
+
+def remember_citizen(citizen: dict[str, str]) -> None:
+    SEEN_CITIZENS.append(citizen)
+
+
+def pii_needles() -> set[str]:
+    needles: set[str] = set()
+    for c in SEEN_CITIZENS:
+        digits = re.sub(r"\D", "", c["snils"])
+        needles.update({digits, c["snils"], f"{digits[:3]}-{digits[3:6]}-{digits[6:9]} {digits[9:]}"})
+        needles.add(c["birth_date"])
+        needles.add(f"{c['last_name']} {c['first_name']}")
+    return {n for n in needles if n}
+
+
+# --- Services ---------------------------------------------------------------------------------------------
+
+
+def _unavailable(what: str, error: Exception) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is required in CI and is not reachable: {error}")
+    pytest.skip(f"{what} not reachable here ({error}); CI runs this test")
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    async def probe() -> None:
+        import aio_pika
+
+        connection = await aio_pika.connect(AMQP_URL, timeout=5)
+        await connection.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:
+        _unavailable("RabbitMQ", exc)
+    return AMQP_URL
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database, migrated with Alembic, dropped afterwards."""
+    name = f"posog_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    except Exception as exc:
+        _unavailable("PostgreSQL", exc)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    await upgrade(url)
+    yield url
+    admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'posog.sqlite3'}"
+    await upgrade(url)
+    return url
+
+
+@pytest.fixture
+def test_settings(tmp_path: Path) -> Iterator[Settings]:
+    return Settings(env="test", var_dir=tmp_path, _env_file=None)  # type: ignore[call-arg]
+
+
+def scan_logs_for_pii(paths: list[Path], needles: set[str]) -> list[str]:
+    """Lines of the given log files that contain any needle (reported without the needle itself)."""
+    leaks: list[str] = []
+    for path in paths:
+        if not path.exists():
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if any(needle in line for needle in needles):
+                leaks.append(f"{path}:{number}")
+    return leaks
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The suite fails if any log line of any test (or worker process) holds a test citizen's СНИЛС,
+    name or birth date."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    needles = pii_needles()
+    if not needles:
+        return
+    leaks = scan_logs_for_pii(sorted(LOG_DIR.glob("*.log")), needles)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if leaks:
+        if reporter is not None:
+            reporter.write_line(f"PERSONAL DATA IN LOGS at {len(leaks)} line(s): {leaks[:10]}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif reporter is not None:
+        reporter.write_line(
+            f"Personal-data log check: {len(SEEN_CITIZENS)} test citizens, no trace in "
+            f"{len(list(LOG_DIR.glob('*.log')))} log file(s)."
+        )

@@ -1,0 +1,118 @@
+"""Test helpers: a whole stack on either backend, and waiting for conditions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy import func, select
+
+from posog.bootstrap import System, bootstrap
+from posog.core.migrate import upgrade
+from posog.lko.seed import seed_defaults
+from posog.settings import Settings
+from tests.conftest import AMQP_URL, PG_ADMIN_DSN, _unavailable
+
+BACKENDS = ("embedded", "production")
+
+
+async def create_pg_database() -> str:
+    name = f"posog_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    except Exception as exc:
+        _unavailable("PostgreSQL", exc)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+
+async def drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def stack_settings(backend: str, tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
+    suffix = uuid.uuid4().hex[:8]
+    values: dict[str, Any] = {
+        "env": "test",
+        "var_dir": tmp_path,
+        "database_url": database_url,
+        "facts_queue": f"test.{suffix}.facts",
+        "facts_dead_letter_exchange": f"test.{suffix}.facts.dlx",
+        "facts_dead_letter_queue": f"test.{suffix}.facts.dead",
+        "geps_exchange": f"test.{suffix}.geps",
+        "geps_inbox_queue": f"test.{suffix}.geps.epgu",
+        "relay_idle_sleep_ms": 20,
+        "lkp_base_url": "https://lkp.test/lkp",
+    }
+    if backend == "production":
+        values["amqp_url"] = AMQP_URL
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@contextlib.asynccontextmanager
+async def stack(backend: str, tmp_path: Path, **overrides: Any) -> AsyncIterator[System]:
+    """A migrated, seeded system on SQLite + in-process bus ("embedded") or PostgreSQL + RabbitMQ
+    ("production"), with queue names of its own; everything removed afterwards."""
+    if backend == "production":
+        database_url = await create_pg_database()
+    else:
+        database_url = f"sqlite+aiosqlite:///{tmp_path / 'posog.sqlite3'}"
+    settings = stack_settings(backend, tmp_path, database_url, **overrides)
+    try:
+        await upgrade(database_url)
+        system = bootstrap(settings)
+        await seed_defaults(system.db)
+        if backend == "production":
+            try:
+                await system.start_bus()
+            except Exception as exc:
+                _unavailable("RabbitMQ", exc)
+        else:
+            await system.start_bus()
+        try:
+            yield system
+        finally:
+            if backend == "production":
+                bus: Any = system.bus
+                for queue in (
+                    settings.facts_queue,
+                    settings.facts_dead_letter_queue,
+                    settings.geps_inbox_queue,
+                ):
+                    with contextlib.suppress(Exception):
+                        await bus.delete_queue(queue)
+            await system.close()
+    finally:
+        if backend == "production":
+            await drop_pg_database(database_url)
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[bool]], *, timeout: float = 120.0, interval: float = 0.1, what: str = ""
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await condition():
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+
+
+async def count(system: System, model: Any, *where: Any) -> int:
+    async with system.db.uow() as uow:
+        return int(await uow.session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
