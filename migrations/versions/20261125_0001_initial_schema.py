@@ -34,9 +34,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("emulators_epgu_inbox", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_emulators_epgu_inbox_card_id"), ["card_id"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_emulators_epgu_inbox_recipient_key"), ["recipient_key"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_emulators_epgu_inbox_recipient_key"), ["recipient_key"], unique=False)
 
     op.create_table(
         "lko_org_types",
@@ -66,9 +64,7 @@ def upgrade() -> None:
 
     op.create_table(
         "module_outbox",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("message_id", sa.String(length=36), nullable=False),
         sa.Column("topic", sa.String(length=40), nullable=False),
         sa.Column("card_id", sa.String(length=100), nullable=False),
@@ -135,13 +131,9 @@ def upgrade() -> None:
     with op.batch_alter_table("module_service_cards", schema=None) as batch_op:
         batch_op.create_index("ix_module_service_cards_created", ["created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_module_service_cards_inn"), ["inn"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_module_service_cards_region_code"), ["region_code"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_module_service_cards_region_code"), ["region_code"], unique=False)
         batch_op.create_index(batch_op.f("ix_module_service_cards_snils_hash"), ["snils_hash"], unique=False)
-        batch_op.create_index(
-            "ix_module_service_cards_waiting", ["type_code", "survey_level", "status"], unique=False
-        )
+        batch_op.create_index("ix_module_service_cards_waiting", ["type_code", "survey_level", "status"], unique=False)
 
     op.create_table(
         "module_survey_links",
@@ -178,16 +170,12 @@ def upgrade() -> None:
         sa.Column("active_version", sa.Integer(), nullable=True),
         sa.Column("created_at", posog.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", posog.core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.CheckConstraint(
-            "level IN ('federal', 'regional', 'municipal')", name=op.f("ck_lko_questionnaires_level")
-        ),
+        sa.CheckConstraint("level IN ('federal', 'regional', 'municipal')", name=op.f("ck_lko_questionnaires_level")),
         sa.CheckConstraint(
             "status <> 'active' OR active_version IS NOT NULL",
             name=op.f("ck_lko_questionnaires_active_has_version"),
         ),
-        sa.CheckConstraint(
-            "status IN ('draft', 'active', 'withdrawn')", name=op.f("ck_lko_questionnaires_status")
-        ),
+        sa.CheckConstraint("status IN ('draft', 'active', 'withdrawn')", name=op.f("ck_lko_questionnaires_status")),
         sa.ForeignKeyConstraint(
             ["type_code"],
             ["lko_org_types.code"],

@@ -66,9 +66,7 @@ def make_lko_http(settings: Settings, db: Database) -> httpx.AsyncClient:
     from posog.lko.api import create_app
 
     transport = httpx.ASGITransport(app=create_app(db, settings))
-    return httpx.AsyncClient(
-        transport=transport, base_url="http://lko.internal", headers=headers, timeout=10.0
-    )
+    return httpx.AsyncClient(transport=transport, base_url="http://lko.internal", headers=headers, timeout=10.0)
 
 
 @dataclass

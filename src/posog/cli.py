@@ -24,9 +24,7 @@ from posog.module.intake.handlers import IntakeStats, RawFact
 from posog.module.intake.model import RejectedFact
 from posog.settings import Settings
 
-app = typer.Typer(
-    help="ПОС ОГ — оценка качества государственных и муниципальных услуг.", no_args_is_help=True
-)
+app = typer.Typer(help="ПОС ОГ — оценка качества государственных и муниципальных услуг.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 facts_app = typer.Typer(help="Rejected facts: list, inspect, re-drive.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -186,9 +184,7 @@ def facts_rejected(
 @facts_app.command("show")
 def facts_show(
     rejected_id: Annotated[str, typer.Argument(help="Id from 'posog facts rejected'")],
-    reveal: Annotated[
-        bool, typer.Option(help="Print the whole payload, personal data included (audited use)")
-    ] = False,
+    reveal: Annotated[bool, typer.Option(help="Print the whole payload, personal data included (audited use)")] = False,
 ) -> None:
     """One rejected fact: reasons and the payload with personal data masked (unless --reveal)."""
 
@@ -212,9 +208,7 @@ def facts_show(
             payload = raw.decode("utf-8", "replace")
         if not reveal and isinstance(payload, dict) and isinstance(payload.get("citizen"), dict):
             payload["citizen"] = {k: "***" for k in payload["citizen"]}
-        typer.echo(
-            json.dumps(payload, ensure_ascii=False, indent=2) if not isinstance(payload, str) else payload
-        )
+        typer.echo(json.dumps(payload, ensure_ascii=False, indent=2) if not isinstance(payload, str) else payload)
 
     _run(main())
 
@@ -233,11 +227,7 @@ def facts_redrive(
             if all_:
                 async with system.db.uow() as uow:
                     chosen = list(
-                        (
-                            await uow.session.execute(
-                                select(RejectedFact.id).where(RejectedFact.status == "rejected")
-                            )
-                        )
+                        (await uow.session.execute(select(RejectedFact.id).where(RejectedFact.status == "rejected")))
                         .scalars()
                         .all()
                     )

@@ -28,9 +28,7 @@ from posog.module.notifications.model import OutboxMessage
 from posog.settings import Settings
 
 
-async def run_demo(
-    settings: Settings, *, facts: int, reset: bool, invalid_share: float, console: Console
-) -> None:
+async def run_demo(settings: Settings, *, facts: int, reset: bool, invalid_share: float, console: Console) -> None:
     if reset and settings.database_url is None and settings.var_dir.exists():
         shutil.rmtree(settings.var_dir)
     system = bootstrap(settings)
@@ -48,18 +46,14 @@ async def run_demo(
     ]
     try:
         invalid = int(facts * invalid_share)
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
-        ) as progress:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as progress:
             publish = progress.add_task("СМЭВ → очередь сведений ОГ", total=facts)
             for i in range(facts):
                 if i < invalid:
                     body, _ = factory.invalid_any()
                 else:
                     body = json.dumps(factory.fact(), ensure_ascii=False).encode()
-                await system.bus.publish(
-                    "", settings.facts_queue, [OutgoingMessage(body, f"demo-{already}-{i}")]
-                )
+                await system.bus.publish("", settings.facts_queue, [OutgoingMessage(body, f"demo-{already}-{i}")])
                 progress.advance(publish)
             drain = progress.add_task("Приём, ссылки, уведомления ГЭПС", total=facts)
             while True:

@@ -49,7 +49,7 @@ def spawn_worker(name: str, system: System, **env: str) -> subprocess.Popen[byte
         **env,
     }
     log = (LOG_DIR / f"worker-{name}-{uuid.uuid4().hex[:6]}.log").open("wb")
-    return subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, not awaited
+    return subprocess.Popen(
         [sys.executable, "-m", "posog.cli", "worker", name], env=environment, stdout=log, stderr=log
     )
 

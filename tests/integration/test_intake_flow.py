@@ -35,9 +35,7 @@ def _conflicting(fact: dict[str, Any], variant: int) -> dict[str, Any]:
     if variant % 3 == 0:
         changed["organization"]["name"] += " (филиал)"
     elif variant % 3 == 1:
-        changed["citizen"]["first_name"] = (
-            "Прохор" if changed["citizen"]["first_name"] != "Прохор" else "Савва"
-        )
+        changed["citizen"]["first_name"] = "Прохор" if changed["citizen"]["first_name"] != "Прохор" else "Савва"
     else:
         changed["service"]["name"] = "Иная услуга"
     return changed
@@ -99,9 +97,7 @@ async def test_facts_become_cards_links_and_notifications_exactly_once(backend: 
                 for link in (await uow.session.execute(select(SurveyLink))).scalars().all()
             }
         assert len(rejections) == 50
-        reported = sorted(
-            f"{r['field']}: {r['reason']}" for rejection in rejections for r in rejection.reasons
-        )
+        reported = sorted(f"{r['field']}: {r['reason']}" for rejection in rejections for r in rejection.reasons)
         for _, expected in invalid:
             assert expected in reported, f"rejection {expected!r} not reported"
         assert all(rejection.reasons for rejection in rejections)
@@ -158,11 +154,7 @@ async def test_personal_data_is_sealed_at_rest(backend: str, tmp_path: Path) -> 
             ):
                 for row in (await connection.exec_driver_sql(f"SELECT * FROM {table}")).all():
                     dump.append(" ".join(v.hex() if isinstance(v, bytes) else str(v) for v in row))
-                    dump.append(
-                        " ".join(
-                            v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in row
-                        )
-                    )
+                    dump.append(" ".join(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in row))
         text = "\n".join(dump)
         for fact in facts:
             c = fact["citizen"]

@@ -144,9 +144,7 @@ def make_messages(count: int, *, prefix: str = "m") -> list[OutgoingMessage]:
 
 
 @contextlib.asynccontextmanager
-async def consuming(
-    bus: MessageBus, queue: str, *, prefetch: int
-) -> AsyncIterator[AsyncIterator[IncomingMessage]]:
+async def consuming(bus: MessageBus, queue: str, *, prefetch: int) -> AsyncIterator[AsyncIterator[IncomingMessage]]:
     """``bus.consume`` closed on exit, as a worker closes it on shutdown."""
     stream = bus.consume(queue, prefetch=prefetch)
     try:
@@ -227,9 +225,7 @@ async def test_publishes_500_with_confirms_and_consumes_all(bus: MessageBus, sha
     assert await eventually_depth(bus, queue, 0) == 0
 
 
-async def test_publish_through_a_named_exchange_routes_by_binding(
-    bus: MessageBus, shared_names: Names
-) -> None:
+async def test_publish_through_a_named_exchange_routes_by_binding(bus: MessageBus, shared_names: Names) -> None:
     exchange, queue, _dlx, _dead = await declare_with_dead_letters(bus, shared_names)
 
     await bus.publish(exchange, "fact", make_messages(3))
@@ -257,9 +253,7 @@ async def test_rejected_message_is_dead_lettered_intact(bus: MessageBus, shared_
     assert await eventually_depth(bus, dead, 0) == 0
 
 
-async def test_unacked_message_of_a_closed_consumer_is_redelivered(
-    bus: MessageBus, shared_names: Names
-) -> None:
+async def test_unacked_message_of_a_closed_consumer_is_redelivered(bus: MessageBus, shared_names: Names) -> None:
     queue = await declare_queue(bus, shared_names)
     [original] = make_messages(1)
     await bus.publish("", queue, [original])
@@ -332,9 +326,7 @@ async def test_settling_twice_is_an_error(bus: MessageBus, shared_names: Names) 
             await message.reject()
 
 
-async def test_publish_to_a_missing_exchange_raises_instead_of_hanging(
-    bus: MessageBus, shared_names: Names
-) -> None:
+async def test_publish_to_a_missing_exchange_raises_instead_of_hanging(bus: MessageBus, shared_names: Names) -> None:
     queue = await declare_queue(bus, shared_names)
 
     async with asyncio.timeout(5):
@@ -395,9 +387,7 @@ async def test_topology_declares_durable_quorum_queue_with_dead_letter_exchange(
     with pytest.raises(BusError, match="inequivalent arg 'x-queue-type'"):
         await rabbit.declare(Topology(queues=[QueueSpec(queue, dead_letter_exchange=dlx, quorum=False)]))
     with pytest.raises(BusError, match="inequivalent arg 'x-dead-letter-exchange'"):
-        await rabbit.declare(
-            Topology(queues=[QueueSpec(queue, dead_letter_exchange=names.exchange("other"))])
-        )
+        await rabbit.declare(Topology(queues=[QueueSpec(queue, dead_letter_exchange=names.exchange("other"))]))
     with pytest.raises(BusError, match="inequivalent arg 'x-queue-type'"):
         await rabbit.declare(Topology(queues=[QueueSpec(dead, quorum=False)]))
     # the dead-letter exchange has its own kind (fanout), not the default direct
@@ -629,9 +619,7 @@ async def test_consumer_resumes_after_the_connection_drops(proxy: TcpProxy, name
         await bus.close()
 
 
-async def test_publish_while_the_broker_is_unreachable_raises_within_the_timeout(
-    proxy: TcpProxy, names: Names
-) -> None:
+async def test_publish_while_the_broker_is_unreachable_raises_within_the_timeout(proxy: TcpProxy, names: Names) -> None:
     await proxy.start()
     bus = RabbitBus(proxy.url, connect_timeout_s=10, publish_timeout_s=1.0, reconnect_interval_s=0.2)
     await bus.connect()

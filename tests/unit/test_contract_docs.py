@@ -13,7 +13,15 @@ def test_published_schemas_match_the_models() -> None:
 
 def test_fact_schema_names_the_required_fields() -> None:
     schema = schemas.fact_schema()
-    assert set(schema["required"]) == {"schema", "message_id", "card_id", "survey_level", "service", "organization", "citizen"}
+    assert set(schema["required"]) == {
+        "schema",
+        "message_id",
+        "card_id",
+        "survey_level",
+        "service",
+        "organization",
+        "citizen",
+    }
     citizen = schema["$defs"]["Citizen"]
     assert set(citizen["required"]) == {"last_name", "first_name", "birth_date", "snils"}
     organization = schema["$defs"]["Organization"]

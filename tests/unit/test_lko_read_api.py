@@ -72,9 +72,7 @@ async def make_client(app: FastAPI) -> AsyncIterator[ClientFactory]:
 
     def make(key: str | None = "dev-module-key", *, scheme: str = "Bearer") -> httpx.AsyncClient:
         headers = {} if key is None else {"Authorization": f"{scheme} {key}"}
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://lko", headers=headers
-        )
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lko", headers=headers)
         clients.append(client)
         return client
 
@@ -148,15 +146,11 @@ async def test_no_questionnaire_at_a_level_without_one(lko: LkoClient, http: htt
     assert await lko.active_questionnaire("mfc", "regional") is None
     assert await lko.active_questionnaire("no_such_type", "federal") is None
 
-    response = await http.get(
-        "/api/v1/questionnaires/active", params={"type_code": "mfc", "level": "municipal"}
-    )
+    response = await http.get("/api/v1/questionnaires/active", params={"type_code": "mfc", "level": "municipal"})
     assert_error(response, 404, "questionnaire_not_found")
 
 
-async def test_a_version_is_the_active_document_and_cacheable_forever(
-    lko: LkoClient, http: httpx.AsyncClient
-) -> None:
+async def test_a_version_is_the_active_document_and_cacheable_forever(lko: LkoClient, http: httpx.AsyncClient) -> None:
     active = await lko.active_questionnaire("school", "federal")
     assert active is not None
 
@@ -216,9 +210,7 @@ async def test_bad_query_is_a_422_envelope(http: httpx.AsyncClient, params: dict
 
 
 async def test_bad_level_names_the_allowed_levels(http: httpx.AsyncClient) -> None:
-    response = await http.get(
-        "/api/v1/questionnaires/active", params={"type_code": "mfc", "level": "galactic"}
-    )
+    response = await http.get("/api/v1/questionnaires/active", params={"type_code": "mfc", "level": "galactic"})
 
     assert_error(response, 422, "validation_error")
     message = response.json()["error"]["message"]
@@ -259,9 +251,7 @@ async def test_callers_are_limited_to_their_operations(make_client: ClientFactor
     assert_error(await lkp.get("/api/v1/org-types"), 403, "forbidden")
     assert (await LkoClient(lkp).active_questionnaire("mfc", "federal")) is not None
     assert len(await LkoClient(analytics).org_types()) >= len(EXPECTED_TYPE_CODES)
-    response = await analytics.get(
-        "/api/v1/questionnaires/active", params={"type_code": "mfc", "level": "federal"}
-    )
+    response = await analytics.get("/api/v1/questionnaires/active", params={"type_code": "mfc", "level": "federal"})
     assert_error(response, 403, "forbidden")
 
 
@@ -280,9 +270,7 @@ async def test_seeding_again_changes_nothing(db: Database) -> None:
     async def snapshot() -> list[tuple[object, ...]]:
         async with db.uow() as uow:
             rows = await uow.session.execute(
-                select(Questionnaire.id, Questionnaire.status, Questionnaire.updated_at).order_by(
-                    Questionnaire.id
-                )
+                select(Questionnaire.id, Questionnaire.status, Questionnaire.updated_at).order_by(Questionnaire.id)
             )
             return [tuple(row) for row in rows]
 

@@ -243,10 +243,7 @@ def test_resolve_region_unknown_code_falls_back_to_the_address() -> None:
 
 
 def test_resolve_region_address_before_kpp_and_inn() -> None:
-    assert (
-        resolve_region(region_code=None, address="ХМАО-Югра, г. Сургут", kpp="773601001", inn="7707083893")
-        == "86"
-    )
+    assert resolve_region(region_code=None, address="ХМАО-Югра, г. Сургут", kpp="773601001", inn="7707083893") == "86"
 
 
 def test_resolve_region_kpp_when_the_address_says_nothing() -> None:

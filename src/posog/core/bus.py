@@ -155,9 +155,7 @@ class _Queue:
 
 
 class _Delivery:
-    def __init__(
-        self, bus: InProcessBus, queue: _Queue, envelope: _Envelope, slots: asyncio.Semaphore
-    ) -> None:
+    def __init__(self, bus: InProcessBus, queue: _Queue, envelope: _Envelope, slots: asyncio.Semaphore) -> None:
         self._bus = bus
         self._queue = queue
         self._envelope = envelope

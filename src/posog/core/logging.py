@@ -12,9 +12,7 @@ from typing import Any
 import structlog
 
 _SNILS = re.compile(r"\b\d{3}[- ]?\d{3}[- ]?\d{3}[- ]?\d{2}\b")
-_PII_KEYS = frozenset(
-    {"snils", "last_name", "first_name", "middle_name", "birth_date", "citizen", "recipient", "fio"}
-)
+_PII_KEYS = frozenset({"snils", "last_name", "first_name", "middle_name", "birth_date", "citizen", "recipient", "fio"})
 
 
 def _mask(value: Any) -> Any:
@@ -27,9 +25,7 @@ def _mask(value: Any) -> Any:
     return value
 
 
-def redact_personal_data(
-    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
+def redact_personal_data(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event_dict):
         event_dict[key] = "***" if key in _PII_KEYS else _mask(event_dict[key])
     return event_dict
@@ -49,9 +45,7 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
         "faker",
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

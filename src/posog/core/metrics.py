@@ -16,11 +16,7 @@ INTAKE_BATCH_SECONDS = Histogram(
 )
 INTAKE_FAILURES = Counter("posog_intake_failures_total", "Intake batches that failed and were requeued")
 QUEUE_DEPTH = Gauge("posog_queue_depth", "Messages waiting in a queue", ["queue"])
-OUTBOX_PUBLISHED = Counter(
-    "posog_outbox_published_total", "Outbox messages published with confirms", ["topic"]
-)
-OUTBOX_FAILURES = Counter(
-    "posog_outbox_publish_failures_total", "Outbox publishes that failed and will be retried"
-)
+OUTBOX_PUBLISHED = Counter("posog_outbox_published_total", "Outbox messages published with confirms", ["topic"])
+OUTBOX_FAILURES = Counter("posog_outbox_publish_failures_total", "Outbox publishes that failed and will be retried")
 OUTBOX_BACKLOG = Gauge("posog_outbox_backlog", "Outbox messages not yet published")
 LINK_OUTCOMES = Counter("posog_link_outcomes_total", "Link resolutions, by outcome", ["outcome"])

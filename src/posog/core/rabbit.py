@@ -226,9 +226,7 @@ class RabbitBus:
             except _BROKER_ERRORS as exc:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    log.error(
-                        "rabbit.connect_gave_up", url=target, role=role, attempts=attempt, error=repr(exc)
-                    )
+                    log.error("rabbit.connect_gave_up", url=target, role=role, attempts=attempt, error=repr(exc))
                     raise BusError(
                         f"RabbitMQ at {target} unreachable after {attempt} attempts "
                         f"({self._connect_timeout_s:g} s): {exc!r}"
@@ -363,9 +361,7 @@ class RabbitBus:
             async with asyncio.timeout(self._publish_timeout_s):
                 channel = await self._publisher_channel()
                 target = (
-                    channel.default_exchange
-                    if exchange == ""
-                    else await channel.get_exchange(exchange, ensure=False)
+                    channel.default_exchange if exchange == "" else await channel.get_exchange(exchange, ensure=False)
                 )
                 results = await asyncio.gather(
                     *(

@@ -34,9 +34,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorEnvelope, "description": "Вызывающей системе операция не разрешена"},
     422: {"model": ErrorEnvelope, "description": "Некорректные параметры запроса"},
 }
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorEnvelope, "description": "Анкета не найдена"}
-}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorEnvelope, "description": "Анкета не найдена"}}
 
 _STATUS_CODES = {
     400: ("bad_request", "Некорректный запрос"),
@@ -136,9 +134,7 @@ def _api_router() -> APIRouter:
         uow: UowDep,
         type_code: Annotated[
             str,
-            Query(
-                min_length=1, max_length=40, pattern=_TYPE_CODE_PATTERN, description="Код типа организации"
-            ),
+            Query(min_length=1, max_length=40, pattern=_TYPE_CODE_PATTERN, description="Код типа организации"),
         ],
         level: Annotated[SurveyLevel, Query(description="Уровень опроса")],
     ) -> Response:
@@ -159,9 +155,7 @@ def _api_router() -> APIRouter:
         tags=["questionnaires"],
         dependencies=[Depends(require_service("questionnaires:read"))],
     )
-    async def get_questionnaire_version(
-        request: Request, uow: UowDep, questionnaire_id: str, version: int
-    ) -> Response:
+    async def get_questionnaire_version(request: Request, uow: UowDep, questionnaire_id: str, version: int) -> Response:
         """One published version. Versions never change, so it may be cached for a day."""
         canonical_id = _canonical_uuid(questionnaire_id)
         document = None
@@ -204,13 +198,9 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 # --- errors -----------------------------------------------------------------------------------------
 
 
-def error_response(
-    status_code: int, code: str, message: str, headers: Mapping[str, str] | None = None
-) -> JSONResponse:
+def error_response(status_code: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     """An error in the v1 envelope ``{"error": {"code", "message"}}``."""
-    return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status_code, headers=headers
-    )
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status_code, headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

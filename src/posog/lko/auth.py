@@ -95,8 +95,7 @@ def require_service(*operations: str) -> Callable[..., Awaitable[ServiceCaller]]
                 status_code=401,
                 detail={
                     "code": "unauthorized",
-                    "message": "Требуется действительный сервисный ключ "
-                    "в заголовке «Authorization: Bearer <ключ>»",
+                    "message": "Требуется действительный сервисный ключ в заголовке «Authorization: Bearer <ключ>»",
                 },
                 headers={"WWW-Authenticate": "Bearer"},
             )

@@ -30,9 +30,7 @@ class LkoClient:
             raise LkoError(f"ЛКО answered {response.status_code} for the active questionnaire")
         return QuestionnaireDocument.model_validate_json(response.content)
 
-    async def questionnaire_version(
-        self, questionnaire_id: str, version: int
-    ) -> QuestionnaireDocument | None:
+    async def questionnaire_version(self, questionnaire_id: str, version: int) -> QuestionnaireDocument | None:
         """One immutable questionnaire version, or None if it does not exist."""
         try:
             response = await self._http.get(f"/api/v1/questionnaires/{questionnaire_id}/versions/{version}")

@@ -38,10 +38,7 @@ async def seed_defaults(db: Database, *, clock: Clock = utcnow) -> None:
             insert_ignoring_conflicts(
                 db.dialect,
                 org_types,
-                [
-                    {**org_type.model_dump(), "created_at": now, "updated_at": now}
-                    for org_type in DEFAULT_ORG_TYPES
-                ],
+                [{**org_type.model_dump(), "created_at": now, "updated_at": now} for org_type in DEFAULT_ORG_TYPES],
             )
         )
         covered = await type_codes_with_active(session, "federal")

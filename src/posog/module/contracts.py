@@ -199,9 +199,7 @@ class OgFact(BaseModel):
 
     def resolved_region(self) -> str | None:
         org = self.organization
-        return regions.resolve_region(
-            region_code=org.region_code, address=org.address, kpp=org.kpp, inn=org.inn
-        )
+        return regions.resolve_region(region_code=org.region_code, address=org.address, kpp=org.kpp, inn=org.inn)
 
 
 @dataclass(frozen=True)

@@ -89,9 +89,7 @@ class Organization:
 class FactFactory:
     """Deterministic for a given seed, so tests and benchmarks are repeatable."""
 
-    def __init__(
-        self, *, seed: int = 1, today: date, organizations: int = 60, horizon_days: int = 28
-    ) -> None:
+    def __init__(self, *, seed: int = 1, today: date, organizations: int = 60, horizon_days: int = 28) -> None:
         self.rng = random.Random(seed)
         self.faker = Faker("ru_RU")
         self.faker.seed_instance(seed)
@@ -231,9 +229,7 @@ def _too_old(f: FactFactory, fact: dict[str, Any]) -> None:
 
 
 def _born_after(f: FactFactory, fact: dict[str, Any]) -> None:
-    fact["citizen"]["birth_date"] = (
-        date.fromisoformat(fact["service"]["date"]) + timedelta(days=1)
-    ).isoformat()
+    fact["citizen"]["birth_date"] = (date.fromisoformat(fact["service"]["date"]) + timedelta(days=1)).isoformat()
 
 
 def _individual_with_kpp(f: FactFactory, fact: dict[str, Any]) -> None:

@@ -40,9 +40,7 @@ class EpguInbox:
             known = set(
                 (
                     await uow.session.execute(
-                        select(InboxNotification.notification_id).where(
-                            InboxNotification.notification_id.in_(ids)
-                        )
+                        select(InboxNotification.notification_id).where(InboxNotification.notification_id.in_(ids))
                     )
                 ).scalars()
             )

@@ -9,9 +9,7 @@ from posog.lko.contracts import QuestionnaireDocument, SurveyLevel
 from posog.lko.questionnaires.model import Questionnaire, QuestionnaireVersion
 
 
-async def active_document(
-    session: AsyncSession, type_code: str, level: SurveyLevel
-) -> QuestionnaireDocument | None:
+async def active_document(session: AsyncSession, type_code: str, level: SurveyLevel) -> QuestionnaireDocument | None:
     """The active version of the questionnaire active for (organisation type, level), or None."""
     query = (
         select(QuestionnaireVersion)
@@ -32,9 +30,7 @@ async def active_document(
     return None if version is None else version.to_document()
 
 
-async def version_document(
-    session: AsyncSession, questionnaire_id: str, version: int
-) -> QuestionnaireDocument | None:
+async def version_document(session: AsyncSession, questionnaire_id: str, version: int) -> QuestionnaireDocument | None:
     """One published version, or None."""
     stored = await session.get(QuestionnaireVersion, (questionnaire_id, version))
     return None if stored is None else stored.to_document()
@@ -42,9 +38,7 @@ async def version_document(
 
 async def type_codes_with_active(session: AsyncSession, level: SurveyLevel) -> set[str]:
     """Organisation types that have an active questionnaire at ``level``."""
-    query = select(Questionnaire.type_code).where(
-        Questionnaire.level == level, Questionnaire.status == "active"
-    )
+    query = select(Questionnaire.type_code).where(Questionnaire.level == level, Questionnaire.status == "active")
     return set(await session.scalars(query))
 
 

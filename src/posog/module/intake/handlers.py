@@ -118,9 +118,7 @@ class IntakeHandler:
         self._horizon_days = horizon_days
         self._lkp_base_url = lkp_base_url
 
-    async def handle(
-        self, messages: Sequence[RawFact], *, redrive_of: Sequence[str] | None = None
-    ) -> list[Outcome]:
+    async def handle(self, messages: Sequence[RawFact], *, redrive_of: Sequence[str] | None = None) -> list[Outcome]:
         """Apply a batch of raw facts in one transaction; returns one outcome per message, in order.
         Retries the batch once if a concurrent worker inserted the same card_id meanwhile."""
         for attempt in range(3):
@@ -132,9 +130,7 @@ class IntakeHandler:
                 log.info("intake.batch_retry_after_race", size=len(messages))
         raise AssertionError("unreachable")
 
-    async def _handle_once(
-        self, messages: Sequence[RawFact], *, redrive_of: Sequence[str] | None
-    ) -> list[Outcome]:
+    async def _handle_once(self, messages: Sequence[RawFact], *, redrive_of: Sequence[str] | None) -> list[Outcome]:
         now = self._clock()
         context = FactContext(
             today=today(self._clock),
@@ -272,9 +268,7 @@ class IntakeHandler:
 
     async def _differing_fields(self, session: Any, fact: OgFact) -> list[str]:
         """Which fields differ from the stored card: names only, never values."""
-        card = (
-            await session.execute(select(ServiceCard).where(ServiceCard.card_id == fact.card_id))
-        ).scalar()
+        card = (await session.execute(select(ServiceCard).where(ServiceCard.card_id == fact.card_id))).scalar()
         if card is None:  # inserted earlier in this very batch
             return []
         org = fact.organization
@@ -356,11 +350,7 @@ class IntakeHandler:
         fixed what was wrong). Accepted ones are marked ``redriven``; others get their new reasons."""
         async with self._db.uow() as uow:
             rows = (
-                (
-                    await uow.session.execute(
-                        select(RejectedFact).where(RejectedFact.id.in_(list(rejected_ids)))
-                    )
-                )
+                (await uow.session.execute(select(RejectedFact).where(RejectedFact.id.in_(list(rejected_ids)))))
                 .scalars()
                 .all()
             )
@@ -370,9 +360,7 @@ class IntakeHandler:
             raise KeyError(", ".join(missing))
         raws = [
             RawFact(
-                self._cipher.open(
-                    found[i].pii_key_id, found[i].payload, context=f"rejected:{found[i].raw_hash}"
-                ),
+                self._cipher.open(found[i].pii_key_id, found[i].payload, context=f"rejected:{found[i].raw_hash}"),
                 found[i].message_id,
             )
             for i in rejected_ids

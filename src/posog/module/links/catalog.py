@@ -11,9 +11,7 @@ from posog.lko.contracts import QuestionnaireDocument, SurveyLevel
 
 
 class QuestionnaireCatalog:
-    def __init__(
-        self, lko: LkoClient, *, ttl_s: float, monotonic: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, lko: LkoClient, *, ttl_s: float, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._lko = lko
         self._ttl = ttl_s
         self._now = monotonic

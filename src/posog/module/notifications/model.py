@@ -18,9 +18,7 @@ class OutboxMessage(Base):
     __tablename__ = "module_outbox"
     __table_args__ = (Index("ix_module_outbox_due", "sent_at", "next_attempt_at"),)
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     message_id: Mapped[str] = mapped_column(String(36), unique=True)
     topic: Mapped[str] = mapped_column(String(40))
     card_id: Mapped[str] = mapped_column(String(100), index=True)

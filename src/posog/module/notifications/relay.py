@@ -90,9 +90,7 @@ class OutboxRelay:
                 return 0
             sent_at = self._clock()
             await uow.session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(ids))
-                .values(sent_at=sent_at, last_error=None)
+                update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(sent_at=sent_at, last_error=None)
             )
             await uow.session.execute(
                 update(SurveyLink)
