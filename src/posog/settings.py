@@ -16,6 +16,7 @@ DEV_SERVICE_KEYS = {
     "module": "dev-module-key",
     "lkp": "dev-lkp-key",
     "analytics": "dev-analytics-key",
+    "lko": "dev-lko-key",
 }
 
 

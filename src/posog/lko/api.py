@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from posog.core.db import Database, UnitOfWork
-from posog.lko.auth import ServiceKeyring, require_service
+from posog.core.http import error_response, install_error_handlers
+from posog.core.service_auth import ServiceKeyring, require_service
+from posog.lko.auth import SERVICE_OPERATIONS
 from posog.lko.contracts import ErrorEnvelope, OrgTypeList, QuestionnaireDocument, SurveyLevel
 from posog.lko.org_types.queries import list_org_types
 from posog.lko.questionnaires.queries import active_document, version_document
@@ -36,18 +36,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorEnvelope, "description": "Анкета не найдена"}}
 
-_STATUS_CODES = {
-    400: ("bad_request", "Некорректный запрос"),
-    401: ("unauthorized", "Требуется аутентификация"),
-    403: ("forbidden", "Доступ запрещён"),
-    404: ("not_found", "Ресурс не найден"),
-    405: ("method_not_allowed", "Метод не поддерживается для этого адреса"),
-    406: ("not_acceptable", "Запрошенный формат ответа не поддерживается"),
-    413: ("payload_too_large", "Слишком большой запрос"),
-    415: ("unsupported_media_type", "Неподдерживаемый тип содержимого"),
-    429: ("too_many_requests", "Слишком много запросов, повторите позже"),
-}
-
 
 def create_app(db: Database, settings: Settings) -> FastAPI:
     """The ЛКО application over ``db``, accepting the service keys of ``settings``."""
@@ -57,11 +45,8 @@ def create_app(db: Database, settings: Settings) -> FastAPI:
         description="Личный кабинет организации: справочник типов организаций и анкеты (SPEC §7, v1).",
     )
     app.state.db = db
-    app.state.service_keyring = ServiceKeyring(settings.service_keys)
-    # Starlette's class also covers its own 404/405 for unknown routes and methods.
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    app.state.service_keyring = ServiceKeyring(settings.service_keys, SERVICE_OPERATIONS)
+    install_error_handlers(app, system="lko", unexpected_message="Внутренняя ошибка ЛКО, повторите запрос позже")
     app.include_router(_health_router())
     app.include_router(_api_router(), prefix="/api/v1")
     return app
@@ -193,64 +178,3 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
         return False
     tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
     return "*" in tags or etag in tags
-
-
-# --- errors -----------------------------------------------------------------------------------------
-
-
-def error_response(status_code: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """An error in the v1 envelope ``{"error": {"code", "message"}}``."""
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status_code, headers=headers)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    detail = exc.detail
-    if isinstance(detail, Mapping) and {"code", "message"} <= detail.keys():
-        code, message = str(detail["code"]), str(detail["message"])
-    else:
-        code, message = _STATUS_CODES.get(exc.status_code, ("http_error", "Ошибка запроса"))
-    return error_response(exc.status_code, code, message, exc.headers)
-
-
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    problems = "; ".join(_describe(error) for error in exc.errors())
-    return error_response(422, "validation_error", f"Некорректный запрос: {problems}")
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("lko.api.unexpected_error", path=request.url.path)
-    return error_response(500, "internal_error", "Внутренняя ошибка ЛКО, повторите запрос позже")
-
-
-_LOCATIONS = {"query": "параметр", "path": "часть адреса", "header": "заголовок", "body": "поле"}
-
-
-def _describe(error: Mapping[str, Any]) -> str:
-    """One validation problem in Russian, e.g. «параметр «level»: допустимые значения — …»."""
-    location: Sequence[Any] = error.get("loc", ())
-    where = _LOCATIONS.get(str(location[0]), "значение") if location else "значение"
-    field = ".".join(str(part) for part in location[1:]) or "?"
-    kind = error.get("type", "")
-    context: Mapping[str, Any] = error.get("ctx") or {}
-    if kind == "missing":
-        problem = "обязателен, но не указан"
-    elif kind == "literal_error":
-        expected = str(context.get("expected", "")).replace(" or ", ", ")
-        problem = f"допустимые значения — {expected}"
-    elif kind in {"int_parsing", "int_type", "int_from_float"}:
-        problem = "должен быть целым числом"
-    elif kind == "string_too_long":
-        problem = f"не длиннее {context.get('max_length')} символов"
-    elif kind == "string_too_short":
-        problem = f"не короче {context.get('min_length')} символов"
-    elif kind == "string_pattern_mismatch":
-        problem = f"недопустимый формат (ожидается {context.get('pattern')})"
-    else:
-        problem = str(error.get("msg", "недопустимое значение"))
-    received = error.get("input")
-    if kind != "missing" and isinstance(received, str | int):
-        shown = "".join(ch if ch.isprintable() else "�" for ch in str(received)[:50])
-        problem += f" (получено «{shown}»)"
-    return f"{where} «{field}»: {problem}"

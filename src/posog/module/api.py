@@ -1,0 +1,91 @@
+"""The module's HTTP API: operations endpoints (health, readiness, metrics) and the service calls
+other systems make — ЛКО announces a published questionnaire so waiting cards get their links."""
+
+from __future__ import annotations
+
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import text
+
+from posog.core.db import Database
+from posog.core.http import error_response, install_error_handlers
+from posog.core.service_auth import ServiceKeyring, require_service
+from posog.module.contracts import ReleaseResult, SurveyLevel
+from posog.module.links.release import WaitingCardsReleaser
+from posog.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# Which operations each calling system may perform on the module.
+SERVICE_OPERATIONS: dict[str, frozenset[str]] = {
+    "lko": frozenset({"cards:release"}),
+    "lkp": frozenset({"links:read"}),
+    "analytics": frozenset({"cards:read"}),
+}
+
+
+class ReleaseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type_code: str
+    level: SurveyLevel
+
+
+def create_app(db: Database, releaser: WaitingCardsReleaser, settings: Settings) -> FastAPI:
+    app = FastAPI(title="Модуль оценки качества ПОС ОГ", version="1.0.0")
+    app.state.db = db
+    app.state.releaser = releaser
+    app.state.service_keyring = ServiceKeyring(settings.service_keys, SERVICE_OPERATIONS)
+    install_error_handlers(app, system="module", unexpected_message="Внутренняя ошибка модуля, повторите позже")
+    app.include_router(_operations_router())
+    app.include_router(_cards_router(), prefix="/api/v1")
+    return app
+
+
+def _operations_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz(request: Request) -> Response:
+        """Readiness: the database answers."""
+        db: Database = request.app.state.db
+        try:
+            async with db.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            log.warning("module.readyz.database_unavailable", error=exc.__class__.__name__)
+            return error_response(503, "not_ready", "База данных модуля недоступна")
+        return JSONResponse({"status": "ok"})
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus exposition of this process's metrics."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def _cards_router() -> APIRouter:
+    router = APIRouter(tags=["cards"])
+
+    @router.post(
+        "/cards/release",
+        response_model=ReleaseResult,
+        dependencies=[Depends(require_service("cards:release"))],
+    )
+    async def release(body: ReleaseRequest, request: Request) -> ReleaseResult:
+        """ЛКО published a questionnaire for (type, level): issue links for the cards waiting for it."""
+        releaser: WaitingCardsReleaser = request.app.state.releaser
+        counts = await releaser.release(body.type_code, body.level)
+        return ReleaseResult(type_code=body.type_code, level=body.level, issued=counts.issued, late=counts.late)
+
+    return router
+
+
