@@ -27,13 +27,32 @@ LOG_DIR = Path("test-output/logs")
 # --- The suite's logs, kept for the personal-data check ---------------------------------------------------
 
 
+_SUITE_HANDLER: logging.Handler | None = None
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    global _SUITE_HANDLER
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     configure_logging("DEBUG")
-    handler = logging.FileHandler(LOG_DIR / "suite.log", mode="w", encoding="utf-8")
-    handler.setLevel(logging.DEBUG)
-    logging.getLogger().addHandler(handler)
-    logging.getLogger().setLevel(logging.DEBUG)
+    _SUITE_HANDLER = logging.FileHandler(LOG_DIR / "suite.log", mode="w", encoding="utf-8")
+    _SUITE_HANDLER.setLevel(logging.DEBUG)
+    _attach_suite_log()
+
+
+def _attach_suite_log() -> None:
+    root = logging.getLogger()
+    if _SUITE_HANDLER is not None and _SUITE_HANDLER not in root.handlers:
+        root.addHandler(_SUITE_HANDLER)
+    root.setLevel(logging.DEBUG)
+
+
+@pytest.fixture(autouse=True)
+def _suite_log() -> Iterator[None]:
+    """Code under test may reconfigure logging (the CLI does): every test's lines still reach the
+    suite log that the personal-data check reads."""
+    _attach_suite_log()
+    yield
+    _attach_suite_log()
 
 
 # Every citizen a test creates is registered here; the last test of the session scans all logs.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -167,7 +168,8 @@ def facts_rejected(
             return
         table = Table(title=f"Отклонённые сведения ({len(items)} из {total})")
         for column in ("id", "card_id", "status", "attempts", "reasons"):
-            table.add_column(column)
+            # Fold, never truncate: the ids are what an operator copies into show/redrive.
+            table.add_column(column, overflow="fold")
         for item in items:
             table.add_row(
                 item["id"],
@@ -293,7 +295,13 @@ def demo(
     """The whole flow on the embedded default: facts → intake → links → ГЭПС notifications."""
     from posog.demo import run_demo
 
-    _run(run_demo(_settings(), facts=facts, reset=reset, invalid_share=invalid_share, console=console))
+    settings = Settings()
+    if reset and settings.database_url is None and settings.var_dir.exists():
+        shutil.rmtree(settings.var_dir)  # the embedded database and logs only; a configured database is kept
+    log_file = settings.var_dir / "posog.log"
+    configure_logging(settings.log_level, json=settings.log_json, file=log_file)
+    _run(run_demo(settings, facts=facts, invalid_share=invalid_share, console=console))
+    console.print(f"Журнал работы: {log_file}")
 
 
 if __name__ == "__main__":  # pragma: no cover

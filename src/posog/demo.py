@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -28,9 +27,7 @@ from posog.module.notifications.model import OutboxMessage
 from posog.settings import Settings
 
 
-async def run_demo(settings: Settings, *, facts: int, reset: bool, invalid_share: float, console: Console) -> None:
-    if reset and settings.database_url is None and settings.var_dir.exists():
-        shutil.rmtree(settings.var_dir)
+async def run_demo(settings: Settings, *, facts: int, invalid_share: float, console: Console) -> None:
     system = bootstrap(settings)
     await upgrade(settings.resolved_database_url)
     await seed_defaults(system.db)

@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -31,9 +32,14 @@ def redact_personal_data(_logger: Any, _name: str, event_dict: MutableMapping[st
     return event_dict
 
 
-def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
-    """Configure structlog and the standard library logging once per process."""
-    logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper(), force=True)
+def configure_logging(level: str = "INFO", *, json: bool = False, file: Path | None = None) -> None:
+    """Configure structlog and the standard library logging once per process; with ``file``, log lines
+    go there instead of the terminal (the demo keeps its screen for progress bars and results)."""
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        logging.basicConfig(format="%(message)s", filename=file, encoding="utf-8", level=level.upper(), force=True)
+    else:
+        logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper(), force=True)
     for noisy in (
         "aiormq",
         "aio_pika",
