@@ -33,8 +33,13 @@ _SUITE_HANDLER: logging.Handler | None = None
 def pytest_configure(config: pytest.Config) -> None:
     global _SUITE_HANDLER
     LOG_DIR.mkdir(parents=True, exist_ok=True)
+    for old in LOG_DIR.glob("*.log"):
+        old.unlink()
     configure_logging("DEBUG")
-    _SUITE_HANDLER = logging.FileHandler(LOG_DIR / "suite.log", mode="w", encoding="utf-8")
+    (LOG_DIR / "suite.log").write_text("", encoding="utf-8")
+    # Append mode: when code under test closes the handler (logging.basicConfig(force=True) does),
+    # the handler reopens its file on the next line instead of dropping it.
+    _SUITE_HANDLER = logging.FileHandler(LOG_DIR / "suite.log", mode="a", encoding="utf-8")
     _SUITE_HANDLER.setLevel(logging.DEBUG)
     _attach_suite_log()
 

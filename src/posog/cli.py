@@ -20,9 +20,11 @@ from sqlalchemy import func, select
 from posog.bootstrap import System, bootstrap
 from posog.core.logging import configure_logging
 from posog.core.migrate import upgrade
+from posog.emulators.epgu.model import InboxNotification
 from posog.lko.seed import seed_defaults
 from posog.module.intake.handlers import IntakeStats, RawFact
 from posog.module.intake.model import RejectedFact
+from posog.module.notifications.model import OutboxMessage
 from posog.settings import Settings
 
 app = typer.Typer(help="ПОС ОГ — оценка качества государственных и муниципальных услуг.", no_args_is_help=True)
@@ -92,13 +94,37 @@ def ingest(
                 if chunk:
                     stats.add(await system.intake.handle(chunk))
                     progress.advance(task, len(chunk))
-            while await system.relay.relay_once():
-                pass
+            await _deliver_if_embedded(system)
         finally:
             await system.close()
         _print_stats(stats)
 
     _run(main())
+
+
+async def _deliver_if_embedded(system: System) -> None:
+    """In production the outbox worker delivers what this command committed. Embedded, nobody else
+    will: relay the outbox now into the ЕПГУ inbox through the in-process bus, until it is empty."""
+    if not system.settings.embedded:
+        return
+    await system.start_bus()
+    inbox = asyncio.create_task(system.inbox.consume(system.bus, system.settings.geps_inbox_queue))
+    try:
+        while await system.relay.relay_once():
+            pass
+        async with system.db.uow() as uow:
+            sent = await uow.session.scalar(
+                select(func.count(func.distinct(OutboxMessage.message_id))).where(OutboxMessage.sent_at.is_not(None))
+            )
+        for _ in range(200):  # until the inbox has committed what was sent (10 s at most)
+            async with system.db.uow() as uow:
+                received = await uow.session.scalar(select(func.count()).select_from(InboxNotification))
+            if (received or 0) >= (sent or 0):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        inbox.cancel()
+        await asyncio.gather(inbox, return_exceptions=True)
 
 
 def _progress() -> Progress:
@@ -241,8 +267,7 @@ def facts_redrive(
             except KeyError as exc:
                 console.print(f"[red]Unknown rejected fact id(s): {exc.args[0]}[/]")
                 raise typer.Exit(2) from None
-            while await system.relay.relay_once():
-                pass
+            await _deliver_if_embedded(system)
         finally:
             await system.close()
         for rejected_id, outcome in zip(chosen, outcomes, strict=True):

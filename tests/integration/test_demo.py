@@ -37,7 +37,8 @@ def test_demo_runs_the_whole_flow_and_keeps_personal_data_out_of_its_log(tmp_pat
                 )
                 inbox = await s.scalar(select(func.count()).select_from(InboxNotification))
                 rows = (await s.execute(select(ServiceCard))).scalars().all()
-            assert cards is not None and rejected is not None
+            assert cards is not None
+            assert rejected is not None
             assert cards + rejected <= 120
             assert cards >= 100
             assert 1 <= rejected <= 12

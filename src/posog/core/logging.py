@@ -51,7 +51,9 @@ def configure_logging(level: str = "INFO", *, json: bool = False, file: Path | N
         "faker",
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    renderer: Any = (
+        structlog.processors.JSONRenderer(ensure_ascii=False) if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

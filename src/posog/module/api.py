@@ -87,5 +87,3 @@ def _cards_router() -> APIRouter:
         return ReleaseResult(type_code=body.type_code, level=body.level, issued=counts.issued, late=counts.late)
 
     return router
-
-
