@@ -7,13 +7,26 @@ import asyncio
 import random
 import time
 
+import sqlalchemy.exc
 import structlog
 
 from posog.core import metrics
 from posog.core.bus import IncomingMessage, MessageBus, batches
-from posog.module.intake.handlers import IntakeHandler, RawFact
+from posog.lko.client import LkoError
+from posog.module.intake.handlers import IntakeHandler, Outcome, RawFact
 
 log = structlog.get_logger(__name__)
+
+# Failures of what the handler depends on, not of the message: retry the same batch later.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    LkoError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
 
 
 class IntakeConsumer:
@@ -50,19 +63,20 @@ class IntakeConsumer:
             except asyncio.CancelledError:
                 await self._requeue(batch)
                 raise
-            except Exception as exc:
+            except TRANSIENT_ERRORS as exc:
                 failures += 1
-                metrics.INTAKE_FAILURES.inc()
-                pause = min(self._max_backoff_s, 0.2 * 2**failures) * random.uniform(0.5, 1.0)
-                log.error(
-                    "intake.batch_failed",
-                    size=len(batch),
-                    error=exc.__class__.__name__,
-                    retry_in_s=round(pause, 2),
-                )
-                await asyncio.sleep(pause)
-                await self._requeue(batch)
+                await self._back_off(batch, failures, exc)
                 continue
+            except Exception as exc:
+                # Not the database or ЛКО being away: something in this batch breaks the handler.
+                # Apply the messages one by one so one poison message cannot hold up the others.
+                log.error("intake.batch_failed_isolating", size=len(batch), error=exc.__class__.__name__)
+                try:
+                    outcomes = [await self._one_by_one(message) for message in batch]
+                except TRANSIENT_ERRORS as exc2:
+                    failures += 1
+                    await self._back_off(batch, failures, exc2)
+                    continue
             failures = 0
             for message, outcome in zip(batch, outcomes, strict=True):
                 metrics.FACTS.labels(outcome.kind).inc()
@@ -74,6 +88,24 @@ class IntakeConsumer:
                     await message.ack()
             self.processed += len(batch)
             metrics.INTAKE_BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    async def _one_by_one(self, message: IncomingMessage) -> Outcome:
+        raw = RawFact(message.body, message.message_id)
+        try:
+            return (await self._handler.handle([raw]))[0]
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:
+            # Kept (sealed) as a rejected fact with a processing reason, dead-lettered, re-drivable.
+            return await self._handler.quarantine(raw, exc)
+
+    async def _back_off(self, batch: list[IncomingMessage], failures: int, exc: BaseException) -> None:
+        """The database or ЛКО is away: hand the batch back after a growing pause; nothing is lost."""
+        metrics.INTAKE_FAILURES.inc()
+        pause = min(self._max_backoff_s, 0.2 * 2**failures) * random.uniform(0.5, 1.0)
+        log.error("intake.batch_failed", size=len(batch), error=exc.__class__.__name__, retry_in_s=round(pause, 2))
+        await asyncio.sleep(pause)
+        await self._requeue(batch)
 
     @staticmethod
     async def _requeue(batch: list[IncomingMessage]) -> None:

@@ -343,6 +343,18 @@ class IntakeHandler:
         statement = dialect_insert(model).on_conflict_do_nothing(index_elements=conflict_columns)
         await session.execute(statement, rows)
 
+    async def quarantine(self, raw: RawFact, error: BaseException) -> Outcome:
+        """Record a message that made the handler fail (a bug, not bad input) as a rejected fact with
+        the reason ``payload: processing_error``, so it is kept, dead-lettered and re-drivable."""
+        problem = FactProblem("payload", "processing_error")
+        async with self._db.uow() as uow:
+            await self._insert_ignoring(
+                uow.session, RejectedFact, [self._rejected_row(raw, [problem], self._clock())], ["raw_hash"]
+            )
+            await uow.commit()
+        log.error("intake.fact_quarantined", error=error.__class__.__name__, card_id=_card_card_id_from_raw(raw.body))
+        return Outcome("rejected", _card_card_id_from_raw(raw.body), (problem,))
+
     # --- Operators -------------------------------------------------------------------------------
 
     async def redrive(self, rejected_ids: Sequence[str]) -> list[Outcome]:

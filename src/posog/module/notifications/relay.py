@@ -16,7 +16,7 @@ from posog.core import metrics
 from posog.core.bus import BusError, MessageBus, OutgoingMessage
 from posog.core.clock import Clock
 from posog.core.db import Database
-from posog.core.pii import PiiCipher
+from posog.core.pii import PiiCipher, PiiError
 from posog.module.links.model import ISSUED, NOTIFIED, SurveyLink
 from posog.module.notifications.model import TOPIC_GEPS, OutboxMessage
 
@@ -67,15 +67,30 @@ class OutboxRelay:
             rows = (await uow.session.execute(claim)).scalars().all()
             if not rows:
                 return 0
-            messages = [
-                OutgoingMessage(
-                    body=self._cipher.open(row.pii_key_id, row.body, context=row.message_id),
-                    message_id=row.message_id,
-                    headers={"card_id": row.card_id, "schema": "geps.notification/1"},
+            messages: list[OutgoingMessage] = []
+            publishable = []
+            for row in rows:
+                try:
+                    body = self._cipher.open(row.pii_key_id, row.body, context=row.message_id)
+                except PiiError as exc:
+                    # A row nobody can open (its key was removed) must not block the ones behind it.
+                    row.attempts += 1
+                    row.next_attempt_at = now + self.backoff(row.attempts + 10)
+                    row.last_error = str(exc)[:500]
+                    log.error("outbox.unreadable_message", outbox_id=row.id, error=str(exc)[:200])
+                    continue
+                publishable.append(row)
+                messages.append(
+                    OutgoingMessage(
+                        body=body,
+                        message_id=row.message_id,
+                        headers={"card_id": row.card_id, "schema": "geps.notification/1"},
+                    )
                 )
-                for row in rows
-                if row.topic == TOPIC_GEPS
-            ]
+            rows = publishable
+            if not rows:
+                await uow.commit()
+                return 0
             ids = [row.id for row in rows]
             try:
                 await self._bus.publish(self._exchange, self._routing_key, messages)
