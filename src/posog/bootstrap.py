@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from posog.core.asgi import LateBoundApp
 from posog.core.bus import BindingSpec, ExchangeSpec, InProcessBus, MessageBus, QueueSpec, Topology
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Database
@@ -58,15 +59,17 @@ def make_cipher(settings: Settings) -> PiiCipher:
     )
 
 
-def make_lko_http(settings: Settings, db: Database) -> httpx.AsyncClient:
-    """The module's HTTP client for ЛКО: over the network in production, in-process when embedded."""
-    headers = {"Authorization": f"Bearer {settings.service_keys['module'].get_secret_value()}"}
-    if settings.lko_url:
-        return httpx.AsyncClient(base_url=settings.lko_url, headers=headers, timeout=10.0)
-    from posog.lko.api import create_app
-
-    transport = httpx.ASGITransport(app=create_app(db, settings))
-    return httpx.AsyncClient(transport=transport, base_url="http://lko.internal", headers=headers, timeout=10.0)
+def service_http(
+    settings: Settings, *, caller: str, callee: str, url: str | None, app: LateBoundApp
+) -> httpx.AsyncClient:
+    """An HTTP client with which ``caller`` calls ``callee`` using its own service key: over the network
+    when ``url`` is configured, in-process (the same code path) when embedded."""
+    headers = {"Authorization": f"Bearer {settings.service_keys[caller].get_secret_value()}"}
+    if url:
+        return httpx.AsyncClient(base_url=url, headers=headers, timeout=10.0)
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=f"http://{callee}.internal", headers=headers, timeout=10.0
+    )
 
 
 @dataclass
@@ -78,7 +81,10 @@ class System:
     bus: MessageBus
     cipher: PiiCipher
     clock: Clock
+    module_asgi: LateBoundApp
+    lko_asgi: LateBoundApp
     lko_http: httpx.AsyncClient
+    module_http_for_lko: httpx.AsyncClient
     catalog: QuestionnaireCatalog
     intake: IntakeHandler
     relay: OutboxRelay
@@ -104,6 +110,7 @@ class System:
 
     async def close(self) -> None:
         await self.lko_http.aclose()
+        await self.module_http_for_lko.aclose()
         await self.bus.close()
         await self.db.dispose()
 
@@ -113,7 +120,11 @@ def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | No
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
     cipher = make_cipher(settings)
-    lko_http = make_lko_http(settings, db)
+    module_asgi, lko_asgi = LateBoundApp("module"), LateBoundApp("lko")
+    lko_http = service_http(settings, caller="module", callee="lko", url=settings.lko_url, app=lko_asgi)
+    module_http_for_lko = service_http(
+        settings, caller="lko", callee="module", url=settings.module_url, app=module_asgi
+    )
     catalog = QuestionnaireCatalog(LkoClient(lko_http), ttl_s=settings.questionnaire_cache_s)
     intake = IntakeHandler(
         db,
@@ -137,4 +148,28 @@ def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | No
     )
     releaser = WaitingCardsReleaser(db, catalog, cipher, clock, lkp_base_url=settings.lkp_base_url)
     inbox = EpguInbox(db, cipher, clock)
-    return System(settings, db, the_bus, cipher, clock, lko_http, catalog, intake, relay, releaser, inbox)
+    # The systems served by this process (all of them when embedded; the network is used for the rest).
+    if settings.lko_url is None:
+        from posog.lko.api import create_app as create_lko_app
+
+        lko_asgi.app = create_lko_app(db, settings)
+    if settings.module_url is None:
+        from posog.module.api import create_app as create_module_app
+
+        module_asgi.app = create_module_app(db, releaser, settings)
+    return System(
+        settings=settings,
+        db=db,
+        bus=the_bus,
+        cipher=cipher,
+        clock=clock,
+        module_asgi=module_asgi,
+        lko_asgi=lko_asgi,
+        lko_http=lko_http,
+        module_http_for_lko=module_http_for_lko,
+        catalog=catalog,
+        intake=intake,
+        relay=relay,
+        releaser=releaser,
+        inbox=inbox,
+    )

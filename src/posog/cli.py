@@ -277,6 +277,43 @@ def facts_redrive(
     _run(main())
 
 
+@app.command()
+def serve(
+    name: Annotated[str, typer.Argument(help="module | lko | lkp | analytics | emulators | all")] = "all",
+    host: Annotated[str | None, typer.Option(help="Interface to listen on")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535)] = None,
+    workers_inside: Annotated[
+        bool | None, typer.Option("--workers/--no-workers", help="Run intake/outbox/inbox workers in this process")
+    ] = None,
+) -> None:
+    """Serve one system at / or all of them under their prefixes on one port."""
+    import uvicorn
+
+    from posog.web.app import SYSTEMS, create_web_app, system_apps
+
+    settings = _settings()
+    system = bootstrap(settings)
+    available = list(system_apps(system))
+    if name != "all" and name not in SYSTEMS:
+        console.print(f"[red]Unknown system {name!r}; choose one of: all, {', '.join(SYSTEMS)}[/]")
+        raise typer.Exit(2)
+    chosen = available if name == "all" else [name]
+    if name != "all" and name not in available:
+        console.print(f"[red]{name} cannot be served by this process yet[/]")
+        raise typer.Exit(2)
+    run_workers = settings.embedded if workers_inside is None else workers_inside
+    _run(_prepare_schema(settings, system))
+    web = create_web_app(system, serve=chosen, run_workers=run_workers)
+    uvicorn.run(web, host=host or settings.host, port=port or settings.port, log_config=None)
+
+
+async def _prepare_schema(settings: Settings, system: System) -> None:
+    if settings.embedded:  # production schemas are migrated by `posog db upgrade` in the deployment
+        await upgrade(settings.resolved_database_url)
+        await seed_defaults(system.db)
+    await system.db.engine.dispose()  # the server runs its own event loop; no connection may outlive this one
+
+
 WORKERS = ("intake", "outbox", "epgu-inbox")
 
 

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     # Systems and their addresses. Unset URLs mean "the same process" (embedded mode).
     lkp_base_url: str = "http://127.0.0.1:8000/lkp"
     lko_url: str | None = None
+    module_url: str | None = None
+    analytics_url: str | None = None
     questionnaire_cache_s: float = 5.0
     service_keys: dict[str, SecretStr] = Field(default_factory=dict)
     host: str = "127.0.0.1"

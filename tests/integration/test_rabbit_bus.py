@@ -465,6 +465,35 @@ async def test_purge_empties_the_queue(rabbit: RabbitBus, names: Names) -> None:
     assert await rabbit.queue_depth(queue) == 0
 
 
+async def test_close_ends_active_consumers(rabbit_url: str, names: Names) -> None:
+    bus = RabbitBus(rabbit_url, connect_timeout_s=10, publish_timeout_s=10)
+    await bus.connect()
+    queue = await declare_queue(bus, names)
+    await bus.publish("", queue, make_messages(1))
+    received: list[IncomingMessage] = []
+
+    async def worker() -> None:
+        async for message in bus.consume(queue, prefetch=1):
+            received.append(message)  # and never acked
+
+    task = asyncio.create_task(worker())
+    async with asyncio.timeout(RECEIVE_TIMEOUT_S):
+        while not received:
+            await asyncio.sleep(0.05)
+    await bus.close()
+    await bus.close()  # idempotent
+
+    async with asyncio.timeout(5):
+        await task  # the iteration just ends: shutdown does not hang on a consumer
+    await received[0].ack()  # too late, swallowed: the message went back to the queue
+    checker = RabbitBus(rabbit_url)
+    await checker.connect()
+    try:
+        assert await eventually_depth(checker, queue, 1) == 1
+    finally:
+        await checker.close()
+
+
 async def test_using_the_bus_before_connect_is_a_bus_error(rabbit_url: str) -> None:
     bus = RabbitBus(rabbit_url)
     with pytest.raises(BusError, match="not connected"):

@@ -51,6 +51,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustChannel,
     AbstractRobustConnection,
+    TimeoutType,
 )
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from yarl import URL
@@ -100,6 +101,24 @@ def _header_text(value: object) -> str:
     if isinstance(value, bool | int | float | Decimal):
         return str(value)
     return json.dumps(_plain(value), ensure_ascii=False, default=str)
+
+
+class _RobustConnection(aio_pika.RobustConnection):
+    """``connect_robust`` leaves a connection whose first connect failed unclosed; when it is
+    garbage-collected outside the running loop, its ``__del__`` creates a ``close()`` coroutine that
+    is never awaited. Close it right away instead (only before it ever connected: afterwards,
+    reconnecting is the robust connection's own business)."""
+
+    _posog_connected = False
+
+    async def connect(self, timeout: TimeoutType = None) -> None:  # noqa: ASYNC109 (overrides aio-pika)
+        try:
+            await super().connect(timeout)
+        except BaseException:
+            if not self._posog_connected:
+                await self.close()
+            raise
+        self._posog_connected = True
 
 
 class RabbitDelivery:
@@ -222,6 +241,7 @@ class RabbitBus:
                     timeout=max(min(remaining, 10.0), 0.1),
                     reconnect_interval=self._reconnect_interval_s,
                     client_properties={"connection_name": f"posog {role}"},
+                    connection_class=_RobustConnection,
                 )
             except _BROKER_ERRORS as exc:
                 remaining = deadline - loop.time()

@@ -1,0 +1,400 @@
+"""``make bench`` (``python -m bench``): ПОС ОГ's workloads on PostgreSQL + RabbitMQ, each measured beside
+its raw limits in the same run, printed as one table and saved as JSON.
+
+Workloads are discovered: every module of the ``bench`` package (not ``common``, not starting with
+``_``) is imported, and its ``@workload`` functions register themselves (see ``bench/common.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import pkgutil
+import platform
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from bench.common import (
+    AMQP_URL,
+    PG_ADMIN_DSN,
+    REGISTRY,
+    BenchContext,
+    BenchError,
+    Measurement,
+    Ratio,
+    Target,
+    Workload,
+    python_version,
+    safe_url,
+)
+
+DEFAULT_JSON = Path("bench/results/latest.json")
+NOT_WORKLOAD_MODULES = {"common"}
+
+
+def discover() -> None:
+    import bench
+
+    for module in pkgutil.iter_modules(bench.__path__):
+        if not module.name.startswith("_") and module.name not in NOT_WORKLOAD_MODULES:
+            importlib.import_module(f"bench.{module.name}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="ПОС ОГ on PostgreSQL + RabbitMQ, each workload beside its raw limits (docs/performance.md).",
+    )
+    parser.add_argument("--facts", type=int, default=20_000, metavar="N", help="facts (messages, rows) per workload")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="run only this workload (and the raw limits it is compared with); repeatable or comma-separated",
+    )
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, metavar="PATH", help="where to save the results")
+    parser.add_argument("--timeout", type=float, default=600.0, metavar="S", help="limit per workload, seconds")
+    parser.add_argument(
+        "--rounds", type=int, default=1, metavar="R", help="run everything R times; report each row's median"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the timed part of workloads that support it (slows them)"
+    )
+    parser.add_argument("--list", action="store_true", help="list the workloads and exit")
+    args = parser.parse_args(argv)
+    if args.facts < 1:
+        parser.error("--facts must be at least 1")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    args.only = [name.strip() for value in args.only or [] for name in value.split(",") if name.strip()]
+    unknown = [name for name in args.only if name not in REGISTRY]
+    if unknown:
+        parser.error(f"unknown workload(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
+    return args
+
+
+def plan(only: list[str]) -> list[Workload]:
+    """The workloads to run, each preceded by the raw limits it is compared with (once each)."""
+    wanted = only or [w.name for w in REGISTRY.values() if w.kind == "workload"] + list(REGISTRY)
+    ordered: list[str] = []
+
+    def add(name: str) -> None:
+        if name in ordered:
+            return
+        for limit in REGISTRY[name].limits:
+            add(limit)
+        ordered.append(name)
+
+    for name in wanted:
+        add(name)
+    return [REGISTRY[name] for name in ordered]
+
+
+@dataclass
+class Report:
+    facts: int
+    rounds: int
+    workloads: list[Workload]
+    measurements: dict[str, list[Measurement]] = field(default_factory=dict)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    finished_at: str = ""
+
+    def add(self, measurement: Measurement) -> None:
+        self.measurements.setdefault(measurement.key, []).append(measurement)
+
+    def median(self, key: str) -> Measurement | None:
+        runs = sorted(self.measurements.get(key, []), key=lambda m: m.rate)
+        return runs[(len(runs) - 1) // 2] if runs else None
+
+    def ratios(self) -> list[tuple[Ratio, float | None]]:
+        seen: list[Ratio] = []
+        for w in self.workloads:
+            seen += [r for r in w.ratios if r not in seen]
+        result = []
+        for ratio in seen:
+            top, bottom = self.median(ratio.numerator), self.median(ratio.denominator)
+            result.append((ratio, top.rate / bottom.rate if top and bottom and bottom.rate else None))
+        return result
+
+    def targets(self) -> list[tuple[Target, float | None]]:
+        seen: list[Target] = []
+        for w in self.workloads:
+            seen += [t for t in w.targets if t not in seen]
+        return [(t, m.rate if (m := self.median(t.key)) else None) for t in seen]
+
+    def verdicts(self) -> list[bool | None]:
+        """One per target and per ratio with a minimum: met, not met, or not measured (None)."""
+        out: list[bool | None] = [None if v is None else v >= t.minimum for t, v in self.targets()]
+        out += [None if v is None else v >= r.minimum for r, v in self.ratios() if r.minimum is not None]
+        return out
+
+
+async def run(args: argparse.Namespace, ctx: BenchContext, report: Report) -> None:
+    ctx.fact_messages()  # generated once, before anything is timed
+    for round_number in range(1, args.rounds + 1):
+        for w in report.workloads:
+            if args.rounds > 1:
+                ctx.log.print(f"[bold]round {round_number}/{args.rounds}[/bold]")
+            ctx.step(w.name, "starting")
+            deadline = asyncio.timeout(args.timeout)
+            try:
+                async with deadline:
+                    measurements = await w.run(ctx)
+            except TimeoutError as exc:
+                if deadline.expired():
+                    message = (
+                        f"timed out after {args.timeout:g} s during «{ctx.phase}» ({ctx.progress or 'no progress'})"
+                    )
+                else:
+                    message = f"TimeoutError: {exc}"
+                report.failures.append((w.name, message))
+            except BenchError as exc:
+                report.failures.append((w.name, str(exc)))
+            except Exception as exc:
+                traceback.print_exc()
+                report.failures.append((w.name, f"{exc.__class__.__name__}: {exc}"))
+            else:
+                for measurement in measurements:
+                    report.add(measurement)
+                continue
+            ctx.log.print(f"[red]{w.name} failed: {report.failures[-1][1]}[/red]")
+
+
+# --- Output --------------------------------------------------------------------------------------
+
+
+def _rate(value: float, unit: str) -> str:
+    return f"{value:,.0f} {unit}".replace(",", " ")
+
+
+def _verdict(met: bool | None) -> str:
+    return {True: "[green]met[/green]", False: "[bold red]NOT MET[/bold red]", None: "[yellow]not measured[/yellow]"}[
+        met
+    ]
+
+
+def table(report: Report) -> Table:
+    spread = report.rounds > 1
+    out = Table(
+        title=f"ПОС ОГ benchmarks — N = {report.facts:,}".replace(",", " ")
+        + (f", median of {report.rounds} rounds" if spread else ""),
+        box=box.SIMPLE_HEAVY,
+        title_justify="left",
+    )
+    out.add_column("row")
+    out.add_column("N", justify="right")
+    out.add_column("time, s", justify="right")
+    out.add_column("rate / value", justify="right")
+    out.add_column("target", justify="right")
+    out.add_column("result")
+    out.add_column("how", style="dim", overflow="fold")
+
+    for kind, heading in (("workload", "workloads"), ("limit", "raw limits, same run")):
+        keys = [k for k, runs in report.measurements.items() if runs[0].kind == kind]
+        failed = [(n, msg) for n, msg in report.failures if REGISTRY[n].kind == kind]
+        if not keys and not failed:
+            continue
+        out.add_row(f"[bold]{heading}[/bold]")
+        for key in keys:
+            m = report.median(key)
+            assert m is not None
+            rate = _rate(m.rate, m.unit)
+            if spread:
+                rates = [r.rate for r in report.measurements[key]]
+                rate += f"\n[dim]{min(rates):,.0f}–{max(rates):,.0f}[/dim]".replace(",", " ")
+            out.add_row(f"  {m.label}", f"{m.count:,}".replace(",", " "), f"{m.seconds:.2f}", rate, "", "", m.method)
+        for name, message in failed:
+            out.add_row(f"  [red]{name}[/red]", "", "", "", "", "[bold red]FAILED[/bold red]", f"[red]{message}[/red]")
+        out.add_section()
+
+    ratios, targets = report.ratios(), report.targets()
+    if ratios or targets:
+        out.add_row("[bold]ratios and targets[/bold]")
+        for target, value in targets:
+            unit = m.unit if (m := report.median(target.key)) else ""
+            out.add_row(
+                f"  {target.label}",
+                "",
+                "",
+                "—" if value is None else _rate(value, unit),
+                f"≥ {_rate(target.minimum, unit)}",
+                _verdict(None if value is None else value >= target.minimum),
+                "",
+            )
+        for ratio, value in ratios:
+            out.add_row(
+                f"  {ratio.label}",
+                "",
+                "",
+                "—" if value is None else f"{value:.2f}",
+                "" if ratio.minimum is None else f"≥ {ratio.minimum:.2f}",
+                "" if ratio.minimum is None else _verdict(None if value is None else value >= ratio.minimum),
+                f"{ratio.numerator} ÷ {ratio.denominator}",
+            )
+        verdicts = report.verdicts()
+        if verdicts:
+            overall = None if None in verdicts else all(verdicts)
+            wanted = [f"{t.label} ≥ {_rate(t.minimum, '')}".strip() for t, _ in targets] + [
+                f"{r.label} ≥ {r.minimum:.2f}" for r, _ in ratios if r.minimum is not None
+            ]
+            out.add_section()
+            out.add_row(
+                "[bold]target[/bold]",
+                "",
+                "",
+                f"{sum(v is True for v in verdicts)} of {len(verdicts)}",
+                "all",
+                _verdict(overall),
+                "; ".join(wanted),
+            )
+    return out
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": python_version()}
+    for package in ("posog", "sqlalchemy", "asyncpg", "aio-pika", "aiormq", "pydantic", "cryptography"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "?"
+    return versions
+
+
+def to_json(report: Report, ctx: BenchContext, args: argparse.Namespace) -> dict[str, Any]:
+    settings = ctx.defaults()
+
+    def measurement(key: str) -> dict[str, Any]:
+        m = report.median(key)
+        assert m is not None
+        return {
+            "key": m.key,
+            "label": m.label,
+            "kind": m.kind,
+            "count": m.count,
+            "seconds": round(m.seconds, 4),
+            "rate": round(m.rate, 1),
+            "unit": m.unit,
+            "method": m.method,
+            "extra": m.extra,
+            "rounds": [{"seconds": round(r.seconds, 4), "rate": round(r.rate, 1)} for r in report.measurements[key]],
+        }
+
+    verdicts = report.verdicts()
+    return {
+        "schema": "posog.bench/1",
+        "started_at": report.started_at,
+        "finished_at": report.finished_at,
+        "facts": report.facts,
+        "rounds": report.rounds,
+        "profiled": args.profile,
+        "workloads": [w.name for w in report.workloads],
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        },
+        "services": {"postgresql": safe_url(PG_ADMIN_DSN), "rabbitmq": safe_url(AMQP_URL)},
+        "versions": _versions(),
+        "settings": {
+            name: getattr(settings, name)
+            for name in (
+                "consumer_prefetch",
+                "intake_batch_size",
+                "intake_batch_wait_ms",
+                "relay_batch_size",
+                "relay_idle_sleep_ms",
+                "db_pool_size",
+                "questionnaire_cache_s",
+            )
+        },
+        "measurements": [measurement(key) for key in report.measurements],
+        "targets": [
+            {
+                "label": t.label,
+                "key": t.key,
+                "minimum": t.minimum,
+                "value": v,
+                "met": None if v is None else v >= t.minimum,
+            }
+            for t, v in report.targets()
+        ],
+        "ratios": [
+            {
+                "label": r.label,
+                "numerator": r.numerator,
+                "denominator": r.denominator,
+                "value": None if v is None else round(v, 4),
+                "minimum": r.minimum,
+                "met": None if v is None or r.minimum is None else v >= r.minimum,
+            }
+            for r, v in report.ratios()
+        ],
+        "target_met": None if not verdicts or None in verdicts else all(verdicts),
+        "failures": [{"workload": n, "error": e} for n, e in report.failures],
+        "leftovers": ctx.leftovers,
+    }
+
+
+# --- Entry point ---------------------------------------------------------------------------------
+
+
+async def _main(args: argparse.Namespace, ctx: BenchContext, report: Report) -> None:
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, task.cancel)  # clean up as on Ctrl-C
+    await run(args, ctx, report)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from posog.core.logging import configure_logging
+
+    configure_logging("WARNING")  # the application's own logs to stderr, warnings and errors only
+    discover()
+    args = parse_args(argv)
+    console = Console() if sys.stdout.isatty() else Console(width=150)  # a file or pipe gets the whole table
+    ctx = BenchContext(facts=args.facts, results_dir=args.json.parent, profile=args.profile)
+    if args.list:
+        for w in REGISTRY.values():
+            limits = f" (beside {', '.join(w.limits)})" if w.limits else ""
+            console.print(f"{w.name:<14} {w.kind:<8} {w.description}{limits}")
+        return 0
+    report = Report(facts=args.facts, rounds=args.rounds, workloads=plan(args.only))
+    ctx.log.print(f"running {', '.join(w.name for w in report.workloads)} with N = {args.facts}")
+    started = time.perf_counter()
+    interrupted = False
+    try:
+        asyncio.run(_main(args, ctx, report))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        interrupted = True
+        ctx.log.print("[yellow]interrupted: partial results[/yellow]")
+    report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+    console.print(table(report))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(to_json(report, ctx, args), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    ctx.log.print(f"saved {args.json} ({time.perf_counter() - started:.0f} s in all)")
+    if ctx.leftovers:
+        ctx.log.print("[red]not cleaned up (remove by hand):[/red]\n  " + "\n  ".join(ctx.leftovers))
+    if interrupted:
+        return 130
+    return 1 if report.failures or ctx.leftovers else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The process's web application: every system this process serves, each under its prefix
+(``/module``, ``/lko``, ``/lkp``, ``/analytics``, ``/emulators``) on one port — or one system alone at
+``/``. In the embedded mode the background workers (intake, outbox relay, ЕПГУ inbox) run inside it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from html import escape
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from starlette.types import ASGIApp
+
+from posog.bootstrap import System
+
+SYSTEMS: dict[str, str] = {
+    "module": "Модуль оценки качества — API",
+    "lko": "ЛКО ПОС ОГ — кабинет организации",
+    "lkp": "ЛКП ПОС ОГ — страницы опроса",
+    "analytics": "Модуль аналитики",
+    "emulators": "Эмуляторы СМЭВ, ЕПГУ, ИАС МКГУ",
+}
+
+
+def system_apps(system: System) -> dict[str, ASGIApp]:
+    """The ASGI apps this process can serve (those whose URL is not configured elsewhere)."""
+    apps: dict[str, ASGIApp] = {}
+    if system.module_asgi.app is not None:
+        apps["module"] = system.module_asgi.app
+    if system.lko_asgi.app is not None:
+        apps["lko"] = system.lko_asgi.app
+    return apps
+
+
+def create_web_app(system: System, *, serve: Sequence[str], run_workers: bool) -> ASGIApp:
+    """``serve`` names the systems to mount; a single one is served at ``/``."""
+    apps = system_apps(system)
+    unknown = [name for name in serve if name not in apps]
+    if unknown:
+        raise ValueError(f"this process cannot serve {', '.join(unknown)} (not available yet or configured remote)")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        tasks: list[asyncio.Task[None]] = []
+        if run_workers:
+            await system.start_bus()
+            tasks = [
+                asyncio.create_task(system.intake_consumer().run(), name="intake"),
+                asyncio.create_task(system.relay.run(), name="outbox"),
+                asyncio.create_task(system.inbox.consume(system.bus, system.settings.geps_inbox_queue), name="epgu"),
+            ]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await system.close()
+
+    root = FastAPI(title="ПОС ОГ", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    if len(serve) == 1:
+        root.mount("/", apps[serve[0]])
+        return root
+
+    @root.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> str:
+        items = "".join(
+            f'<li><a href="/{name}/">{escape(SYSTEMS[name])}</a> — <code>/{name}</code></li>' for name in serve
+        )
+        return (
+            '<!doctype html><html lang="ru"><head><meta charset="utf-8"><title>ПОС ОГ</title>'
+            '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
+            f"<body><h1>ПОС ОГ — оценка качества услуг</h1><ul>{items}</ul></body></html>"
+        )
+
+    for name in serve:
+        root.mount(f"/{name}", apps[name])
+    return root
