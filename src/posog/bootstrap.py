@@ -14,6 +14,7 @@ from posog.core.db import Database
 from posog.core.pii import PiiCipher
 from posog.emulators.epgu.inbox import EpguInbox
 from posog.lko.client import LkoClient
+from posog.module.client import ModuleClient
 from posog.module.intake.consumer import IntakeConsumer
 from posog.module.intake.handlers import IntakeHandler
 from posog.module.links.catalog import QuestionnaireCatalog
@@ -152,7 +153,7 @@ def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | No
     if settings.lko_url is None:
         from posog.lko.api import create_app as create_lko_app
 
-        lko_asgi.app = create_lko_app(db, settings)
+        lko_asgi.app = create_lko_app(db, settings, module=ModuleClient(module_http_for_lko))
     if settings.module_url is None:
         from posog.module.api import create_app as create_module_app
 

@@ -1,0 +1,33 @@
+"""FastAPI dependencies shared by ЛКО's routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from posog.core.db import Database, UnitOfWork
+from posog.lko.contracts import ErrorEnvelope
+
+# Error responses every service-authenticated route may give (for the OpenAPI document).
+API_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorEnvelope, "description": "Нет действительного сервисного ключа"},
+    403: {"model": ErrorEnvelope, "description": "Вызывающей системе операция не разрешена"},
+    422: {"model": ErrorEnvelope, "description": "Некорректные параметры запроса"},
+}
+
+
+def database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+async def unit_of_work(db: Annotated[Database, Depends(database)]) -> AsyncIterator[UnitOfWork]:
+    """One unit of work per request; it rolls back unless a handler commits."""
+    async with db.uow() as uow:
+        yield uow
+
+
+DatabaseDep = Annotated[Database, Depends(database)]
+UowDep = Annotated[UnitOfWork, Depends(unit_of_work)]
