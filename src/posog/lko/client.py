@@ -5,11 +5,23 @@ from __future__ import annotations
 
 import httpx
 
-from posog.lko.contracts import OrgType, QuestionnaireDocument, SurveyLevel
+from posog.lko.contracts import AnswerValue, OrgType, QuestionnaireDocument, StoredResponse, SurveyLevel
 
 
 class LkoError(Exception):
     """ЛКО could not be reached or answered something unexpected (retry later)."""
+
+
+class ResponseRejected(Exception):
+    """ЛКО refused a submission: ``code`` (e.g. ``validation_error``, ``survey_completed``), a Russian
+    ``message`` for the citizen and, for invalid answers, a message per question id."""
+
+    def __init__(self, status: int, code: str, message: str, fields: dict[str, str] | None = None) -> None:
+        super().__init__(code)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = fields or {}
 
 
 class LkoClient:
@@ -51,3 +63,28 @@ class LkoClient:
         if response.status_code != 200:
             raise LkoError(f"ЛКО answered {response.status_code} for the organisation types")
         return [OrgType.model_validate(item) for item in response.json()["items"]]
+
+    async def submit_response(
+        self, token: str, idempotency_key: str, answers: dict[str, AnswerValue]
+    ) -> StoredResponse:
+        """Store a citizen's answers (SPEC §7). The same idempotency key again returns the same stored
+        response; raises :class:`ResponseRejected` when ЛКО refuses, :class:`LkoError` when unreachable."""
+        try:
+            response = await self._http.post(
+                "/api/v1/responses", json={"token": token, "idempotency_key": idempotency_key, "answers": answers}
+            )
+        except httpx.HTTPError as exc:
+            raise LkoError(f"ЛКО unreachable: {exc.__class__.__name__}") from exc
+        if response.status_code in (200, 201):
+            return StoredResponse.model_validate_json(response.content)
+        try:
+            body = response.json()
+            error = body["error"]
+            refusal = ResponseRejected(
+                response.status_code, str(error["code"]), str(error["message"]), body.get("fields") or {}
+            )
+        except (ValueError, KeyError, TypeError):
+            refusal = None
+        if refusal is None or response.status_code >= 500:
+            raise LkoError(f"ЛКО answered {response.status_code} to a submission")
+        raise refusal

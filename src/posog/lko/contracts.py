@@ -82,3 +82,49 @@ class QuestionnaireDraft(BaseModel):
     title: Annotated[str, Field(min_length=1, max_length=300)]
     validity_days: Annotated[int, Field(ge=1, le=365)] = 30
     questions: tuple[Question, ...]
+
+
+# --- Responses (SPEC §7 v1) ---------------------------------------------------------------------
+
+AnswerValue = int | str | bool | list[str] | None
+
+
+class ResponseSubmission(BaseModel):
+    """``POST /api/v1/responses`` body (ЛКП → ЛКО)."""
+
+    model_config = ConfigDict(extra="forbid")
+    token: Annotated[str, Field(min_length=16, max_length=128)]
+    idempotency_key: Annotated[str, Field(min_length=8, max_length=128)]
+    answers: dict[str, AnswerValue]
+
+
+class StoredResponse(BaseModel):
+    """A citizen's stored response (201 of ``POST /api/v1/responses``, items of the paged list).
+    No personal data: the card id, the organisation and the answers."""
+
+    id: str
+    card_id: str
+    questionnaire_id: str
+    questionnaire_version: int
+    type_code: str
+    survey_level: SurveyLevel
+    inn: str
+    ogrn: str
+    kpp: str | None
+    region_code: str
+    org_name: str
+    service_date: str
+    answers: dict[str, AnswerValue]
+    submitted_at: str
+
+
+class ResponsePage(BaseModel):
+    items: list[StoredResponse]
+    next_cursor: str | None = None
+
+
+class FieldErrors(BaseModel):
+    """422 of ``POST /api/v1/responses``: per-question Russian messages."""
+
+    error: ApiError
+    fields: dict[str, str] = Field(default_factory=dict)

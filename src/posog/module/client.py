@@ -5,11 +5,29 @@ from __future__ import annotations
 
 import httpx
 
-from posog.module.contracts import ReleaseResult, SurveyLevel
+from posog.module.contracts import CompleteLink, LinkData, ReleaseResult, SurveyLevel
 
 
 class ModuleError(Exception):
     """The module could not be reached or answered something unexpected (retry later)."""
+
+
+class LinkRefused(Exception):
+    """The module refused a link with one of the SPEC §6 codes; ``message`` is for the citizen."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(code)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _refusal(response: httpx.Response) -> LinkRefused | None:
+    try:
+        error = response.json()["error"]
+        return LinkRefused(response.status_code, str(error["code"]), str(error["message"]))
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 class ModuleClient:
@@ -25,3 +43,34 @@ class ModuleClient:
         if response.status_code != 200:
             raise ModuleError(f"module answered {response.status_code} to a release")
         return ReleaseResult.model_validate_json(response.content)
+
+    async def resolve_link(self, token: str, *, client_id: str | None = None) -> LinkData:
+        """The survey behind a link (SPEC §6); raises :class:`LinkRefused` with the SPEC code.
+        ``client_id`` identifies the citizen's client for the module's rate limiting."""
+        headers = {"X-Posog-Client": client_id} if client_id else {}
+        try:
+            response = await self._http.get(f"/api/v1/survey-links/{token}", headers=headers)
+        except httpx.HTTPError as exc:
+            raise ModuleError(f"module unreachable: {exc.__class__.__name__}") from exc
+        if response.status_code == 200:
+            return LinkData.model_validate_json(response.content)
+        refusal = _refusal(response)
+        if refusal is None or response.status_code >= 500:
+            raise ModuleError(f"module answered {response.status_code} for a link")
+        raise refusal
+
+    async def complete_link(self, token: str, response_id: str) -> None:
+        """Mark the link completed by ``response_id`` (idempotent); raises :class:`LinkRefused`."""
+        try:
+            response = await self._http.post(
+                f"/api/v1/survey-links/{token}/complete",
+                json=CompleteLink(response_id=response_id).model_dump(),
+            )
+        except httpx.HTTPError as exc:
+            raise ModuleError(f"module unreachable: {exc.__class__.__name__}") from exc
+        if response.status_code in (200, 204):
+            return
+        refusal = _refusal(response)
+        if refusal is None or response.status_code >= 500:
+            raise ModuleError(f"module answered {response.status_code} to a completion")
+        raise refusal

@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from posog.core import ids, regions
+from posog.lko.contracts import QuestionnaireDocument
 
 SurveyLevel = Literal["federal", "regional", "municipal"]
 FACT_SCHEMA = "og.fact/1"
@@ -304,6 +305,41 @@ class LinkOrganization(BaseModel):
     inn: str
     ogrn: str
     kpp: str | None
+    # Extensions beyond SPEC §6 v1 (ЛКО stores them with the response; no personal data).
+    region_code: str
+    type_code: str
+
+
+class LinkData(BaseModel):
+    """``GET /api/v1/survey-links/{token}`` → 200 (SPEC §6 v1): the pinned questionnaire enriched with
+    the card and the organisation the citizen rates. Never any personal data."""
+
+    card_id: str
+    expires_at: dt.datetime
+    survey_level: SurveyLevel
+    state: str
+    service: LinkService
+    organization: LinkOrganization
+    questionnaire: QuestionnaireDocument
+
+
+# SPEC §6 error codes → HTTP status.
+LINK_ERRORS: dict[str, int] = {
+    "link_not_found": 404,
+    "link_expired": 410,
+    "survey_completed": 410,
+    "link_revoked": 410,
+    "questionnaire_unavailable": 409,
+    "too_many_requests": 429,
+}
+
+
+class CompleteLink(BaseModel):
+    """``POST /api/v1/survey-links/{token}/complete`` (ЛКО → module): the response that used the link.
+    Idempotent for the same ``response_id``; another response id for a completed link → 409."""
+
+    model_config = ConfigDict(extra="forbid")
+    response_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class ReleaseResult(BaseModel):
