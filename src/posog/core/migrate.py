@@ -18,7 +18,7 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-async def upgrade(url: str, revision: str = "head") -> None:
+async def upgrade(url: str, revision: str = "heads") -> None:
     """Bring the schema at ``url`` to ``revision``. Alembic's env runs its own event loop, so it runs
     in a worker thread."""
     await asyncio.to_thread(command.upgrade, alembic_config(url), revision)
