@@ -104,6 +104,11 @@ def plan(only: list[str]) -> list[Workload]:
     return [REGISTRY[name] for name in ordered]
 
 
+def _per_cpu_second(m: Measurement | None) -> float | None:
+    cpu = (m.extra.get("cpu") or {}).get("python_s") if m else None
+    return m.count / cpu if m and cpu else None
+
+
 @dataclass
 class Report:
     facts: int
@@ -131,6 +136,14 @@ class Report:
             result.append((ratio, top.rate / bottom.rate if top and bottom and bottom.rate else None))
         return result
 
+    def cpu_ratio(self, ratio: Ratio) -> float | None:
+        """The ratio of rates per CPU-second of this (Python) process: far less sensitive than the
+        plain ratio to other load on the machine, when both sides are bound by this process's CPU."""
+        if not ratio.cpu_bound:
+            return None
+        top, bottom = _per_cpu_second(self.median(ratio.numerator)), _per_cpu_second(self.median(ratio.denominator))
+        return top / bottom if top and bottom else None
+
     def targets(self) -> list[tuple[Target, float | None]]:
         seen: list[Target] = []
         for w in self.workloads:
@@ -151,10 +164,15 @@ async def run(args: argparse.Namespace, ctx: BenchContext, report: Report) -> No
             if args.rounds > 1:
                 ctx.log.print(f"[bold]round {round_number}/{args.rounds}[/bold]")
             ctx.step(w.name, "starting")
+            ctx.recorded = []
             deadline = asyncio.timeout(args.timeout)
             try:
                 async with deadline:
                     measurements = await w.run(ctx)
+            except asyncio.CancelledError:  # interrupted: keep what was measured, then stop
+                for measurement in ctx.recorded:
+                    report.add(measurement)
+                raise
             except TimeoutError as exc:
                 if deadline.expired():
                     message = (
@@ -169,9 +187,11 @@ async def run(args: argparse.Namespace, ctx: BenchContext, report: Report) -> No
                 traceback.print_exc()
                 report.failures.append((w.name, f"{exc.__class__.__name__}: {exc}"))
             else:
-                for measurement in measurements:
+                for measurement in [*ctx.recorded, *(m for m in measurements if m not in ctx.recorded)]:
                     report.add(measurement)
                 continue
+            for measurement in ctx.recorded:  # what was measured before the failure still counts
+                report.add(measurement)
             ctx.log.print(f"[red]{w.name} failed: {report.failures[-1][1]}[/red]")
 
 
@@ -188,6 +208,32 @@ def _verdict(met: bool | None) -> str:
     ]
 
 
+def _cores(m: Measurement) -> str:
+    """CPU seconds per wall second (busy cores) of the timed part: this Python process, the
+    PostgreSQL backends of its database, the RabbitMQ broker, the whole machine."""
+    cpu = m.extra.get("cpu") or {}
+    wall = cpu.get("wall_s") or 0
+    if not wall:
+        return ""
+    parts = [cpu.get(k) for k in ("python_s", "postgres_s", "rabbitmq_s", "machine_busy_s")]
+    return "·".join("–" if v is None else f"{v / wall:.2f}" for v in parts)
+
+
+def _row(
+    out: Table,
+    label: str,
+    *,
+    n: str = "",
+    seconds: str = "",
+    value: str = "",
+    target: str = "",
+    cores: str = "",
+    cpu: str = "",
+    how: str = "",
+) -> None:
+    out.add_row(label, n, seconds, value, target, cores, cpu, how)
+
+
 def table(report: Report) -> Table:
     spread = report.rounds > 1
     out = Table(
@@ -196,12 +242,13 @@ def table(report: Report) -> Table:
         box=box.SIMPLE_HEAVY,
         title_justify="left",
     )
-    out.add_column("row")
+    out.add_column("row", no_wrap=True)
     out.add_column("N", justify="right")
     out.add_column("time, s", justify="right")
-    out.add_column("rate / value", justify="right")
-    out.add_column("target", justify="right")
-    out.add_column("result")
+    out.add_column("rate / value", justify="right", no_wrap=True)
+    out.add_column("target → result", justify="right", no_wrap=True)
+    out.add_column("cores busy\npy·pg·mq·all", justify="right", no_wrap=True)
+    out.add_column("py CPU\nµs/item", justify="right")
     out.add_column("how", style="dim", overflow="fold")
 
     for kind, heading in (("workload", "workloads"), ("limit", "raw limits, same run")):
@@ -209,7 +256,7 @@ def table(report: Report) -> Table:
         failed = [(n, msg) for n, msg in report.failures if REGISTRY[n].kind == kind]
         if not keys and not failed:
             continue
-        out.add_row(f"[bold]{heading}[/bold]")
+        _row(out, f"[bold]{heading}[/bold]")
         for key in keys:
             m = report.median(key)
             assert m is not None
@@ -217,34 +264,42 @@ def table(report: Report) -> Table:
             if spread:
                 rates = [r.rate for r in report.measurements[key]]
                 rate += f"\n[dim]{min(rates):,.0f}–{max(rates):,.0f}[/dim]".replace(",", " ")
-            out.add_row(f"  {m.label}", f"{m.count:,}".replace(",", " "), f"{m.seconds:.2f}", rate, "", "", m.method)
+            per_cpu = _per_cpu_second(m)
+            _row(
+                out,
+                f"  {m.label}",
+                n=f"{m.count:,}".replace(",", " "),
+                seconds=f"{m.seconds:.2f}",
+                value=rate,
+                cores=_cores(m),
+                cpu=f"{1e6 / per_cpu:,.0f}".replace(",", " ") if per_cpu else "",
+                how=m.method,
+            )
         for name, message in failed:
-            out.add_row(f"  [red]{name}[/red]", "", "", "", "", "[bold red]FAILED[/bold red]", f"[red]{message}[/red]")
+            _row(out, f"  [red]{name}[/red]", target="[bold red]FAILED[/bold red]", how=f"[red]{message}[/red]")
         out.add_section()
 
     ratios, targets = report.ratios(), report.targets()
     if ratios or targets:
-        out.add_row("[bold]ratios and targets[/bold]")
+        _row(out, "[bold]ratios and targets[/bold]")
         for target, value in targets:
             unit = m.unit if (m := report.median(target.key)) else ""
-            out.add_row(
+            met = None if value is None else value >= target.minimum
+            _row(
+                out,
                 f"  {target.label}",
-                "",
-                "",
-                "—" if value is None else _rate(value, unit),
-                f"≥ {_rate(target.minimum, unit)}",
-                _verdict(None if value is None else value >= target.minimum),
-                "",
+                value="—" if value is None else _rate(value, unit),
+                target=f"≥ {_rate(target.minimum, '').strip()} {_verdict(met)}",
             )
         for ratio, value in ratios:
-            out.add_row(
+            cpu_ratio = report.cpu_ratio(ratio)
+            met = None if value is None else value >= (ratio.minimum or 0)
+            _row(
+                out,
                 f"  {ratio.label}",
-                "",
-                "",
-                "—" if value is None else f"{value:.2f}",
-                "" if ratio.minimum is None else f"≥ {ratio.minimum:.2f}",
-                "" if ratio.minimum is None else _verdict(None if value is None else value >= ratio.minimum),
-                f"{ratio.numerator} ÷ {ratio.denominator}",
+                value="—" if value is None else f"{value:.2f}",
+                target="" if ratio.minimum is None else f"≥ {ratio.minimum:.2f} {_verdict(met)}",
+                how="" if cpu_ratio is None else f"per Python CPU-second: {cpu_ratio:.2f}",
             )
         verdicts = report.verdicts()
         if verdicts:
@@ -253,14 +308,12 @@ def table(report: Report) -> Table:
                 f"{r.label} ≥ {r.minimum:.2f}" for r, _ in ratios if r.minimum is not None
             ]
             out.add_section()
-            out.add_row(
+            _row(
+                out,
                 "[bold]target[/bold]",
-                "",
-                "",
-                f"{sum(v is True for v in verdicts)} of {len(verdicts)}",
-                "all",
-                _verdict(overall),
-                "; ".join(wanted),
+                value=f"{sum(v is True for v in verdicts)} of {len(verdicts)} met",
+                target=_verdict(overall),
+                how="; ".join(wanted),
             )
     return out
 
@@ -339,12 +392,14 @@ def to_json(report: Report, ctx: BenchContext, args: argparse.Namespace) -> dict
                 "numerator": r.numerator,
                 "denominator": r.denominator,
                 "value": None if v is None else round(v, 4),
+                "per_python_cpu_second": None if (c := report.cpu_ratio(r)) is None else round(c, 4),
                 "minimum": r.minimum,
                 "met": None if v is None or r.minimum is None else v >= r.minimum,
             }
             for r, v in report.ratios()
         ],
         "target_met": None if not verdicts or None in verdicts else all(verdicts),
+        "profiles": ctx.profiles,
         "failures": [{"workload": n, "error": e} for n, e in report.failures],
         "leftovers": ctx.leftovers,
     }
@@ -368,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("WARNING")  # the application's own logs to stderr, warnings and errors only
     discover()
     args = parse_args(argv)
-    console = Console() if sys.stdout.isatty() else Console(width=150)  # a file or pipe gets the whole table
+    console = Console() if sys.stdout.isatty() else Console(width=180)  # a file or pipe gets the whole table
     ctx = BenchContext(facts=args.facts, results_dir=args.json.parent, profile=args.profile)
     if args.list:
         for w in REGISTRY.values():

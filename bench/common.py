@@ -17,6 +17,7 @@ import io
 import json
 import os
 import pstats
+import re
 import shutil
 import sys
 import tempfile
@@ -80,6 +81,9 @@ class Ratio:
     numerator: str
     denominator: str
     minimum: float | None = None
+    # Both sides are bound by this Python process's CPU: also report the ratio per CPU-second of the
+    # process, which other load on the machine hardly moves.
+    cpu_bound: bool = False
 
 
 @dataclass(frozen=True)
@@ -151,8 +155,15 @@ class BenchContext:
     progress: str = ""
     leftovers: list[str] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)  # data workloads pre-generate and share
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)  # hotspots of --profile runs
+    recorded: list[Measurement] = field(default_factory=list)  # see record()
     _facts: list[dict[str, Any]] | None = None
     _messages: list[AmqpMessage] | None = None
+
+    def record(self, measurement: Measurement) -> None:
+        """Keep a measurement as soon as it is taken: it is reported even if the workload fails or
+        times out later (a workload may also just return its measurements)."""
+        self.recorded.append(measurement)
 
     def step(self, workload: str, phase: str) -> None:
         """Name what is running (shown if the workload times out) and say so on stderr."""
@@ -204,13 +215,17 @@ class BenchContext:
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
     @contextlib.contextmanager
-    def profiled(self, name: str) -> Iterator[None]:
-        """cProfile the block when ``--profile`` is on: ``<results>/<name>.prof`` and a summary
-        ``<name>.profile.txt`` (top functions by own time, and own time grouped by package)."""
+    def profiled(self, name: str, steps: Sequence[tuple[str, str]] = ()) -> Iterator[None]:
+        """cProfile (CPU time) the block when ``--profile`` is on: ``<results>/<name>.prof`` and a summary
+        ``<name>.profile.txt`` (own time by area, package and function; cumulative time of the
+        named ``steps``, see :func:`profile_hotspots`); the hotspots also go into the JSON."""
         if not self.profile:
             yield
             return
-        profiler = cProfile.Profile()
+        # CPU time, not wall time: on a shared machine a wall-clock profile charges every preemption
+        # to whatever was running (a socket send, a greenlet switch) and hides where the CPU went.
+        # Waiting is measured separately (cpu_meter: wall vs CPU of each process).
+        profiler = cProfile.Profile(time.process_time)
         profiler.enable()
         try:
             yield
@@ -220,7 +235,8 @@ class BenchContext:
             raw = self.results_dir / f"{name}.prof"
             profiler.dump_stats(raw)
             summary = self.results_dir / f"{name}.profile.txt"
-            summary.write_text(profile_summary(profiler), encoding="utf-8")
+            summary.write_text(profile_summary(profiler, steps), encoding="utf-8")
+            self.profiles[name] = profile_hotspots(profiler, steps, top=10)
             self.log.print(f"profile of {name}: {raw} (summary: {summary})")
 
 
@@ -451,7 +467,139 @@ def safe_url(url: str) -> str:
     return parts.geturl()
 
 
+# --- CPU accounting ------------------------------------------------------------------------------
+
+
+def _cpu_of(pid: int) -> float:
+    import psutil
+
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return 0.0
+    return float(times.user + times.system)
+
+
+def _broker_pids() -> list[int]:
+    import psutil
+
+    return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in ("beam.smp", "beam")]
+
+
+async def _backend_pids(connection: asyncpg.Connection | None) -> list[int]:
+    """The PostgreSQL backends of the connection's database, except the connection itself."""
+    if connection is None:
+        return []
+    rows = await connection.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    return [int(r["pid"]) for r in rows]
+
+
+@dataclass
+class CpuUsage:
+    """CPU seconds spent during a block, beside its wall time: this (Python) process, the PostgreSQL
+    backends serving the benchmark's database, the RabbitMQ broker (all of it: other users of the
+    broker count too) and the whole machine (busy time; capacity = wall × CPUs)."""
+
+    wall_s: float = 0.0
+    python_s: float = 0.0
+    postgres_s: float | None = None
+    rabbitmq_s: float | None = None
+    machine_busy_s: float | None = None
+    machine_capacity_s: float | None = None
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {k: None if v is None else round(v, 3) for k, v in self.__dict__.items()}
+
+
+@contextlib.asynccontextmanager
+async def cpu_meter(connection: asyncpg.Connection | None = None) -> AsyncIterator[CpuUsage]:
+    """Measure :class:`CpuUsage` of the block (psutil, if installed; else only wall and this process).
+    ``connection`` (asyncpg, on the benchmark's database) finds the backends to charge."""
+    usage = CpuUsage()
+    try:
+        import psutil
+    except ImportError:  # a dev dependency: without it, only this process is measured
+        psutil = None  # type: ignore[assignment]
+    backends: dict[int, float] = {}
+    broker: dict[int, float] = {}
+    machine = None
+    if psutil is not None:
+        backends = {pid: _cpu_of(pid) for pid in await _backend_pids(connection)}
+        broker = {pid: _cpu_of(pid) for pid in _broker_pids()}
+        machine = psutil.cpu_times()
+    wall, own = time.perf_counter(), time.process_time()
+    try:
+        yield usage
+    finally:
+        usage.wall_s = time.perf_counter() - wall
+        usage.python_s = time.process_time() - own
+        if psutil is not None and machine is not None:
+            now = psutil.cpu_times()
+            usage.machine_capacity_s = usage.wall_s * (psutil.cpu_count() or 1)
+            busy = [f for f in now._fields if f not in ("idle", "iowait", "guest", "guest_nice")]
+            usage.machine_busy_s = sum(getattr(now, f) - getattr(machine, f) for f in busy)
+            with contextlib.suppress(Exception):  # the connection may be gone after a failure
+                pids = await _backend_pids(connection) if connection is not None else []
+                usage.postgres_s = sum(_cpu_of(pid) - backends.get(pid, 0.0) for pid in pids) if pids else None
+            usage.rabbitmq_s = sum(_cpu_of(pid) - cpu for pid, cpu in broker.items()) if broker else None
+
+
 # --- Profiles ------------------------------------------------------------------------------------
+
+# Own time of packages grouped into areas a reader can act on (first match wins).
+AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("waiting in epoll (≈0 in a CPU-time profile)", ("<method 'poll' of 'select.epoll' objects>",)),
+    ("AMQP client (aio-pika, aiormq, pamqp)", ("aio_pika", "aiormq", "pamqp")),
+    (
+        "asyncio event loop, tasks, streams, sockets",
+        (
+            "stdlib asyncio.",
+            "stdlib selectors",
+            "stdlib socket",
+            "stdlib contextlib",
+            "<method 'run' of '_contextvars.Context' objects>",
+            "<method 'send' of '_socket.socket' objects>",
+            "<method 'recv' of '_socket.socket' objects>",
+            "<built-in method _asyncio",
+            "<method 'set_result'",
+            "<method 'cancel' of",
+            "<built-in method builtins.next>",
+            "<method 'done' of",
+        ),
+    ),
+    ("SQLAlchemy (ORM, Core, greenlet bridge)", ("sqlalchemy", "greenlet", "<method 'switch' of 'greenlet")),
+    ("asyncpg", ("asyncpg",)),
+    (
+        "pydantic validation and serialisation",
+        (
+            "pydantic",
+            "<method 'validate_json'",
+            "<method 'validate_python'",
+            "<method 'to_json'",
+            "<method 'to_python'",
+        ),
+    ),
+    ("ЛКО calls in process (httpx, ASGI, FastAPI)", ("httpx", "httpcore", "starlette", "fastapi", "anyio")),
+    (
+        "crypto and hashes",
+        (
+            "cryptography",
+            "<method 'encrypt'",
+            "<method 'decrypt'",
+            "<built-in method _hashlib",
+            "<method 'hexdigest'",
+            "<built-in method posix.urandom>",
+            "stdlib hmac",
+            "stdlib hashlib",
+            "stdlib secrets",
+        ),
+    ),
+    ("posog code", ("posog.", "stdnum")),
+    ("json", ("stdlib json",)),
+    ("metrics and logging", ("prometheus_client", "structlog", "stdlib logging")),
+)
 
 
 def _package_of(filename: str, function: str) -> str:
@@ -464,11 +612,24 @@ def _package_of(filename: str, function: str) -> str:
         return path.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
     if "/posog/" in path:
         return "posog." + path.split("/posog/", 1)[1].removesuffix(".py").replace("/", ".")
-    return "stdlib " + Path(path).stem
+    match = re.search(r"/lib/python3\.\d+/(.+)\.py$", path)
+    module = match.group(1).replace("/", ".").removesuffix(".__init__") if match else Path(path).stem
+    return "stdlib " + module
 
 
-def profile_hotspots(profiler: cProfile.Profile, top: int = 15) -> dict[str, Any]:
-    """Own time (tottime) per function and per package, as shares of the profiled total."""
+def _area_of(package: str) -> str:
+    for area, prefixes in AREAS:
+        if package.startswith(prefixes):
+            return area
+    return "other (builtins, small stdlib helpers)"
+
+
+def profile_hotspots(
+    profiler: cProfile.Profile, steps: Sequence[tuple[str, str]] = (), top: int = 15
+) -> dict[str, Any]:
+    """Own time (tottime) per area, package and function, as shares of the profiled total, and the
+    cumulative time of named ``steps`` (label, ``file.py:function`` suffix). In a coroutine, cProfile
+    counts only the time it runs, not the time it waits."""
     stats = pstats.Stats(profiler)
     entries = stats.stats  # type: ignore[attr-defined]
     total = sum(entry[2] for entry in entries.values()) or 1.0
@@ -481,24 +642,49 @@ def profile_hotspots(profiler: cProfile.Profile, top: int = 15) -> dict[str, Any
     for (fn, _line, name), entry in entries.items():
         package = _package_of(fn, name)
         packages[package] = packages.get(package, 0.0) + entry[2]
+    areas: dict[str, float] = {}
+    for package, own in packages.items():
+        areas[_area_of(package)] = areas.get(_area_of(package), 0.0) + own
+    cumulative = []
+    for label, suffix in steps:
+        where, _, function = suffix.partition(":")
+        found = [
+            entry[3]
+            for (fn, _line, name), entry in entries.items()
+            if name == function and fn.replace("\\", "/").endswith(where)
+        ]
+        cumulative.append({"step": label, "function": suffix, "cumulative_s": max(found, default=0.0)})
+
+    def ranked(values: dict[str, float], name: str) -> list[dict[str, Any]]:
+        ordered = sorted(values.items(), key=lambda item: item[1], reverse=True)[:top]
+        return [{name: key, "own_s": own, "share": own / total} for key, own in ordered]
+
     return {
         "total_s": total,
+        "areas": ranked(areas, "area"),
+        "packages": ranked(packages, "package"),
         "functions": [
             {"function": f, "own_s": own, "cumulative_s": cum, "share": own / total} for f, own, cum in functions[:top]
         ],
-        "packages": [
-            {"package": p, "own_s": s, "share": s / total}
-            for p, s in sorted(packages.items(), key=lambda item: item[1], reverse=True)[:top]
-        ],
+        "steps": [{**step, "share": step["cumulative_s"] / total} for step in cumulative],
     }
 
 
-def profile_summary(profiler: cProfile.Profile) -> str:
-    hotspots = profile_hotspots(profiler, top=25)
+def profile_summary(profiler: cProfile.Profile | str, steps: Sequence[tuple[str, str]] = ()) -> str:
+    hotspots = profile_hotspots(profiler, steps, top=25)
     out = io.StringIO()
-    out.write(f"profiled total own time: {hotspots['total_s']:.2f} s\n\nown time by package:\n")
-    for p in hotspots["packages"]:
-        out.write(f"  {p['share']:6.1%}  {p['own_s']:8.2f} s  {p['package']}\n")
+    out.write(f"profiled CPU time of this process (own time of all functions): {hotspots['total_s']:.2f} s\n")
+    for title, rows, name in (
+        ("own time by area", hotspots["areas"], "area"),
+        ("own time by package", hotspots["packages"], "package"),
+    ):
+        out.write(f"\n{title}:\n")
+        for row in rows:
+            out.write(f"  {row['share']:6.1%}  {row['own_s']:8.2f} s  {row[name]}\n")
+    if hotspots["steps"]:
+        out.write("\ncumulative time of steps (running, not waiting):\n")
+        for row in hotspots["steps"]:
+            out.write(f"  {row['share']:6.1%}  {row['cumulative_s']:8.2f} s  {row['step']}  [{row['function']}]\n")
     out.write("\nown time by function:\n")
     for f in hotspots["functions"]:
         out.write(f"  {f['share']:6.1%}  {f['own_s']:8.2f} s  (cum {f['cumulative_s']:7.2f} s)  {f['function']}\n")

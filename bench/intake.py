@@ -18,6 +18,7 @@ from bench.common import (
     Ratio,
     Stack,
     Target,
+    cpu_meter,
     stop,
     system_stack,
     wait_until,
@@ -39,6 +40,23 @@ FROM (SELECT count(*) AS cards, count(*) FILTER (WHERE status = 'linked') AS lin
      (SELECT count(*) AS outbox, count(sent_at) AS sent FROM module_outbox) o,
      (SELECT count(*) AS rejected FROM module_rejected_facts) r
 """
+# Where a batch's time goes, for --profile (label, "file.py:function").
+PROFILE_STEPS = (
+    ("consumer loop (all of intake's own work)", "intake/consumer.py:run"),
+    ("  batching deliveries (posog.core.bus.batches)", "core/bus.py:batches"),
+    ("  IntakeHandler.handle (one transaction per batch)", "intake/handlers.py:handle"),
+    ("    validate_fact (pydantic, checksums, region)", "module/contracts.py:validate_fact"),
+    ("    resolved_region (validation and card, twice per fact)", "module/contracts.py:resolved_region"),
+    ("    fact_hash", "intake/handlers.py:fact_hash"),
+    ("    _new_card (seal ПДн, catalog, issue link)", "intake/handlers.py:_new_card"),
+    ("      QuestionnaireCatalog.active (ЛКО, cached 5 s)", "links/catalog.py:active"),
+    ("      issue_link (token, notification, seal)", "links/issuing.py:issue_link"),
+    ("    AsyncSession.execute (SELECT + 3 bulk INSERTs)", "ext/asyncio/session.py:execute"),
+    ("    commit", "core/db.py:commit"),
+    ("  RabbitDelivery.ack (one basic.ack per message)", "core/rabbit.py:ack"),
+    ("aiormq connection reader (incoming frames)", "aiormq/connection.py:__reader"),
+    ("aio-pika delivery → IncomingMessage, one task each", "aio_pika/queue.py:consumer"),
+)
 MODULE_TABLES = (
     "module_service_cards",
     "module_survey_links",
@@ -93,10 +111,23 @@ class Counts:
     async def totals(self) -> asyncpg.Record:
         return await self._connection.fetchrow(TOTALS_SQL)
 
+    async def _no_rejections(self, rejected: int) -> None:
+        """Every fact is valid: a rejection means intake is broken (e.g. quarantined with
+        ``payload: processing_error``), and its timing would mean nothing. Fail at once."""
+        if rejected:
+            reasons = await self._connection.fetch(
+                "SELECT DISTINCT reasons::text AS reasons FROM module_rejected_facts LIMIT 3"
+            )
+            raise BenchError(
+                f"{rejected} valid fact(s) rejected by intake ({'; '.join(r['reasons'] for r in reasons)}):"
+                " intake is failing, not slow — see the application's errors above"
+            )
+
     async def intake_done(self) -> bool:
         row = await self._connection.fetchrow(PROGRESS_SQL)
         self._ctx.progress = f"{row['cards']} cards, {row['rejected']} rejected of {self._expected}"
-        return int(row["cards"]) + int(row["rejected"]) >= self._expected
+        await self._no_rejections(int(row["rejected"]))
+        return int(row["cards"]) >= self._expected
 
     async def outbox_drained(self) -> bool:
         unsent = await self._connection.fetchval("SELECT count(*) FROM module_outbox WHERE sent_at IS NULL")
@@ -106,7 +137,8 @@ class Counts:
     async def all_notified(self) -> bool:
         row = await self._connection.fetchrow(PROGRESS_SQL)
         self._ctx.progress = f"{row['cards']} cards, {row['rejected']} rejected, {row['unsent']} unsent"
-        return int(row["cards"]) + int(row["rejected"]) >= self._expected and int(row["unsent"]) == 0
+        await self._no_rejections(int(row["rejected"]))
+        return int(row["cards"]) >= self._expected and int(row["unsent"]) == 0
 
 
 def _check_totals(totals: asyncpg.Record, expected: int, *, sent: bool) -> None:
@@ -129,7 +161,7 @@ async def _drain_consumer(consumer: Any, task: asyncio.Task[None], expected: int
     "intake",
     limits=("bare-consume", "bare-insert", "bare-publish"),
     ratios=(
-        Ratio("intake ÷ bare consume", "intake", "bare_consume", minimum=TARGET_SHARE_OF_CONSUMER),
+        Ratio("intake ÷ bare consume", "intake", "bare_consume", minimum=TARGET_SHARE_OF_CONSUMER, cpu_bound=True),
         Ratio("intake ÷ bare INSERT (card-wide rows)", "intake", "bare_insert"),
         Ratio("intake ÷ bare INSERT (card + link + outbox)", "intake", "bare_insert_fact"),
         Ratio("relay ÷ bare publish", "relay", "bare_publish"),
@@ -155,30 +187,74 @@ async def intake(ctx: BenchContext) -> list[Measurement]:
             ctx.step("intake", "consuming")
             consumer = system.intake_consumer()
             batches_before, batch_seconds_before = _batch_histogram()
-            with ctx.profiled("intake"):
-                started = time.perf_counter()
-                consuming = asyncio.create_task(consumer.run(), name="intake consumer")
-                tasks.append(consuming)
-                await wait_until(ctx, counts.intake_done, watch=[consuming])
-                intake_s = time.perf_counter() - started
+            async with cpu_meter(connection) as intake_cpu:
+                with ctx.profiled("intake", PROFILE_STEPS):
+                    started = time.perf_counter()
+                    consuming = asyncio.create_task(consumer.run(), name="intake consumer")
+                    tasks.append(consuming)
+                    await wait_until(ctx, counts.intake_done, watch=[consuming])
+                    intake_s = time.perf_counter() - started
             batches_after, batch_seconds_after = _batch_histogram()
             intake_totals = await counts.totals()
             _check_totals(intake_totals, expected, sent=False)
+            batches = batches_after - batches_before
+            prefetch = max(s.consumer_prefetch, s.intake_batch_size)
+            profiled = " — under cProfile, slower" if ctx.profile else ""
+            ctx.record(
+                Measurement(
+                    key="intake",
+                    label="intake: queue → card+link+outbox committed",
+                    kind="workload",
+                    count=expected,
+                    seconds=intake_s,
+                    unit="facts/s",
+                    method=(
+                        f"IntakeConsumer: prefetch {prefetch}, batch {s.intake_batch_size}"
+                        f" / {s.intake_batch_wait_ms} ms, pool {s.db_pool_size}{profiled}"
+                    ),
+                    extra={
+                        "accepted": intake_totals["cards"],
+                        "linked": intake_totals["linked"],
+                        "rejected": intake_totals["rejected"],
+                        "batches": int(batches),
+                        "mean_batch_size": expected / batches if batches else None,
+                        "mean_batch_seconds": (batch_seconds_after - batch_seconds_before) / batches
+                        if batches
+                        else None,
+                        "setup_publish_msgs_per_s": expected / publish_s if publish_s else None,
+                        "profiled": ctx.profile,
+                        "cpu": intake_cpu.as_dict(),
+                    },
+                )
+            )
             await _drain_consumer(consumer, consuming, expected)
 
             # (2) the relay alone, on the outbox intake left
             ctx.step("intake", f"relaying {intake_totals['outbox']} notifications")
-            started = time.perf_counter()
-            relaying = asyncio.create_task(system.relay.run(), name="outbox relay")
-            tasks.append(relaying)
-            await wait_until(ctx, counts.outbox_drained, watch=[relaying])
-            relay_s = time.perf_counter() - started
+            async with cpu_meter(connection) as relay_cpu:
+                started = time.perf_counter()
+                relaying = asyncio.create_task(system.relay.run(), name="outbox relay")
+                tasks.append(relaying)
+                await wait_until(ctx, counts.outbox_drained, watch=[relaying])
+                relay_s = time.perf_counter() - started
             await stop(relaying)
             delivered = await system.bus.queue_depth(s.geps_inbox_queue)
             if delivered < intake_totals["outbox"]:
                 raise BenchError(
                     f"{delivered} notifications in {s.geps_inbox_queue}, expected {intake_totals['outbox']}"
                 )
+            ctx.record(
+                Measurement(
+                    key="relay",
+                    label="relay: outbox → confirmed ГЭПС publish",
+                    kind="workload",
+                    count=int(intake_totals["outbox"]),
+                    seconds=relay_s,
+                    unit="notifications/s",
+                    method=f"OutboxRelay: batch {s.relay_batch_size}, idle sleep {s.relay_idle_sleep_ms} ms",
+                    extra={"delivered_to_inbox_queue": delivered, "cpu": relay_cpu.as_dict()},
+                )
+            )
 
             # (3) end to end: both workers at once, on the same facts again
             ctx.step("intake", "end to end: resetting tables and queues, publishing again (not timed)")
@@ -188,67 +264,34 @@ async def intake(ctx: BenchContext) -> list[Measurement]:
             await _publish_facts(ctx, stack)
             ctx.step("intake", "end to end: intake and relay together")
             consumer = system.intake_consumer()
-            started = time.perf_counter()
-            consuming = asyncio.create_task(consumer.run(), name="intake consumer (end to end)")
-            relaying = asyncio.create_task(system.relay.run(), name="outbox relay (end to end)")
-            tasks += [consuming, relaying]
-            await wait_until(ctx, counts.all_notified, watch=[consuming, relaying])
-            e2e_s = time.perf_counter() - started
+            async with cpu_meter(connection) as e2e_cpu:
+                started = time.perf_counter()
+                consuming = asyncio.create_task(consumer.run(), name="intake consumer (end to end)")
+                relaying = asyncio.create_task(system.relay.run(), name="outbox relay (end to end)")
+                tasks += [consuming, relaying]
+                await wait_until(ctx, counts.all_notified, watch=[consuming, relaying])
+                e2e_s = time.perf_counter() - started
             e2e_totals = await counts.totals()
             _check_totals(e2e_totals, expected, sent=True)
+            ctx.record(
+                Measurement(
+                    key="end_to_end",
+                    label="end to end: intake ∥ relay",
+                    kind="workload",
+                    count=expected,
+                    seconds=e2e_s,
+                    unit="facts/s",
+                    method="both workers in one process, until every notification is confirmed",
+                    extra={
+                        "sequential_facts_per_s": expected / (intake_s + relay_s),
+                        "notifications": int(e2e_totals["sent"]),
+                        "cpu": e2e_cpu.as_dict(),
+                    },
+                )
+            )
             await _drain_consumer(consumer, consuming, expected)
         finally:
             for task in tasks:
                 await stop(task)
             await connection.close()
-
-    batches = batches_after - batches_before
-    prefetch = max(s.consumer_prefetch, s.intake_batch_size)
-    profiled = " — under cProfile, slower" if ctx.profile else ""
-    return [
-        Measurement(
-            key="intake",
-            label="intake: queue → card, link, outbox committed",
-            kind="workload",
-            count=expected,
-            seconds=intake_s,
-            unit="facts/s",
-            method=(
-                f"IntakeConsumer, prefetch {prefetch}, batch ≤ {s.intake_batch_size} / {s.intake_batch_wait_ms} ms,"
-                f" pool {s.db_pool_size}{profiled}"
-            ),
-            extra={
-                "accepted": intake_totals["cards"],
-                "linked": intake_totals["linked"],
-                "rejected": intake_totals["rejected"],
-                "batches": int(batches),
-                "mean_batch_size": expected / batches if batches else None,
-                "mean_batch_seconds": (batch_seconds_after - batch_seconds_before) / batches if batches else None,
-                "setup_publish_msgs_per_s": expected / publish_s if publish_s else None,
-                "profiled": ctx.profile,
-            },
-        ),
-        Measurement(
-            key="relay",
-            label="relay: outbox → confirmed ГЭПС message",
-            kind="workload",
-            count=int(intake_totals["outbox"]),
-            seconds=relay_s,
-            unit="notifications/s",
-            method=f"OutboxRelay, batch {s.relay_batch_size}, idle sleep {s.relay_idle_sleep_ms} ms",
-            extra={"delivered_to_inbox_queue": delivered},
-        ),
-        Measurement(
-            key="end_to_end",
-            label="end to end: intake ∥ relay",
-            kind="workload",
-            count=expected,
-            seconds=e2e_s,
-            unit="facts/s",
-            method="fact → confirmed notification, both workers in one process, same facts on emptied tables",
-            extra={
-                "sequential_facts_per_s": expected / (intake_s + relay_s),
-                "notifications": int(e2e_totals["sent"]),
-            },
-        ),
-    ]
+    return []  # all recorded as they were measured

@@ -12,12 +12,16 @@ import uuid
 from datetime import date, timedelta
 from typing import Any
 
+import asyncpg
+
 from bench.common import (
     AmqpMessage,
     BenchContext,
     BenchError,
+    CpuUsage,
     Measurement,
     amqp_connection,
+    cpu_meter,
     publish_confirmed,
     rabbit_names,
     scratch_database,
@@ -87,16 +91,17 @@ async def bare_consume(ctx: BenchContext) -> list[Measurement]:
         await consumer_channel.set_qos(prefetch_count=prefetch)
         queue = await consumer_channel.declare_queue(queue_name, passive=True)
         acked = 0
-        started = time.perf_counter()
-        async with queue.iterator(no_ack=False) as iterator:
-            async for message in iterator:
-                await message.ack()
-                acked += 1
-                if acked == total:
-                    break
-                if acked % 1000 == 0:
-                    ctx.progress = f"{acked}/{total} acked"
-            seconds = time.perf_counter() - started
+        async with cpu_meter() as cpu:
+            started = time.perf_counter()
+            async with queue.iterator(no_ack=False) as iterator:
+                async for message in iterator:
+                    await message.ack()
+                    acked += 1
+                    if acked == total:
+                        break
+                    if acked % 1000 == 0:
+                        ctx.progress = f"{acked}/{total} acked"
+                seconds = time.perf_counter() - started
     return [
         Measurement(
             key="bare_consume",
@@ -105,8 +110,8 @@ async def bare_consume(ctx: BenchContext) -> list[Measurement]:
             count=acked,
             seconds=seconds,
             unit="msgs/s",
-            method=f"aio-pika queue.iterator, manual ack, prefetch {prefetch}, quorum queue",
-            extra={"prefetch": prefetch},
+            method=f"aio-pika iterator, ack each, prefetch {prefetch}, quorum queue",
+            extra={"prefetch": prefetch, "cpu": cpu.as_dict()},
         )
     ]
 
@@ -206,27 +211,31 @@ async def bare_insert(ctx: BenchContext) -> list[Measurement]:
 
     async with scratch_database(ctx) as database:
         engine = make_engine(database.url, pool_size=settings.db_pool_size)  # the application's engine setup
+        watcher: asyncpg.Connection | None = None
         try:
             async with engine.begin() as connection:
                 for source_name, table in scratch.items():
                     # Same columns, types, defaults, constraints and indexes as the real table.
                     await connection.execute(text(f'CREATE TABLE "{table.name}" (LIKE "{source_name}" INCLUDING ALL)'))
 
-            async def insert_batches(tables_rows: list[tuple[Table, list[dict[str, Any]]]]) -> float:
-                started = time.perf_counter()
-                for start in range(0, total, batch):
-                    async with engine.begin() as connection:  # one transaction per batch, as intake
-                        for table, rows in tables_rows:
-                            await connection.execute(insert(table), rows[start : start + batch])
-                    ctx.progress = f"{min(start + batch, total)}/{total} rows"
-                return time.perf_counter() - started
+            async def insert_batches(tables_rows: list[tuple[Table, list[dict[str, Any]]]]) -> tuple[float, CpuUsage]:
+                async with cpu_meter(watcher) as cpu:
+                    started = time.perf_counter()
+                    for start in range(0, total, batch):
+                        async with engine.begin() as connection:  # one transaction per batch, as intake
+                            for table, rows in tables_rows:
+                                await connection.execute(insert(table), rows[start : start + batch])
+                        ctx.progress = f"{min(start + batch, total)}/{total} rows"
+                    seconds = time.perf_counter() - started
+                return seconds, cpu
 
+            watcher = await asyncpg.connect(database.dsn, timeout=10)  # finds the backends for cpu_meter
             ctx.step("bare-insert", f"inserting {total} card rows")
-            cards_s = await insert_batches([(scratch["module_service_cards"], cards)])
+            cards_s, cards_cpu = await insert_batches([(scratch["module_service_cards"], cards)])
             async with engine.begin() as connection:
                 await connection.execute(text(f'TRUNCATE "{scratch["module_service_cards"].name}"'))
             ctx.step("bare-insert", f"inserting {total} × (card + link + outbox) rows")
-            triple_s = await insert_batches(
+            triple_s, triple_cpu = await insert_batches(
                 [
                     (scratch["module_service_cards"], cards),
                     (scratch["module_survey_links"], links),
@@ -238,8 +247,10 @@ async def bare_insert(ctx: BenchContext) -> list[Measurement]:
             if stored != total:
                 raise BenchError(f"bare insert stored {stored} outbox rows, expected {total}")
         finally:
+            if watcher is not None:
+                await watcher.close()
             await engine.dispose()
-    method = f"SQLAlchemy Core executemany (asyncpg), {batch} rows/transaction, LIKE module_service_cards INCLUDING ALL"
+    method = f"SQLAlchemy Core executemany on asyncpg, {batch} rows per transaction"
     return [
         Measurement(
             key="bare_insert",
@@ -249,7 +260,7 @@ async def bare_insert(ctx: BenchContext) -> list[Measurement]:
             seconds=cards_s,
             unit="rows/s",
             method=method,
-            extra={"batch": batch, "driver": "asyncpg via SQLAlchemy Core executemany"},
+            extra={"batch": batch, "driver": "asyncpg via SQLAlchemy Core executemany", "cpu": cards_cpu.as_dict()},
         ),
         Measurement(
             key="bare_insert_fact",
@@ -258,8 +269,8 @@ async def bare_insert(ctx: BenchContext) -> list[Measurement]:
             count=total,
             seconds=triple_s,
             unit="facts/s",
-            method=f"as above, 3 tables × {batch} rows/transaction",
-            extra={"batch": batch, "rows_per_fact": 3},
+            method=f"the same, 3 tables × {batch} rows per transaction",
+            extra={"batch": batch, "rows_per_fact": 3, "cpu": triple_cpu.as_dict()},
         ),
     ]
 
@@ -285,9 +296,10 @@ async def bare_publish(ctx: BenchContext) -> list[Measurement]:
         channel = await connection.channel(publisher_confirms=True)
         target = await channel.get_exchange(exchange_name, ensure=False)
         ctx.step("bare-publish", f"publishing {total} notifications with confirms")
-        started = time.perf_counter()
-        await publish_confirmed(target, settings.geps_routing_key, messages, batch=batch)
-        seconds = time.perf_counter() - started
+        async with cpu_meter() as cpu:
+            started = time.perf_counter()
+            await publish_confirmed(target, settings.geps_routing_key, messages, batch=batch)
+            seconds = time.perf_counter() - started
         depth = (await admin.declare_queue(queue_name, passive=True)).declaration_result.message_count
         if depth != total:
             raise BenchError(f"bare publish: {depth} messages in the queue, expected {total}")
@@ -299,7 +311,11 @@ async def bare_publish(ctx: BenchContext) -> list[Measurement]:
             count=total,
             seconds=seconds,
             unit="msgs/s",
-            method=f"aio-pika, persistent, mandatory, {batch} in flight per confirm wait, direct exchange → quorum",
-            extra={"batch": batch, "mean_body_bytes": sum(len(m.body) for m in messages) // max(total, 1)},
+            method=f"aio-pika, persistent, {batch} in flight per confirm wait, quorum queue",
+            extra={
+                "batch": batch,
+                "mean_body_bytes": sum(len(m.body) for m in messages) // max(total, 1),
+                "cpu": cpu.as_dict(),
+            },
         )
     ]

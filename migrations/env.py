@@ -8,6 +8,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import posog.analytics.tables
 import posog.emulators.tables
 import posog.lko.tables
 import posog.module.tables  # noqa: F401  (register tables)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from posog.analytics.client import AnalyticsClient
+from posog.analytics.rollups.pipeline import AnalyticsPipeline
 from posog.core.asgi import LateBoundApp
 from posog.core.bus import BindingSpec, ExchangeSpec, InProcessBus, MessageBus, QueueSpec, Topology
 from posog.core.clock import Clock, utcnow
@@ -84,13 +86,26 @@ class System:
     clock: Clock
     module_asgi: LateBoundApp
     lko_asgi: LateBoundApp
+    lkp_asgi: LateBoundApp
     lko_http: httpx.AsyncClient
     module_http_for_lko: httpx.AsyncClient
+    module_http_for_lkp: httpx.AsyncClient
+    lko_http_for_lkp: httpx.AsyncClient
     catalog: QuestionnaireCatalog
     intake: IntakeHandler
     relay: OutboxRelay
     releaser: WaitingCardsReleaser
     inbox: EpguInbox
+    # Analytics: its app, the clients it reads the module and ЛКО with, the job that feeds its rollups,
+    # and the clients ЛКО and the module ask it with.
+    analytics_asgi: LateBoundApp
+    module_http_for_analytics: httpx.AsyncClient
+    lko_http_for_analytics: httpx.AsyncClient
+    analytics_http_for_lko: httpx.AsyncClient
+    analytics_http_for_module: httpx.AsyncClient
+    analytics: AnalyticsPipeline
+    analytics_for_lko: AnalyticsClient
+    analytics_for_module: AnalyticsClient
     extras: dict[str, object] = field(default_factory=dict)
 
     def intake_consumer(self) -> IntakeConsumer:
@@ -112,6 +127,15 @@ class System:
     async def close(self) -> None:
         await self.lko_http.aclose()
         await self.module_http_for_lko.aclose()
+        await self.module_http_for_lkp.aclose()
+        await self.lko_http_for_lkp.aclose()
+        for http in (
+            self.module_http_for_analytics,
+            self.lko_http_for_analytics,
+            self.analytics_http_for_lko,
+            self.analytics_http_for_module,
+        ):
+            await http.aclose()
         await self.bus.close()
         await self.db.dispose()
 
@@ -121,11 +145,16 @@ def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | No
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
     cipher = make_cipher(settings)
-    module_asgi, lko_asgi = LateBoundApp("module"), LateBoundApp("lko")
+    module_asgi, lko_asgi, lkp_asgi = LateBoundApp("module"), LateBoundApp("lko"), LateBoundApp("lkp")
     lko_http = service_http(settings, caller="module", callee="lko", url=settings.lko_url, app=lko_asgi)
     module_http_for_lko = service_http(
         settings, caller="lko", callee="module", url=settings.module_url, app=module_asgi
     )
+    # ЛКП calls the module (link data) and ЛКО (answers) with its own key.
+    module_http_for_lkp = service_http(
+        settings, caller="lkp", callee="module", url=settings.module_url, app=module_asgi
+    )
+    lko_http_for_lkp = service_http(settings, caller="lkp", callee="lko", url=settings.lko_url, app=lko_asgi)
     catalog = QuestionnaireCatalog(LkoClient(lko_http), ttl_s=settings.questionnaire_cache_s)
     intake = IntakeHandler(
         db,
@@ -153,11 +182,42 @@ def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | No
     if settings.lko_url is None:
         from posog.lko.api import create_app as create_lko_app
 
-        lko_asgi.app = create_lko_app(db, settings, module=ModuleClient(module_http_for_lko))
+        lko_asgi.app = create_lko_app(db, settings, module=ModuleClient(module_http_for_lko), clock=clock)
     if settings.module_url is None:
         from posog.module.api import create_app as create_module_app
 
-        module_asgi.app = create_module_app(db, releaser, settings)
+        module_asgi.app = create_module_app(db, releaser, settings, catalog=catalog, clock=clock)
+    # ЛКП keeps nothing durable: any process can serve it.
+    from posog.lkp.app import create_app as create_lkp_app
+
+    lkp_asgi.app = create_lkp_app(ModuleClient(module_http_for_lkp), LkoClient(lko_http_for_lkp), settings)
+    # Analytics reads the module's cards and ЛКО's responses (no personal data); ЛКО and the module ask it.
+    analytics_asgi = LateBoundApp("analytics")
+    module_http_for_analytics = service_http(
+        settings, caller="analytics", callee="module", url=settings.module_url, app=module_asgi
+    )
+    lko_http_for_analytics = service_http(
+        settings, caller="analytics", callee="lko", url=settings.lko_url, app=lko_asgi
+    )
+    analytics_http_for_lko = service_http(
+        settings, caller="lko", callee="analytics", url=settings.analytics_url, app=analytics_asgi
+    )
+    analytics_http_for_module = service_http(
+        settings, caller="module", callee="analytics", url=settings.analytics_url, app=analytics_asgi
+    )
+    analytics = AnalyticsPipeline(
+        db,
+        clock,
+        ModuleClient(module_http_for_analytics),
+        LkoClient(lko_http_for_analytics),
+        overlap_s=settings.analytics_feed_overlap_s,
+        page_size=settings.analytics_page_size,
+        poll_interval_s=settings.analytics_poll_interval_s,
+    )
+    if settings.analytics_url is None:
+        from posog.analytics.api import create_app as create_analytics_app
+
+        analytics_asgi.app = create_analytics_app(db, settings)
     return System(
         settings=settings,
         db=db,
@@ -166,11 +226,22 @@ def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | No
         clock=clock,
         module_asgi=module_asgi,
         lko_asgi=lko_asgi,
+        lkp_asgi=lkp_asgi,
         lko_http=lko_http,
         module_http_for_lko=module_http_for_lko,
+        module_http_for_lkp=module_http_for_lkp,
+        lko_http_for_lkp=lko_http_for_lkp,
         catalog=catalog,
         intake=intake,
         relay=relay,
         releaser=releaser,
         inbox=inbox,
+        analytics_asgi=analytics_asgi,
+        module_http_for_analytics=module_http_for_analytics,
+        lko_http_for_analytics=lko_http_for_analytics,
+        analytics_http_for_lko=analytics_http_for_lko,
+        analytics_http_for_module=analytics_http_for_module,
+        analytics=analytics,
+        analytics_for_lko=AnalyticsClient(analytics_http_for_lko),
+        analytics_for_module=AnalyticsClient(analytics_http_for_module),
     )

@@ -17,11 +17,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import func, select
 
+from posog.analytics.cli import AnalyticsRuntime, analytics_app, provide_runtime
 from posog.bootstrap import System, bootstrap
 from posog.core.logging import configure_logging
 from posog.core.migrate import upgrade
 from posog.emulators.epgu.model import InboxNotification
+from posog.lko.responses.handlers import CompletionRecovery
 from posog.lko.seed import seed_defaults
+from posog.module.client import ModuleClient
 from posog.module.intake.handlers import IntakeStats, RawFact
 from posog.module.intake.model import RejectedFact
 from posog.module.notifications.model import OutboxMessage
@@ -32,6 +35,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 facts_app = typer.Typer(help="Rejected facts: list, inspect, re-drive.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(facts_app, name="facts")
+app.add_typer(analytics_app, name="analytics")
 console = Console()
 
 
@@ -51,6 +55,14 @@ async def _prepared(settings: Settings) -> System:
     await upgrade(settings.resolved_database_url)
     await seed_defaults(system.db)
     return system
+
+
+async def _analytics_runtime(settings: Settings) -> AnalyticsRuntime:
+    system = await _prepared(settings)
+    return AnalyticsRuntime(system.db, system.analytics, system.close)
+
+
+provide_runtime(_analytics_runtime)
 
 
 @db_app.command("upgrade")
@@ -314,11 +326,11 @@ async def _prepare_schema(settings: Settings, system: System) -> None:
     await system.db.engine.dispose()  # the server runs its own event loop; no connection may outlive this one
 
 
-WORKERS = ("intake", "outbox", "epgu-inbox")
+WORKERS = ("intake", "outbox", "epgu-inbox", "analytics", "lko-completions")
 
 
 @app.command()
-def worker(name: Annotated[str, typer.Argument(help="intake | outbox | epgu-inbox")]) -> None:
+def worker(name: Annotated[str, typer.Argument(help=" | ".join(WORKERS))]) -> None:
     """Run one worker until SIGTERM/SIGINT (production mode: PostgreSQL + RabbitMQ)."""
     if name not in WORKERS:
         console.print(f"[red]Unknown worker {name!r}; choose one of: {', '.join(WORKERS)}[/]")
@@ -332,6 +344,9 @@ def worker(name: Annotated[str, typer.Argument(help="intake | outbox | epgu-inbo
             "intake": lambda: system.intake_consumer().run(),
             "outbox": system.relay.run,
             "epgu-inbox": lambda: system.inbox.consume(system.bus, settings.geps_inbox_queue),
+            "analytics": system.analytics.run,
+            # ЛКО: re-send link completions left pending by a crash or an unreachable module.
+            "lko-completions": CompletionRecovery(system.db, ModuleClient(system.module_http_for_lko)).run_forever,
         }
         await _until_signalled(jobs[name]())
         await system.close()

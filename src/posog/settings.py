@@ -17,6 +17,7 @@ DEV_SERVICE_KEYS = {
     "lkp": "dev-lkp-key",
     "analytics": "dev-analytics-key",
     "lko": "dev-lko-key",
+    "admin": "dev-admin-key",
 }
 
 
@@ -54,6 +55,14 @@ class Settings(BaseSettings):
     pii_retention_days: int = Field(default=90, ge=0)
     timezone: str = "Europe/Moscow"
 
+    # Analytics (SPEC §8): groups with fewer responses are flagged and not ranked; the worker polls the
+    # cards and responses feeds every ``analytics_poll_interval_s`` and re-reads the changes of the last
+    # ``analytics_feed_overlap_s`` (longer than any writer's transaction plus clock skew between hosts).
+    analytics_min_responses: int = Field(default=10, ge=1)
+    analytics_poll_interval_s: float = Field(default=5.0, gt=0)
+    analytics_feed_overlap_s: float = Field(default=30.0, ge=0)
+    analytics_page_size: int = Field(default=500, ge=1, le=500)
+
     # Personal-data protection (SPEC §10)
     pii_keys: dict[str, SecretStr] = Field(default_factory=dict)
     pii_active_key: str | None = None
@@ -65,9 +74,22 @@ class Settings(BaseSettings):
     module_url: str | None = None
     analytics_url: str | None = None
     questionnaire_cache_s: float = 5.0
+    # Failed link look-ups (unknown or expired tokens) a client may make per minute before the module
+    # answers 429 to everything it asks (SPEC §6); a citizen opening a valid link is never counted.
+    link_attempts_per_minute: int = Field(default=30, ge=1)
     service_keys: dict[str, SecretStr] = Field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 8000
+
+    # ЛКО cabinet (SPEC §10). Secure cookies unless set otherwise; unset means "secure except in
+    # development", so `make demo` works over http://127.0.0.1. Production refuses insecure cookies.
+    cabinet_cookie_secure: bool | None = None
+    cabinet_session_hours: float = Field(default=12, gt=0, le=24 * 7)
+    cabinet_idle_minutes: float = Field(default=30, gt=0)
+    cabinet_login_max_failures: int = Field(default=5, ge=1)
+    cabinet_login_lockout_minutes: float = Field(default=15, gt=0)
+    # How often ЛКО re-sends publication announcements the module did not receive.
+    announcement_retry_s: float = Field(default=30, gt=0)
 
     @field_validator("pii_keys")
     @classmethod
@@ -97,6 +119,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"refusing to start in production without {', '.join(missing)}")
             if self.snils_hash_key and self.snils_hash_key.get_secret_value() == DEV_SNILS_HASH_KEY:
                 raise ValueError("refusing to start in production with the development СНИЛС hash key")
+            if self.cabinet_cookie_secure is False:
+                raise ValueError("refusing to start in production with POSOG_CABINET_COOKIE_SECURE=false")
         else:
             if not self.pii_keys:
                 self.pii_keys = {k: SecretStr(v) for k, v in DEV_PII_KEYS.items()}
@@ -120,3 +144,10 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.amqp_url is None
+
+    @property
+    def cabinet_cookies_secure(self) -> bool:
+        """Whether the cabinet's cookies carry ``Secure`` (see ``cabinet_cookie_secure``)."""
+        if self.cabinet_cookie_secure is not None:
+            return self.cabinet_cookie_secure
+        return self.env != "development"

@@ -9,6 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+import posog.analytics.tables
 import posog.emulators.tables
 import posog.lko.tables
 import posog.module.tables  # noqa: F401

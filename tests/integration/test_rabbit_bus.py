@@ -428,6 +428,24 @@ async def test_unroutable_publish_is_an_error_not_a_silent_drop(rabbit: RabbitBu
         await rabbit.publish("", names.queue("never-declared"), make_messages(1))
 
 
+async def test_a_nacked_publish_is_an_error(rabbit: RabbitBus, names: Names, rabbit_url: str) -> None:
+    # A full queue with overflow "reject-publish" makes the broker nack further publishes (a classic
+    # queue: a quorum queue applies the limit only approximately).
+    queue = names.queue("full")
+    connection = await aio_pika.connect(rabbit_url)
+    try:
+        channel = await connection.channel()
+        arguments = {"x-queue-type": "classic", "x-max-length": 2, "x-overflow": "reject-publish"}
+        await channel.declare_queue(queue, durable=True, arguments=arguments)
+    finally:
+        await connection.close()
+
+    await rabbit.publish("", queue, make_messages(2))
+    with pytest.raises(BusError, match="not confirmed"):
+        await rabbit.publish("", queue, make_messages(3))
+    assert await rabbit.queue_depth(queue) == 2
+
+
 async def test_published_messages_are_persistent_with_properties(
     rabbit: RabbitBus, names: Names, rabbit_url: str
 ) -> None:
@@ -644,6 +662,46 @@ async def test_consumer_resumes_after_the_connection_drops(proxy: TcpProxy, name
             assert delivered.message_id == later.message_id
             await delivered.ack()
         assert await eventually_depth(bus, queue, 0) == 0
+    finally:
+        await bus.close()
+
+
+async def test_consumer_outlives_a_broker_outage_longer_than_its_timeouts(proxy: TcpProxy, names: Names) -> None:
+    await proxy.start()
+    bus = RabbitBus(proxy.url, connect_timeout_s=10, publish_timeout_s=1.0, reconnect_interval_s=0.2, max_backoff_s=0.5)
+    await bus.connect()
+    try:
+        queue = await declare_queue(bus, names)
+        received: list[IncomingMessage] = []
+
+        async def worker() -> None:
+            async for message in bus.consume(queue, prefetch=10):
+                received.append(message)
+                await message.ack()
+
+        task = asyncio.create_task(worker())
+        await asyncio.sleep(0.3)
+        with capture_logs() as logs:
+            await proxy.stop()  # the broker is gone for longer than publish_timeout_s
+            await asyncio.sleep(2.5)
+            assert not task.done()  # the stream did not end
+            await proxy.start()
+            [message] = make_messages(1, prefix="after-outage")
+            async with asyncio.timeout(10):
+                while True:
+                    try:
+                        await bus.publish("", queue, [message])
+                        break
+                    except BusError:
+                        await asyncio.sleep(0.2)
+                while not received:
+                    await asyncio.sleep(0.05)
+        assert received[0].message_id == message.message_id
+        restarts = [entry for entry in logs if entry["event"] == "rabbit.consumer_restarting"]
+        assert any("cannot consume" in entry["reason"] for entry in restarts)  # retried while down
+        await bus.close()
+        async with asyncio.timeout(5):
+            await task
     finally:
         await bus.close()
 

@@ -251,8 +251,9 @@ async def test_callers_are_limited_to_their_operations(make_client: ClientFactor
     assert_error(await lkp.get("/api/v1/org-types"), 403, "forbidden")
     assert (await LkoClient(lkp).active_questionnaire("mfc", "federal")) is not None
     assert len(await LkoClient(analytics).org_types()) >= len(EXPECTED_TYPE_CODES)
-    response = await analytics.get("/api/v1/questionnaires/active", params={"type_code": "mfc", "level": "federal"})
-    assert_error(response, 403, "forbidden")
+    # Analytics reads questionnaire versions (which question rates which criterion), never writes.
+    assert (await LkoClient(analytics).questionnaire_version(default_questionnaire_id("mfc"), 1)) is not None
+    assert_error(await analytics.post("/api/v1/responses", json={}), 403, "forbidden")
 
 
 async def test_health_needs_no_key_and_unknown_routes_answer_in_the_envelope(

@@ -206,8 +206,10 @@ class _Delivery:
     async def abandon(self) -> None:
         """The consumer went away without settling: the broker redelivers."""
         if not self._settled:
-            await self.requeue()
-            self._abandoned = True
+            self._settle()
+            self._abandoned = True  # before the await: a concurrent late ack is then a no-op too
+            old = self._envelope
+            await self._queue.put(_Envelope(old.message, True, old.routing_key), front=True)
 
 
 class InProcessBus:

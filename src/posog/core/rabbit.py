@@ -16,19 +16,24 @@ Guarantees, and why they are built this way:
 * **Two connections.** Publishing and consuming use separate robust connections, as RabbitMQ
   recommends: a publisher throttled by flow control or a memory alarm then cannot stall the
   consumers' acks, and a connection-level failure provoked by publishing cannot take the consumers
-  with it. (aiormq can still write a pending publish on a channel the broker has just closed, which
-  RabbitMQ answers by closing the whole connection with ``504 CHANNEL_ERROR``.)
-* **Known exchanges only.** A publish to a missing exchange would make the broker close the channel
+  with it. (Seen in testing: when the broker closes a channel while concurrent publishes are in
+  flight on it, aiormq can still write one of them after the close handshake, and RabbitMQ then
+  closes the whole connection with ``504 CHANNEL_ERROR``.)
+* **Known exchanges only.** A publish to a missing exchange makes the broker close the channel
   (``404 NOT_FOUND``) under the other concurrent publishes — the race above. So a named exchange is
   checked once (passive declare on a throwaway channel, or known from :meth:`RabbitBus.declare`)
   before anything is published to it, and a missing one is a plain BusError.
-* **Disposable publisher channel.** After any channel-level error the publisher channel is a plain,
-  non-robust channel that is simply thrown away and reopened on the next publish, rather than
-  aio-pika's in-place channel restore, which races with concurrent publishes.
-* **Robust consumers.** The connection is ``connect_robust``; each consumer has its own robust
-  channel, so after a connection drop aio-pika reconnects, re-declares (passively) the queue,
-  restores the QoS and the consumer, and the :meth:`RabbitBus.consume` iterator simply resumes. The
-  broker redelivers whatever was unacknowledged with ``redelivered=True``. Settling a delivery whose
+* **Disposable publisher channel.** The publisher channel is a plain, non-robust channel: once a
+  channel-level error or a reconnect has closed it, it is thrown away and a new one is opened on the
+  next publish, instead of being restored in place by aio-pika (which races with concurrent
+  publishes).
+* **Consumers that resume.** The connections are ``connect_robust``: aio-pika re-establishes the
+  transport after a drop. Each consumer is a plain channel (``basic.qos(prefetch)``, manual acks)
+  and aio-pika's queue iterator; when a drop ends that iterator, :meth:`RabbitBus.consume` opens a
+  new channel on the reconnected connection and goes on yielding. (We supervise it ourselves rather
+  than use aio-pika's robust channel and robust queue iterator: the latter re-registers a consumer
+  after being closed and can wait a minute on a channel that was closed on purpose.) The broker
+  redelivers whatever was unacknowledged, with ``redelivered=True``. Settling a delivery whose
   channel has since closed is logged and swallowed: the broker redelivers it, and handlers are
   idempotent.
 """
@@ -39,6 +44,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -49,7 +55,7 @@ import structlog
 from aio_pika.abc import (
     AbstractChannel,
     AbstractIncomingMessage,
-    AbstractRobustChannel,
+    AbstractQueueIterator,
     AbstractRobustConnection,
     TimeoutType,
 )
@@ -179,6 +185,17 @@ class RabbitDelivery:
             )
 
 
+@dataclass(eq=False)
+class _Consumer:
+    """One running ``basic.consume``: its robust channel and aio-pika's queue iterator."""
+
+    queue: str
+    channel: AbstractChannel
+    iterator: AbstractQueueIterator
+    stopped: bool = False  # by RabbitBus.close(): the consume() stream ends instead of restarting
+    closed: bool = False
+
+
 class RabbitBus:
     """The production :class:`~posog.core.bus.MessageBus` on RabbitMQ (3.8+ for quorum queues).
 
@@ -206,7 +223,7 @@ class RabbitBus:
         self._consuming: AbstractRobustConnection | None = None  # one robust channel per consumer
         self._publisher: AbstractChannel | None = None
         self._publisher_lock = asyncio.Lock()
-        self._consumer_channels: set[AbstractRobustChannel] = set()
+        self._consumers: set[_Consumer] = set()
         self._known_exchanges: set[str] = set()
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -272,9 +289,9 @@ class RabbitBus:
         """Stop consumers (their iterators end), then close the publisher and the connections."""
         connections = [c for c in (self._consuming, self._publishing) if c is not None]
         self._consuming = self._publishing = None
-        for channel in list(self._consumer_channels):
-            await self._quietly("consumer_channel.close", channel.close())
-        self._consumer_channels.clear()
+        for consumer in list(self._consumers):
+            consumer.stopped = True  # the consume() stream ends instead of restarting
+            await self._stop_consumer(consumer)
         publisher, self._publisher = self._publisher, None
         if publisher is not None and not publisher.is_closed:
             await self._quietly("publisher.close", publisher.close())
@@ -291,10 +308,13 @@ class RabbitBus:
             raise BusError("RabbitBus is not connected (call connect() first)")
         return connection
 
-    async def _open_channel(self, *, publisher_confirms: bool) -> AbstractChannel:
-        """A plain (non-robust) channel: used where a channel-level error should just cost the
-        channel, and a fresh one is opened next time."""
-        connection = self._require(self._publishing)
+    async def _open_channel(
+        self, *, publisher_confirms: bool, connection: AbstractRobustConnection | None = None
+    ) -> AbstractChannel:
+        """A plain (non-robust) channel, on the publishing connection unless told otherwise: a
+        channel-level error or a reconnect just costs the channel, and a fresh one is opened next
+        time — nothing is restored behind our back."""
+        connection = self._require(connection or self._publishing)
         await connection.ready()  # waits out a reconnect; callers bound it with a timeout
         channel = aio_pika.Channel(
             connection,
@@ -325,6 +345,12 @@ class RabbitBus:
         try:
             async with asyncio.timeout(_CLEANUP_TIMEOUT_S):
                 await operation
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # we are being cancelled: let it through
+            # aiormq cancels its own RPC futures when the connection closes under them
+            log.debug("rabbit.cleanup_failed", what=what, error=repr(exc))
         except Exception as exc:  # cleanup of something already going away must not raise
             log.debug("rabbit.cleanup_failed", what=what, error=repr(exc))
 
@@ -418,39 +444,67 @@ class RabbitBus:
 
     async def consume(self, queue: str, *, prefetch: int) -> AsyncIterator[IncomingMessage]:
         """Deliveries of ``queue`` on a dedicated robust channel with ``basic.qos(prefetch)`` and
-        manual acknowledgement. Closing the generator cancels the consumer and closes its channel:
-        whatever it left unsettled goes back to the queue, redelivered."""
-        # Check the queue on a throwaway channel first: a 404 on the robust channel would make
-        # aio-pika start restoring the very channel we are about to close.
-        await self.queue_depth(queue)
+        manual acknowledgement, until the generator is closed or the bus is. Closing the generator
+        cancels the consumer and closes its channel: whatever it left unsettled goes back to the
+        queue, redelivered.
+
+        A missing queue at the start is a BusError (configuration). Afterwards the stream does not
+        end on broker trouble: when the connection drops, the consumer is started again (with
+        backoff) once the robust connection is back — a worker looping over this stream need not
+        supervise it."""
+        consumer: _Consumer | None = await self._start_consumer(queue, prefetch)
+        restarts = 0
+        while True:
+            if consumer is not None:
+                try:
+                    async for message in consumer.iterator:
+                        restarts = 0
+                        yield RabbitDelivery(message)
+                finally:
+                    await self._stop_consumer(consumer)
+                if consumer.stopped:
+                    return
+                reason = "consumer iterator ended"
+            restarts += 1
+            pause = min(_FIRST_BACKOFF_S * 2 ** (restarts - 1), self._max_backoff_s)
+            log.warning("rabbit.consumer_restarting", queue=queue, restarts=restarts, retry_in_s=pause, reason=reason)
+            await asyncio.sleep(pause)
+            if self._consuming is None:
+                return  # the bus was closed meanwhile
+            try:
+                consumer = await self._start_consumer(queue, prefetch)
+            except BusError as exc:
+                consumer, reason = None, repr(exc)
+
+    async def _start_consumer(self, queue: str, prefetch: int) -> _Consumer:
         connection = self._require(self._consuming)
+        channel: AbstractChannel | None = None
         try:
             async with asyncio.timeout(self._publish_timeout_s):
-                channel = connection.channel(publisher_confirms=False)
-                await channel.initialize()
+                channel = await self._open_channel(publisher_confirms=False, connection=connection)
+                await channel.set_qos(prefetch_count=prefetch)
+                amqp_queue = await channel.get_queue(queue, ensure=True)  # passive: 404 if missing
+                iterator = amqp_queue.iterator(no_ack=False)
+                await iterator.consume()  # basic.consume now, not on the first __anext__
         except _BROKER_ERRORS as exc:
-            raise BusError(f"cannot open a consumer channel for {queue!r}: {exc!r}") from exc
-        self._consumer_channels.add(channel)
-        iterator = None
-        try:
-            try:
-                async with asyncio.timeout(self._publish_timeout_s):
-                    await channel.set_qos(prefetch_count=prefetch)
-                    amqp_queue = await channel.declare_queue(queue, passive=True)
-                    iterator = amqp_queue.iterator(no_ack=False)
-                    await iterator.consume()  # basic.consume now, not on the first __anext__
-            except _BROKER_ERRORS as exc:
-                raise BusError(f"cannot consume from {queue!r}: {exc!r}") from exc
-            log.info("rabbit.consuming", queue=queue, prefetch=prefetch)
-            async for message in iterator:
-                yield RabbitDelivery(message)
-        finally:
-            if iterator is not None:
-                await self._quietly("consumer.cancel", iterator.close())
-            self._consumer_channels.discard(channel)
-            if not channel.is_closed:
+            if channel is not None and not channel.is_closed:
                 await self._quietly("consumer_channel.close", channel.close())
-            log.info("rabbit.consumer_closed", queue=queue)
+            raise BusError(f"cannot consume from {queue!r}: {exc!r}") from exc
+        consumer = _Consumer(queue, channel, iterator)
+        self._consumers.add(consumer)
+        log.info("rabbit.consuming", queue=queue, prefetch=prefetch)
+        return consumer
+
+    async def _stop_consumer(self, consumer: _Consumer) -> None:
+        """Cancel the consumer, then close its channel (the broker requeues what was unsettled)."""
+        if consumer.closed:
+            return
+        consumer.closed = True
+        self._consumers.discard(consumer)
+        await self._quietly("consumer.cancel", consumer.iterator.close())
+        if not consumer.channel.is_closed:
+            await self._quietly("consumer_channel.close", consumer.channel.close())
+        log.info("rabbit.consumer_closed", queue=consumer.queue)
 
     # --- admin ----------------------------------------------------------------------------------
 

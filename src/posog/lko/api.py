@@ -9,37 +9,53 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from posog.core.clock import Clock, utcnow
 from posog.core.db import Database
 from posog.core.http import error_response, install_error_handlers
 from posog.core.service_auth import ServiceKeyring
+from posog.lko.accounts.handlers import SessionPolicy
 from posog.lko.auth import SERVICE_OPERATIONS
 from posog.lko.contracts import ErrorEnvelope
 from posog.lko.deps import DatabaseDep
 from posog.lko.org_types.api import router as org_types_router
+from posog.lko.pages.setup import install_pages
+from posog.lko.questionnaires.announcements import AnnouncementRelay
 from posog.lko.questionnaires.api import router as questionnaires_router
+from posog.lko.responses.api import router as responses_router
 from posog.module.client import ModuleClient
 from posog.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 
-def create_app(db: Database, settings: Settings, *, module: ModuleClient | None = None) -> FastAPI:
+def create_app(
+    db: Database, settings: Settings, *, module: ModuleClient | None = None, clock: Clock = utcnow
+) -> FastAPI:
     """The ЛКО application over ``db``, accepting the service keys of ``settings``; ``module`` is how
-    ЛКО calls the module (announcing publications, completing links)."""
+    ЛКО calls the module (announcing publications, completing links). It serves the REST API under
+    ``/api/v1`` and the cabinet's pages at ``/``."""
     app = FastAPI(
         title="ЛКО ПОС ОГ",
         version="1.0.0",
         description="Личный кабинет организации: типы организаций, анкеты, ответы граждан (SPEC §7, v1).",
+        docs_url=None,  # served by the cabinet with its own security policy (pages/setup.py)
     )
     app.state.db = db
     app.state.settings = settings
     app.state.module = module
+    app.state.clock = clock
+    app.state.session_policy = SessionPolicy.from_settings(settings)
+    # Publications are announced to the module through app.state.module, whatever it is at the time.
+    app.state.announcements = AnnouncementRelay(db, lambda: app.state.module, clock=clock)
     app.state.service_keyring = ServiceKeyring(settings.service_keys, SERVICE_OPERATIONS)
     install_error_handlers(app, system="lko", unexpected_message="Внутренняя ошибка ЛКО, повторите запрос позже")
     app.include_router(_health_router())
     # API routers of the features — register new ones here.
     app.include_router(org_types_router, prefix="/api/v1")
     app.include_router(questionnaires_router, prefix="/api/v1")
+    app.include_router(responses_router, prefix="/api/v1")
+    # The cabinet's pages (after the API's error handlers, which it extends with HTML pages).
+    install_pages(app)
     return app
 
 

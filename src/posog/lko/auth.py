@@ -9,7 +9,9 @@ from posog.core.service_auth import ServiceCaller, ServiceKeyring, require_servi
 SERVICE_OPERATIONS: dict[str, frozenset[str]] = {
     "module": frozenset({"questionnaires:read", "org-types:read"}),
     "lkp": frozenset({"questionnaires:read", "responses:write"}),
-    "analytics": frozenset({"responses:read", "org-types:read"}),
+    "analytics": frozenset({"responses:read", "org-types:read", "questionnaires:read"}),
+    # Administrators' tooling: bulk import of the directory, questionnaires managed from scripts.
+    "admin": frozenset({"org-types:read", "org-types:write", "questionnaires:read", "questionnaires:write"}),
 }
 
 __all__ = ["SERVICE_OPERATIONS", "ServiceCaller", "ServiceKeyring", "require_service"]

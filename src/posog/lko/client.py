@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import httpx
 
-from posog.lko.contracts import AnswerValue, OrgType, QuestionnaireDocument, StoredResponse, SurveyLevel
+from posog.lko.contracts import (
+    AnswerValue,
+    OrgType,
+    QuestionnaireDocument,
+    QuestionnaireState,
+    ResponsePage,
+    StoredResponse,
+    SurveyLevel,
+)
 
 
 class LkoError(Exception):
@@ -53,6 +61,32 @@ class LkoClient:
         if response.status_code != 200:
             raise LkoError(f"ЛКО answered {response.status_code} for a questionnaire version")
         return QuestionnaireDocument.model_validate_json(response.content)
+
+    async def questionnaire_state(self, questionnaire_id: str) -> QuestionnaireState | None:
+        """Whether a questionnaire still collects answers (withdrawn ones do not), or None if unknown."""
+        try:
+            response = await self._http.get(f"/api/v1/questionnaires/{questionnaire_id}/status")
+        except httpx.HTTPError as exc:
+            raise LkoError(f"ЛКО unreachable: {exc.__class__.__name__}") from exc
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise LkoError(f"ЛКО answered {response.status_code} for a questionnaire status")
+        return QuestionnaireState.model_validate_json(response.content)
+
+    async def responses_feed(self, cursor: str | None = None, limit: int = 500) -> ResponsePage:
+        """One page of stored responses (analytics' feed): those after the opaque ``cursor`` (none: from
+        the first), with ``next_cursor`` for the next page. Raises :class:`LkoError` when ЛКО cannot answer."""
+        params: dict[str, str | int] = {"limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        try:
+            response = await self._http.get("/api/v1/responses", params=params)
+        except httpx.HTTPError as exc:
+            raise LkoError(f"ЛКО unreachable: {exc.__class__.__name__}") from exc
+        if response.status_code != 200:
+            raise LkoError(f"ЛКО answered {response.status_code} for the responses feed")
+        return ResponsePage.model_validate_json(response.content)
 
     async def org_types(self) -> list[OrgType]:
         """The organisation-type directory."""

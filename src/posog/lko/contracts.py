@@ -128,3 +128,23 @@ class FieldErrors(BaseModel):
 
     error: ApiError
     fields: dict[str, str] = Field(default_factory=dict)
+
+
+# --- Questionnaire status (extension of SPEC §7 v1) ----------------------------------------------
+
+
+class QuestionnaireState(BaseModel):
+    """``GET /api/v1/questionnaires/{id}/status``: whether a questionnaire still collects answers.
+
+    Published versions stay readable forever (responses recorded against them must remain
+    interpretable), so a version being readable says nothing about whether citizens may still answer
+    it. ``collecting`` does: true while the questionnaire is ``active``; false once it is withdrawn
+    (or was never published). A newer published version does not stop collection: links keep the
+    version they pinned. ``status`` is informative (``draft``, ``active``, ``withdrawn`` today; more
+    may come) — callers decide by ``collecting``."""
+
+    model_config = ConfigDict(frozen=True)
+    id: str
+    status: str
+    active_version: int | None = None
+    collecting: bool

@@ -10,10 +10,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 
+from posog.core.clock import Clock, utcnow
 from posog.core.db import Database
 from posog.core.http import error_response, install_error_handlers
+from posog.core.ratelimit import InMemoryRateLimiter, RateLimiter
 from posog.core.service_auth import ServiceKeyring, require_service
 from posog.module.contracts import ReleaseResult, SurveyLevel
+from posog.module.intake.feed import router as cards_feed_router
+from posog.module.links.api import router as links_router
+from posog.module.links.catalog import QuestionnaireCatalog
 from posog.module.links.release import WaitingCardsReleaser
 from posog.settings import Settings
 
@@ -21,7 +26,7 @@ log = structlog.get_logger(__name__)
 
 # Which operations each calling system may perform on the module.
 SERVICE_OPERATIONS: dict[str, frozenset[str]] = {
-    "lko": frozenset({"cards:release"}),
+    "lko": frozenset({"cards:release", "links:read", "links:complete"}),
     "lkp": frozenset({"links:read"}),
     "analytics": frozenset({"cards:read"}),
 }
@@ -33,14 +38,27 @@ class ReleaseRequest(BaseModel):
     level: SurveyLevel
 
 
-def create_app(db: Database, releaser: WaitingCardsReleaser, settings: Settings) -> FastAPI:
+def create_app(
+    db: Database,
+    releaser: WaitingCardsReleaser,
+    settings: Settings,
+    *,
+    catalog: QuestionnaireCatalog | None = None,
+    clock: Clock = utcnow,
+    link_attempts: RateLimiter | None = None,
+) -> FastAPI:
     app = FastAPI(title="Модуль оценки качества ПОС ОГ", version="1.0.0")
     app.state.db = db
     app.state.releaser = releaser
+    app.state.catalog = catalog  # links answer 503 without it
+    app.state.clock = clock
+    app.state.link_attempts = link_attempts or InMemoryRateLimiter(settings.link_attempts_per_minute, window_s=60)
     app.state.service_keyring = ServiceKeyring(settings.service_keys, SERVICE_OPERATIONS)
     install_error_handlers(app, system="module", unexpected_message="Внутренняя ошибка модуля, повторите позже")
     app.include_router(_operations_router())
     app.include_router(_cards_router(), prefix="/api/v1")
+    app.include_router(cards_feed_router, prefix="/api/v1")
+    app.include_router(links_router, prefix="/api/v1")
     return app
 
 

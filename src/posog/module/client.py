@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from posog.module.contracts import CompleteLink, LinkData, ReleaseResult, SurveyLevel
+from posog.module.contracts import CardFeedPage, CompleteLink, LinkData, ReleaseResult, SurveyLevel
 
 
 class ModuleError(Exception):
@@ -74,3 +74,17 @@ class ModuleClient:
         if refusal is None or response.status_code >= 500:
             raise ModuleError(f"module answered {response.status_code} to a completion")
         raise refusal
+
+    async def cards_feed(self, since: str | None = None, limit: int = 500) -> CardFeedPage:
+        """One page of the cards feed (analytics): cards changed after the cursor ``since``, no personal
+        data. Raises :class:`ModuleError` when the module cannot answer."""
+        params: dict[str, str | int] = {"limit": limit}
+        if since is not None:
+            params["since"] = since
+        try:
+            response = await self._http.get("/api/v1/cards/feed", params=params)
+        except httpx.HTTPError as exc:
+            raise ModuleError(f"module unreachable: {exc.__class__.__name__}") from exc
+        if response.status_code != 200:
+            raise ModuleError(f"module answered {response.status_code} for the cards feed")
+        return CardFeedPage.model_validate_json(response.content)

@@ -349,3 +349,42 @@ class ReleaseResult(BaseModel):
     level: SurveyLevel
     issued: int
     late: int
+
+
+# --- Cards feed for analytics (no personal data) ----------------------------------------------
+
+FeedLinkState = Literal["none", "waiting", "late", "issued", "notified", "opened", "completed", "expired", "revoked"]
+
+
+class CardFeedItem(BaseModel):
+    """One service card as analytics sees it: the organisation, the service and the link's progress —
+    never the citizen (no ФИО, СНИЛС or birth date). ``link_state`` is the link's state, or ``waiting``
+    (no questionnaire yet), ``late`` (the survey period ended before a link could be issued), ``none``;
+    ``notified`` stays true once the citizen was notified, whatever happened next. ``updated_at`` is the
+    moment of the card's latest change (of the card or of its link): the feed's order."""
+
+    card_id: str
+    inn: str
+    ogrn: str
+    kpp: str | None
+    org_name: str
+    region_code: str
+    type_code: str
+    survey_level: SurveyLevel
+    service_date: date
+    created_at: dt.datetime
+    link_state: FeedLinkState
+    notified: bool
+    updated_at: dt.datetime
+
+
+class CardFeedPage(BaseModel):
+    """``GET /api/v1/cards/feed?since=<cursor>&limit=`` (module → analytics): cards changed after the
+    position ``since`` (none: from the beginning), in the order of their latest change.
+    ``next_cursor`` is the position after the last item (the given cursor when there is nothing new);
+    ``has_more`` says whether another page is waiting right now. A card appears again whenever it
+    changes, with its whole current state: consumers upsert by ``card_id``."""
+
+    items: list[CardFeedItem]
+    next_cursor: str | None
+    has_more: bool

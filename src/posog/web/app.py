@@ -1,6 +1,7 @@
 """The process's web application: every system this process serves, each under its prefix
 (``/module``, ``/lko``, ``/lkp``, ``/analytics``, ``/emulators``) on one port — or one system alone at
-``/``. In the embedded mode the background workers (intake, outbox relay, ЕПГУ inbox) run inside it."""
+``/``. In the embedded mode the background workers (intake, outbox relay, ЕПГУ inbox,
+analytics) run inside it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from starlette.types import ASGIApp
 
 from posog.bootstrap import System
+from posog.lko.questionnaires.announcements import AnnouncementRelay
 
 SYSTEMS: dict[str, str] = {
     "module": "Модуль оценки качества — API",
@@ -31,6 +33,13 @@ def system_apps(system: System) -> dict[str, ASGIApp]:
         apps["module"] = system.module_asgi.app
     if system.lko_asgi.app is not None:
         apps["lko"] = system.lko_asgi.app
+    if system.lkp_asgi.app is not None:
+        apps["lkp"] = system.lkp_asgi.app
+    if system.analytics_asgi.app is not None:
+        apps["analytics"] = system.analytics_asgi.app
+    from posog.emulators.epgu.pages import create_app as create_epgu_pages
+
+    apps["emulators"] = create_epgu_pages(system.inbox)
     return apps
 
 
@@ -50,7 +59,13 @@ def create_web_app(system: System, *, serve: Sequence[str], run_workers: bool) -
                 asyncio.create_task(system.intake_consumer().run(), name="intake"),
                 asyncio.create_task(system.relay.run(), name="outbox"),
                 asyncio.create_task(system.inbox.consume(system.bus, system.settings.geps_inbox_queue), name="epgu"),
+                asyncio.create_task(system.analytics.run(), name="analytics"),
             ]
+        relay = getattr(getattr(apps.get("lko"), "state", None), "announcements", None) if "lko" in serve else None
+        if isinstance(relay, AnnouncementRelay):
+            # ЛКО re-sends the publication announcements the module missed: now, then periodically.
+            interval = system.settings.announcement_retry_s
+            tasks.append(asyncio.create_task(relay.run(interval), name="lko-announcements"))
         try:
             yield
         finally:

@@ -81,6 +81,8 @@ class EpguInbox:
                     await message.reject()
 
     async def notifications(self, *, recipient_key: str | None = None) -> list[dict[str, Any]]:
+        """The inbox (of one account: ``recipient_key`` is the СНИЛС's keyed hash), oldest first: each
+        notification as received, with ``recipient_key``, ``received_at`` and ``deliveries``."""
         async with self._db.uow() as uow:
             query = select(InboxNotification).order_by(InboxNotification.received_at)
             if recipient_key is not None:
@@ -89,6 +91,8 @@ class EpguInbox:
         return [
             {
                 "deliveries": row.deliveries,
+                "recipient_key": row.recipient_key,
+                "received_at": row.received_at,
                 **GepsNotification.model_validate_json(
                     self._cipher.open(row.pii_key_id, row.body, context=row.notification_id)
                 ).model_dump(by_alias=True),

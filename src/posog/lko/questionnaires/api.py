@@ -6,12 +6,42 @@ import hashlib
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
 
+from posog.core.http import error_response
 from posog.core.service_auth import require_service
-from posog.lko.contracts import ErrorEnvelope, QuestionnaireDocument, SurveyLevel
+from posog.lko.contracts import ApiError, ErrorEnvelope, QuestionnaireDocument, QuestionnaireState, SurveyLevel
 from posog.lko.deps import API_ERRORS, UowDep
-from posog.lko.questionnaires.queries import active_document, version_document
+from posog.lko.questionnaires.announcements import AnnouncementRelay
+from posog.lko.questionnaires.contracts import (
+    DraftProblems,
+    ProblemOut,
+    PublicationOut,
+    QuestionnaireDetailOut,
+    QuestionnaireList,
+    QuestionnaireSummaryOut,
+    ReleaseOut,
+)
+from posog.lko.questionnaires.handlers import (
+    CreateQuestionnaire,
+    QuestionnaireNotFound,
+    QuestionnaireRefused,
+    create_questionnaire,
+    edit_draft,
+    publish_questionnaire,
+    withdraw_questionnaire,
+)
+from posog.lko.questionnaires.model import QuestionnaireStatus
+from posog.lko.questionnaires.queries import (
+    QuestionnaireDetail,
+    active_document,
+    list_questionnaires,
+    questionnaire_detail,
+    questionnaire_state,
+    version_document,
+)
+from posog.lko.questionnaires.validation import DraftInvalid
 
 IMMUTABLE_CACHE = "public, max-age=86400, immutable"
 _MAX_VERSION = 2**31 - 1  # the INTEGER column's range; beyond it nothing can exist
@@ -62,6 +92,178 @@ async def get_questionnaire_version(request: Request, uow: UowDep, questionnaire
     return _document_response(request, document, cache_control=IMMUTABLE_CACHE)
 
 
+# --- Administration (``questionnaires:write``): drafts, publication, withdrawal ---------------------------
+
+_DRAFT_INVALID: dict[int | str, dict[str, Any]] = {
+    422: {"model": DraftProblems, "description": "Анкета не прошла проверку: каждая проблема названа"}
+}
+_REFUSED: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorEnvelope, "description": "Операция невозможна в текущем состоянии анкеты"}
+}
+
+
+@router.get(
+    "/questionnaires",
+    response_model=QuestionnaireList,
+    dependencies=[Depends(require_service("questionnaires:read"))],
+)
+async def list_questionnaires_api(
+    uow: UowDep,
+    type_code: Annotated[
+        str | None, Query(max_length=40, pattern=_TYPE_CODE_PATTERN, description="Код типа организации")
+    ] = None,
+    level: Annotated[SurveyLevel | None, Query(description="Уровень опроса")] = None,
+    status: Annotated[QuestionnaireStatus | None, Query(description="draft | active | withdrawn")] = None,
+) -> QuestionnaireList:
+    """Every questionnaire (drafts, active, withdrawn), the active one first for each (type, level)."""
+    items = await list_questionnaires(uow.session, type_code=type_code, level=level, status=status)
+    return QuestionnaireList(items=[QuestionnaireSummaryOut.of(item) for item in items])
+
+
+@router.get(
+    "/questionnaires/{questionnaire_id}",
+    response_model=QuestionnaireDetailOut,
+    responses=_NOT_FOUND,
+    dependencies=[Depends(require_service("questionnaires:read"))],
+)
+async def get_questionnaire(uow: UowDep, questionnaire_id: str) -> QuestionnaireDetailOut:
+    """A questionnaire with its editable draft and its version history."""
+    return QuestionnaireDetailOut.of_detail(await _detail_or_404(uow, questionnaire_id))
+
+
+@router.post(
+    "/questionnaires",
+    status_code=201,
+    response_model=QuestionnaireDetailOut,
+    responses=_DRAFT_INVALID,
+    dependencies=[Depends(require_service("questionnaires:write"))],
+)
+async def create_questionnaire_api(
+    request: Request,
+    uow: UowDep,
+    body: Annotated[
+        dict[str, Any],
+        Body(
+            description="``type_code``, ``level`` and the content: ``title``, ``validity_days``, ``questions``",
+            examples=[{"type_code": "mfc", "level": "regional", "title": "Анкета МФЦ", "questions": []}],
+        ),
+    ],
+) -> Response:
+    """A new draft for (organisation type, level). Nothing is published until ``…/publish``."""
+    content = {key: value for key, value in body.items() if key not in ("type_code", "level")}
+    type_code, level = body.get("type_code"), body.get("level")
+    command = CreateQuestionnaire(
+        type_code=type_code if isinstance(type_code, str) else "",
+        level=level if isinstance(level, str) else "",
+        content=content,
+    )
+    try:
+        questionnaire_id = await create_questionnaire(uow, command, now=request.app.state.clock())
+    except DraftInvalid as invalid:
+        return _problems_response(invalid)
+    detail = await _detail_or_404(uow, questionnaire_id)
+    return JSONResponse(QuestionnaireDetailOut.of_detail(detail).model_dump(mode="json"), status_code=201)
+
+
+@router.put(
+    "/questionnaires/{questionnaire_id}",
+    response_model=QuestionnaireDetailOut,
+    responses={**_NOT_FOUND, **_DRAFT_INVALID},
+    dependencies=[Depends(require_service("questionnaires:write"))],
+)
+async def edit_questionnaire_api(
+    request: Request,
+    uow: UowDep,
+    questionnaire_id: str,
+    body: Annotated[dict[str, Any], Body(description="The content: ``title``, ``validity_days``, ``questions``")],
+) -> Response:
+    """Replace the draft. Published versions never change; publish the draft to make a new one."""
+    canonical_id = _existing_id(questionnaire_id)
+    try:
+        await edit_draft(uow, canonical_id, body, now=request.app.state.clock())
+    except QuestionnaireNotFound:
+        raise _questionnaire_not_found(f"Анкета {questionnaire_id[:64]} не найдена") from None
+    except DraftInvalid as invalid:
+        return _problems_response(invalid)
+    detail = await _detail_or_404(uow, canonical_id)
+    return JSONResponse(QuestionnaireDetailOut.of_detail(detail).model_dump(mode="json"))
+
+
+@router.post(
+    "/questionnaires/{questionnaire_id}/publish",
+    response_model=PublicationOut,
+    responses={**_NOT_FOUND, **_DRAFT_INVALID, **_REFUSED},
+    dependencies=[Depends(require_service("questionnaires:write"))],
+)
+async def publish_questionnaire_api(request: Request, uow: UowDep, questionnaire_id: str) -> Response:
+    """Publish the draft as version n+1, make it active for (type, level) — withdrawing the questionnaire
+    active there before, in the same transaction — and release the module's cards waiting for it."""
+    canonical_id = _existing_id(questionnaire_id)
+    try:
+        publication = await publish_questionnaire(uow, canonical_id, now=request.app.state.clock())
+    except QuestionnaireNotFound:
+        raise _questionnaire_not_found(f"Анкета {questionnaire_id[:64]} не найдена") from None
+    except DraftInvalid as invalid:
+        return _problems_response(invalid)
+    except QuestionnaireRefused as refused:
+        return error_response(409, refused.code, refused.message)
+    release = await announce(request, publication.announcement_id)
+    body = PublicationOut(questionnaire=publication.document, withdrawn=publication.withdrawn, release=release)
+    return JSONResponse(body.model_dump(mode="json", exclude_none=True))
+
+
+@router.post(
+    "/questionnaires/{questionnaire_id}/withdraw",
+    response_model=QuestionnaireDetailOut,
+    responses={**_NOT_FOUND, **_REFUSED},
+    dependencies=[Depends(require_service("questionnaires:write"))],
+)
+async def withdraw_questionnaire_api(request: Request, uow: UowDep, questionnaire_id: str) -> Response:
+    """Stop giving the questionnaire to citizens; its versions stay readable."""
+    canonical_id = _existing_id(questionnaire_id)
+    try:
+        await withdraw_questionnaire(uow, canonical_id, now=request.app.state.clock())
+    except QuestionnaireNotFound:
+        raise _questionnaire_not_found(f"Анкета {questionnaire_id[:64]} не найдена") from None
+    except QuestionnaireRefused as refused:
+        return error_response(409, refused.code, refused.message)
+    detail = await _detail_or_404(uow, canonical_id)
+    return JSONResponse(QuestionnaireDetailOut.of_detail(detail).model_dump(mode="json"))
+
+
+async def announce(request: Request, announcement_id: str) -> ReleaseOut:
+    """Send the announcement of a committed publication; what the module did not take now is re-sent
+    later by the relay."""
+    relay: AnnouncementRelay = request.app.state.announcements
+    outcome = await relay.send_after_publication(announcement_id)
+    if outcome is None:
+        return ReleaseOut(status="pending")
+    return ReleaseOut(status="sent", issued=outcome.issued, late=outcome.late)
+
+
+def _existing_id(questionnaire_id: str) -> str:
+    canonical_id = _canonical_uuid(questionnaire_id)
+    if canonical_id is None:
+        raise _questionnaire_not_found(f"Анкета {questionnaire_id[:64]} не найдена")
+    return canonical_id
+
+
+async def _detail_or_404(uow: UowDep, questionnaire_id: str) -> QuestionnaireDetail:
+    canonical_id = _existing_id(questionnaire_id)
+    detail = await questionnaire_detail(uow.session, canonical_id)
+    if detail is None:
+        raise _questionnaire_not_found(f"Анкета {questionnaire_id[:64]} не найдена")
+    return detail
+
+
+def _problems_response(invalid: DraftInvalid) -> JSONResponse:
+    body = DraftProblems(
+        error=ApiError(code="validation_error", message=f"Анкета не прошла проверку: {invalid}"),
+        problems=[ProblemOut(path=problem.path, message=problem.message) for problem in invalid.problems],
+    )
+    return JSONResponse(body.model_dump(), status_code=422)
+
+
 def _canonical_uuid(value: str) -> str | None:
     try:
         return str(uuid.UUID(value))
@@ -87,3 +289,23 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
         return False
     tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
     return "*" in tags or etag in tags
+
+
+@router.get(
+    "/questionnaires/{questionnaire_id}/status",
+    response_model=QuestionnaireState,
+    responses=_NOT_FOUND,
+    dependencies=[Depends(require_service("questionnaires:read"))],
+)
+async def get_questionnaire_status(uow: UowDep, questionnaire_id: str, response: Response) -> QuestionnaireState:
+    """Whether the questionnaire still collects answers (``collecting``), or 404 ``questionnaire_not_found``.
+
+    Versions stay readable after a withdrawal, so this is how the module learns that a link pinned to
+    a withdrawn questionnaire may no longer be answered. It changes on publish and withdraw: callers
+    may cache it only briefly (the module does for ``questionnaire_cache_s``)."""
+    canonical_id = _canonical_uuid(questionnaire_id)
+    state = None if canonical_id is None else await questionnaire_state(uow.session, canonical_id)
+    if state is None:
+        raise _questionnaire_not_found(f"Анкета {questionnaire_id[:64]} не найдена")
+    response.headers["Cache-Control"] = "no-cache"
+    return state

@@ -23,6 +23,7 @@ class ServiceCard(Base):
     __table_args__ = (
         Index("ix_module_service_cards_waiting", "type_code", "survey_level", "status"),
         Index("ix_module_service_cards_created", "created_at"),
+        Index("ix_module_service_cards_updated", "updated_at"),  # the analytics cards feed
     )
 
     id: Mapped[str] = mapped_column(UUIDStr, primary_key=True, default=new_uuid)

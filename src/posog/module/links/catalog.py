@@ -18,6 +18,7 @@ class QuestionnaireCatalog:
         self._active: dict[tuple[str, str], tuple[float, QuestionnaireDocument | None]] = {}
         self._versions: dict[tuple[str, int], QuestionnaireDocument] = {}
         self._types: tuple[float, frozenset[str]] | None = None
+        self._collecting: dict[str, tuple[float, bool]] = {}
 
     async def active(self, type_code: str, level: SurveyLevel) -> QuestionnaireDocument | None:
         """The active questionnaire for (type, level), at most ``ttl_s`` old."""
@@ -40,6 +41,17 @@ class QuestionnaireCatalog:
         if document is not None:
             self._versions[key] = document
         return document
+
+    async def collecting(self, questionnaire_id: str) -> bool:
+        """Whether the questionnaire still collects answers (false once withdrawn in ЛКО, or unknown
+        there), at most ``ttl_s`` old. Its versions stay readable either way."""
+        cached = self._collecting.get(questionnaire_id)
+        if cached is not None and self._now() - cached[0] < self._ttl:
+            return cached[1]
+        state = await self._lko.questionnaire_state(questionnaire_id)
+        collecting = state is not None and state.collecting
+        self._collecting[questionnaire_id] = (self._now(), collecting)
+        return collecting
 
     async def known_types(self) -> frozenset[str]:
         if self._types is not None and self._now() - self._types[0] < self._ttl:

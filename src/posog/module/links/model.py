@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from posog.core.clock import MOSCOW, end_of_day
+from posog.core.clock import MOSCOW, end_of_day, utcnow
 from posog.core.db import Base, UTCDateTime, UUIDStr, new_uuid
 
 ISSUED = "issued"
@@ -20,6 +20,8 @@ COMPLETED = "completed"
 EXPIRED = "expired"
 REVOKED = "revoked"
 LINK_STATES = (ISSUED, NOTIFIED, OPENED, COMPLETED, EXPIRED, REVOKED)
+# States in which a link may still be opened, answered or expire.
+LIVE_STATES = (ISSUED, NOTIFIED, OPENED)
 
 TOKEN_BYTES = 24  # 192 bits from the OS CSPRNG
 
@@ -39,6 +41,12 @@ class SurveyLink(Base):
     notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The ЛКО response that completed the link: a repeated completion with it is a no-op, another is refused.
+    response_id: Mapped[str | None] = mapped_column(String(64))
+    # When the link last changed: the analytics cards feed orders by it. Set by the ORM on every INSERT
+    # and UPDATE made through SQLAlchemy (issuing, the outbox relay, the link handlers, any future
+    # sweeper), so no writer has to remember it.
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, index=True)
 
 
 def new_token() -> str:

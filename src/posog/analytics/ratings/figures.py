@@ -1,0 +1,89 @@
+"""The SPEC §8 formulas over summed counts — pooled by construction: every figure is a ratio of sums
+of counts, so a region is never the mean of its organisations' means."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+
+from posog.analytics.contracts import CriterionFigures, Figures
+from posog.lko.contracts import CRITERIA
+
+VALUES = (1, 2, 3, 4, 5)
+
+
+def rounded(value: Fraction | None, places: int) -> float | None:
+    """``value`` rounded half up to ``places`` decimals (exactly, from the fraction)."""
+    if value is None:
+        return None
+    decimal = Decimal(value.numerator) / Decimal(value.denominator)
+    return float(decimal.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+
+
+def ratio(numerator: int, denominator: int) -> Fraction | None:
+    return None if denominator == 0 else Fraction(numerator, denominator)
+
+
+@dataclass
+class Totals:
+    """Summed counts of one scope: services, notified, responses, and ratings per criterion per value."""
+
+    services: int = 0
+    notified: int = 0
+    responses: int = 0
+    criteria: dict[str, list[int]] = field(default_factory=dict)
+
+    def add_counts(self, services: int, notified: int, responses: int) -> None:
+        self.services += services
+        self.notified += notified
+        self.responses += responses
+
+    def add_ratings(self, criterion: str, distribution: list[int]) -> None:
+        known = self.criteria.setdefault(criterion, [0] * 5)
+        for index, count in enumerate(distribution):
+            known[index] += count
+
+    def merge(self, other: Totals) -> None:
+        self.add_counts(other.services, other.notified, other.responses)
+        for criterion, distribution in other.criteria.items():
+            self.add_ratings(criterion, distribution)
+
+    @property
+    def ratings(self) -> int:
+        return sum(sum(distribution) for distribution in self.criteria.values())
+
+    @property
+    def positive(self) -> int:
+        return sum(distribution[3] + distribution[4] for distribution in self.criteria.values())
+
+    def satisfaction(self) -> Fraction | None:
+        """Ratings of 4–5 over all criterion ratings (exact, for ranking)."""
+        return ratio(self.positive, self.ratings)
+
+
+def criterion_figures(distribution: list[int]) -> CriterionFigures:
+    count = sum(distribution)
+    total = sum(value * n for value, n in zip(VALUES, distribution, strict=True))
+    return CriterionFigures(
+        count=count,
+        mean=rounded(ratio(total, count), 2),
+        positive_share=rounded(ratio(distribution[3] + distribution[4], count), 4),
+        negative_share=rounded(ratio(distribution[0] + distribution[1], count), 4),
+        distribution={str(value): n for value, n in zip(VALUES, distribution, strict=True)},
+    )
+
+
+def figures(totals: Totals) -> Figures:
+    """The figures of ``totals``; every criterion of Постановление № 1284 is present, unrated ones empty."""
+    return Figures(
+        services=totals.services,
+        notified=totals.notified,
+        responses=totals.responses,
+        response_rate=rounded(ratio(totals.responses, totals.notified), 4),
+        criteria={
+            criterion: criterion_figures(totals.criteria.get(criterion, [0] * 5))
+            for criterion in (*CRITERIA, *sorted(set(totals.criteria) - set(CRITERIA)))
+        },
+        satisfaction_index=rounded(totals.satisfaction(), 4),
+    )

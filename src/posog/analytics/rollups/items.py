@@ -1,0 +1,158 @@
+"""What one card or one response adds to the rollups, and the arithmetic of deltas — pure functions,
+shared by the incremental path and the rebuild so both count the same way.
+
+Ratings on other scales than 5 are **normalised** to 1..5 before they are counted: ``1 + (v − 1)·4 /
+(scale − 1)``, rounded half up (a 10-point 8 → 4.11 → 4, a 10-point 9 → 4.56 → 5, a 3-point 2 → 3).
+So every criterion has one distribution 1..5, positive (4–5) and negative (1–2) shares mean the same
+thing whatever the questionnaire, and the mean is on the 5-point scale. A 5-point rating is counted as
+given. Answers that are not whole numbers within 1..scale are not counted (ЛКО validates them; a bad
+one here would be a bug upstream, not a rating)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from fractions import Fraction
+from typing import Any
+
+from posog.lko.contracts import CRITERIA, AnswerValue, QuestionnaireDocument
+
+SCALE = 5
+VALUES = (1, 2, 3, 4, 5)
+
+
+@dataclass(frozen=True, order=True)
+class Grain:
+    """The rollup key: (service day, region, ИНН, organisation type, survey level)."""
+
+    day: date
+    region_code: str
+    inn: str
+    type_code: str
+    survey_level: str
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "day": self.day,
+            "region_code": self.region_code,
+            "inn": self.inn,
+            "type_code": self.type_code,
+            "survey_level": self.survey_level,
+        }
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """What one item adds at its grain. Ratings are ``(criterion, value 1..5)`` pairs."""
+
+    grain: Grain
+    services: int = 0
+    notified: int = 0
+    responses: int = 0
+    ratings: tuple[tuple[str, int], ...] = ()
+
+
+def card_contribution(
+    *, service_date: date, region_code: str, inn: str, type_code: str, survey_level: str, notified: bool
+) -> Contribution:
+    """A card is one service, and one notified service once its citizen was notified."""
+    return Contribution(
+        Grain(service_date, region_code, inn, type_code, survey_level), services=1, notified=int(notified)
+    )
+
+
+def response_contribution(
+    *,
+    service_date: date,
+    region_code: str,
+    inn: str,
+    type_code: str,
+    survey_level: str,
+    ratings: Iterable[tuple[str, int]],
+) -> Contribution:
+    """A response is one response and its criterion ratings, counted at the day of the service rated
+    (so responses and notifications of the same services meet in one bucket: the response rate)."""
+    return Contribution(
+        Grain(service_date, region_code, inn, type_code, survey_level),
+        responses=1,
+        ratings=tuple((criterion, value) for criterion, value in ratings),
+    )
+
+
+def normalise(value: int, scale: int) -> int:
+    """A rating ``value`` on 1..``scale`` as a value on 1..5 (see the module docstring)."""
+    if scale == SCALE:
+        return value
+    exact = 1 + Fraction(value - 1) * (SCALE - 1) / (scale - 1)
+    return int(exact + Fraction(1, 2))  # half up; exact is positive, so int() floors
+
+
+def criterion_ratings(answers: dict[str, AnswerValue], questionnaire: QuestionnaireDocument) -> list[tuple[str, int]]:
+    """The criterion ratings of a response: for each rating question of the pinned version that names a
+    criterion and was answered with a whole number within its scale, ``(criterion, value 1..5)``."""
+    found: list[tuple[str, int]] = []
+    for question in questionnaire.questions:
+        if question.kind != "rating" or question.criterion is None or question.criterion not in CRITERIA:
+            continue
+        scale = question.scale or SCALE
+        value = answers.get(question.id)
+        if scale < 2 or isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= scale:
+            continue
+        found.append((question.criterion, normalise(value, scale)))
+    return found
+
+
+@dataclass
+class Deltas:
+    """Changes to apply to the rollups, summed per key: counts ``[services, notified, responses]`` per
+    grain, and ``[n1, …, n5]`` per (grain, criterion)."""
+
+    counts: dict[Grain, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
+    criteria: dict[tuple[Grain, str], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0] * 5))
+
+    def add(self, contribution: Contribution, sign: int = 1) -> None:
+        counts = self.counts[contribution.grain]
+        counts[0] += sign * contribution.services
+        counts[1] += sign * contribution.notified
+        counts[2] += sign * contribution.responses
+        for criterion, value in contribution.ratings:
+            self.criteria[(contribution.grain, criterion)][value - 1] += sign
+
+    def replace(self, old: Contribution | None, new: Contribution | None) -> None:
+        """The delta of an item that was ``old`` (None: unseen) and is now ``new`` (None: gone)."""
+        if old == new:
+            return
+        if old is not None:
+            self.add(old, -1)
+        if new is not None:
+            self.add(new, +1)
+
+    def count_rows(self) -> list[dict[str, Any]]:
+        return [
+            {**grain.as_row(), "services": c[0], "notified": c[1], "responses": c[2]}
+            for grain, c in sorted(self.counts.items())
+            if any(c)
+        ]
+
+    def criterion_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for (grain, criterion), n in sorted(self.criteria.items()):
+            if any(n):
+                rows.append(
+                    {
+                        **grain.as_row(),
+                        "criterion": criterion,
+                        "count": sum(n),
+                        "sum": sum(value * k for value, k in zip(VALUES, n, strict=True)),
+                        **{f"n{value}": k for value, k in zip(VALUES, n, strict=True)},
+                    }
+                )
+        return rows
+
+    def shrinking_grains(self) -> list[Grain]:
+        """Grains where something decreased: rows there may have reached zero."""
+        grains = {grain for grain, c in self.counts.items() if min(c) < 0}
+        grains |= {grain for (grain, _), n in self.criteria.items() if min(n) < 0}
+        return sorted(grains)

@@ -1,0 +1,127 @@
+"""Analytics' own tables (prefix ``analytics_``). Nothing here can identify a citizen: a card is kept as
+its organisation, region, type, level, service date and link progress; a response as its organisation
+and its criterion ratings (normalised to 1..5) — no free text, no choices, no personal data.
+
+``analytics_cards`` and ``analytics_responses`` hold the latest state of every item read from the
+feeds; they are what each rollup delta is computed against (exactly once) and what a rebuild
+recomputes every rollup from. The rollups are kept at the grain (service day, region, ИНН,
+organisation type, survey level); weeks, months, regions and the country are summed at query time."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from posog.core.db import Base, UTCDateTime
+
+SOURCE_CARDS = "module.cards"
+SOURCE_RESPONSES = "lko.responses"
+SOURCES = (SOURCE_CARDS, SOURCE_RESPONSES)
+
+
+class FeedCursor(Base):
+    """Where analytics stands in one source's feed (see ``consumer.py`` for the overlap scheme):
+    ``base_cursor`` is where the next poll starts (None: the beginning); every item up to it has been
+    applied and changed no later than ``base_bound``."""
+
+    __tablename__ = "analytics_cursors"
+
+    source: Mapped[str] = mapped_column(String(40), primary_key=True)
+    base_cursor: Mapped[str | None] = mapped_column(Text)
+    base_bound: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_poll_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_poll_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    items_read: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CardItem(Base):
+    """The latest state of one service card, as far as analytics needs it."""
+
+    __tablename__ = "analytics_cards"
+
+    card_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    inn: Mapped[str] = mapped_column(String(12))
+    region_code: Mapped[str] = mapped_column(String(2))
+    type_code: Mapped[str] = mapped_column(String(40))
+    survey_level: Mapped[str] = mapped_column(String(16))
+    service_date: Mapped[date] = mapped_column(Date)
+    link_state: Mapped[str] = mapped_column(String(16))
+    notified: Mapped[bool] = mapped_column(Boolean)
+    source_updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ResponseItem(Base):
+    """One stored response: its organisation and its criterion ratings ``[[criterion, 1..5], …]``."""
+
+    __tablename__ = "analytics_responses"
+
+    response_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    card_id: Mapped[str] = mapped_column(String(100))
+    inn: Mapped[str] = mapped_column(String(12))
+    region_code: Mapped[str] = mapped_column(String(2))
+    type_code: Mapped[str] = mapped_column(String(40))
+    survey_level: Mapped[str] = mapped_column(String(16))
+    service_date: Mapped[date] = mapped_column(Date)
+    questionnaire_id: Mapped[str] = mapped_column(String(36))
+    questionnaire_version: Mapped[int] = mapped_column(Integer)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ratings: Mapped[list[Any]] = mapped_column(JSON)
+
+
+class Organization(Base):
+    """Display name of an ИНН: the name carried by its item with the greatest (service date, card id),
+    so that the answer does not depend on the order the items arrived in."""
+
+    __tablename__ = "analytics_organizations"
+
+    inn: Mapped[str] = mapped_column(String(12), primary_key=True)
+    org_name: Mapped[str] = mapped_column(String(1000))
+    region_code: Mapped[str] = mapped_column(String(2))
+    name_key: Mapped[str] = mapped_column(String(120))
+
+
+class Rollup(Base):
+    """Counts at the grain: services (cards), notified (cards whose citizen was notified), responses."""
+
+    __tablename__ = "analytics_rollups"
+    __table_args__ = (
+        Index("ix_analytics_rollups_region_day", "region_code", "day"),
+        Index("ix_analytics_rollups_inn_day", "inn", "day"),
+    )
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(2), primary_key=True)
+    inn: Mapped[str] = mapped_column(String(12), primary_key=True)
+    type_code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    survey_level: Mapped[str] = mapped_column(String(16), primary_key=True)
+    services: Mapped[int] = mapped_column(Integer)
+    notified: Mapped[int] = mapped_column(Integer)
+    responses: Mapped[int] = mapped_column(Integer)
+
+
+class CriterionRollup(Base):
+    """Ratings of one criterion at the grain: how many, their sum, and how many of each value 1..5."""
+
+    __tablename__ = "analytics_criterion_rollups"
+    __table_args__ = (
+        Index("ix_analytics_criterion_rollups_region_day", "region_code", "day"),
+        Index("ix_analytics_criterion_rollups_inn_day", "inn", "day"),
+    )
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(2), primary_key=True)
+    inn: Mapped[str] = mapped_column(String(12), primary_key=True)
+    type_code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    survey_level: Mapped[str] = mapped_column(String(16), primary_key=True)
+    criterion: Mapped[str] = mapped_column(String(20), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    sum: Mapped[int] = mapped_column(Integer)
+    n1: Mapped[int] = mapped_column(Integer)
+    n2: Mapped[int] = mapped_column(Integer)
+    n3: Mapped[int] = mapped_column(Integer)
+    n4: Mapped[int] = mapped_column(Integer)
+    n5: Mapped[int] = mapped_column(Integer)

@@ -1,0 +1,135 @@
+"""``posog users …``: cabinet accounts from the command line (the only way to create them).
+
+Exposed as :data:`users_app`; the main CLI registers it as the ``users`` group."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from posog.core.clock import MOSCOW, utcnow
+from posog.core.db import Database
+from posog.core.migrate import upgrade
+from posog.lko.accounts.handlers import AccountError, NewUser, create_user, disable_user
+from posog.lko.accounts.queries import UserSummary, list_users
+from posog.lko.scope import ROLE_NAMES
+from posog.settings import Settings
+
+users_app = typer.Typer(help="Учётные записи кабинета ЛКО: создать, показать, отключить.", no_args_is_help=True)
+console = Console()
+T = TypeVar("T")
+
+
+def _with_database(action: Callable[[Database], Awaitable[T]]) -> T:
+    """Run ``action`` against the configured database, migrated first (as every command does)."""
+
+    async def main() -> T:
+        settings = Settings()
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+        await upgrade(settings.resolved_database_url)
+        db = Database(settings.resolved_database_url, pool_size=2)
+        try:
+            return await action(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    password: str = typer.prompt("Пароль", hide_input=True, confirmation_prompt="Пароль ещё раз")
+    return password
+
+
+@users_app.command("create")
+def create(
+    login: Annotated[str, typer.Argument(help="Логин (латинские буквы, цифры, . _ - @)")],
+    role: Annotated[str, typer.Option("--role", help="federal | regional | organization")],
+    region: Annotated[str | None, typer.Option("--region", help="Код региона (для regional)")] = None,
+    inn: Annotated[str | None, typer.Option("--inn", help="ИНН организации (для organization)")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="ФИО или название для шапки кабинета")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Прочитать пароль из первой строки стандартного ввода")
+    ] = False,
+) -> None:
+    """Create a cabinet account with its role (and region or ИНН)."""
+    password = _read_password(password_stdin)
+    command = NewUser(login=login, password=password, role=role, full_name=name, region_code=region, inn=inn)
+
+    async def action(db: Database) -> None:
+        async with db.uow() as uow:
+            await create_user(uow, command, now=utcnow())
+
+    try:
+        _with_database(action)
+    except AccountError as exc:
+        console.print(f"[red]{exc.message}[/]")
+        raise typer.Exit(2) from None
+    console.print(f"[green]Пользователь «{login.strip().casefold()}» создан ({ROLE_NAMES[role]}).[/]")
+
+
+@users_app.command("list")
+def list_(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False) -> None:
+    """List cabinet accounts (never their passwords)."""
+
+    async def action(db: Database) -> list[UserSummary]:
+        async with db.uow() as uow:
+            return await list_users(uow.session)
+
+    users = _with_database(action)
+    if as_json:
+        items = [
+            {
+                "login": u.login,
+                "full_name": u.full_name,
+                "role": u.role,
+                "region_code": u.region_code,
+                "inn": u.inn,
+                "active": u.active,
+                "created_at": u.created_at.isoformat(),
+                "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
+            }
+            for u in users
+        ]
+        typer.echo(json.dumps(items, ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"Пользователи ЛКО ({len(users)})")
+    for column in ("логин", "имя", "роль", "регион", "ИНН", "активен", "последний вход"):
+        table.add_column(column, overflow="fold")
+    for u in users:
+        table.add_row(
+            u.login,
+            u.full_name,
+            ROLE_NAMES.get(u.role, u.role),
+            u.region_code or "—",
+            u.inn or "—",
+            "да" if u.active else "нет",
+            u.last_login_at.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M") if u.last_login_at else "—",
+        )
+    console.print(table)
+
+
+@users_app.command("disable")
+def disable(login: Annotated[str, typer.Argument(help="Логин")]) -> None:
+    """Disable an account and end its sessions."""
+
+    async def action(db: Database) -> None:
+        async with db.uow() as uow:
+            await disable_user(uow, login, now=utcnow())
+
+    try:
+        _with_database(action)
+    except AccountError as exc:
+        console.print(f"[red]{exc.message}[/]")
+        raise typer.Exit(2) from None
+    console.print(f"Пользователь «{login.strip().casefold()}» отключён; его сеансы завершены.")

@@ -1,0 +1,190 @@
+"""The module's survey-link API (SPEC §6 v1), for ЛКП (opening a survey) and ЛКО (opening it to check
+a submission, then completing the link with the stored response).
+
+``GET /api/v1/survey-links/{token}`` → 200 :class:`LinkData`, or ``{"error": {"code", "message"}}``
+with a message for the citizen: 404 ``link_not_found``, 410 ``link_revoked`` / ``survey_completed`` /
+``link_expired``, 409 ``questionnaire_unavailable``, 429 ``too_many_requests`` (with ``Retry-After``),
+503 ``service_unavailable`` when ЛКО cannot be asked about the questionnaire.
+
+Attempts are limited per client: the ``X-Posog-Client`` header (ЛКП forwards the citizen's address;
+only authenticated systems can set it) or else the caller's peer address, under the caller's name.
+Only failures (unknown or expired tokens) count.
+
+``POST /api/v1/survey-links/{token}/complete`` ``{"response_id"}`` → 200; the same response id again
+→ 200; another → 409 ``survey_completed``; 404/410 as above."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.convertors import Convertor, register_url_convertor
+
+from posog.core.clock import Clock, utcnow
+from posog.core.db import Database
+from posog.core.http import error_response
+from posog.core.metrics import LINK_OUTCOMES
+from posog.core.ratelimit import RateLimiter, retry_after_header
+from posog.core.service_auth import ServiceCaller, require_service
+from posog.lko.client import LkoError
+from posog.module.contracts import CompleteLink, LinkData
+from posog.module.links.catalog import QuestionnaireCatalog
+from posog.module.links.handlers import (
+    CompleteSurveyLink,
+    LinkRefusal,
+    ResolveLink,
+    complete_link,
+    resolve_link,
+)
+
+
+class _AnyToken(Convertor[str]):
+    """Any path remainder, line breaks included (Starlette's ``path`` stops at a ``\\n``): every
+    string a client sends as a token reaches the same lookup and gets the same answer."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("posog_any_token", _AnyToken())
+
+CLIENT_HEADER = "X-Posog-Client"
+_NO_STORE = {"Cache-Control": "no-store"}
+
+# What the citizen reads (ЛКП shows these messages as they are): what happened and what to do.
+MESSAGES: dict[str, str] = {
+    "link_not_found": (
+        "Ссылка на опрос не найдена. Проверьте, что она скопирована полностью, "
+        "или откройте её из уведомления в личном кабинете на Госуслугах."
+    ),
+    "link_revoked": (
+        "Эта ссылка на опрос отменена и больше не действует. "
+        "Если вы считаете, что это ошибка, обратитесь в организацию, которая оказала вам услугу."
+    ),
+    "survey_completed": "Вы уже оценили эту услугу — ваши ответы сохранены. Повторно заполнить анкету нельзя.",
+    "link_expired": (
+        "Срок, в течение которого можно было оценить услугу по этой ссылке, истёк. "
+        "Когда вы получите следующую услугу, вам придёт новое приглашение к опросу."
+    ),
+    "questionnaire_unavailable": (
+        "Анкета для оценки этой услуги сейчас недоступна: организация приостановила опрос. "
+        "Приносим извинения — от вас ничего не требуется."
+    ),
+    "too_many_requests": "Слишком много неудачных попыток открыть ссылку. Подождите {minutes} и попробуйте снова.",
+    "service_unavailable": "Анкета временно недоступна. Попробуйте открыть ссылку через несколько минут.",
+}
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": description}
+    for status, description in (
+        (401, "Нет действительного сервисного ключа"),
+        (403, "Вызывающей системе операция не разрешена"),
+        (404, "link_not_found"),
+        (409, "questionnaire_unavailable / survey_completed (завершение другим ответом)"),
+        (410, "link_revoked / survey_completed / link_expired"),
+        (429, "too_many_requests, см. Retry-After"),
+        (503, "service_unavailable: ЛКО недоступен"),
+    )
+}
+
+router = APIRouter(tags=["survey-links"], responses=_ERRORS)
+
+
+class LinkCompleted(BaseModel):
+    """Answer of a completion: the link is completed by ``response_id``."""
+
+    state: Literal["completed"] = "completed"
+    response_id: str
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def _clock(request: Request) -> Clock:
+    clock: Clock = getattr(request.app.state, "clock", utcnow)
+    return clock
+
+
+def client_key(request: Request, caller: ServiceCaller) -> str:
+    """Whose attempts these are: the forwarded client (header) or the peer, per calling system."""
+    forwarded = request.headers.get(CLIENT_HEADER, "").strip()[:100]
+    if forwarded:
+        return f"{caller.name}:{forwarded}"
+    peer = request.client.host if request.client is not None else "unknown"
+    return f"{caller.name}:peer:{peer}"
+
+
+def _minutes(seconds: float) -> str:
+    minutes = max(1, int(-(-seconds // 60)))
+    if minutes == 1:
+        return "минуту"
+    return f"{minutes} мин."
+
+
+def refusal_response(refusal: LinkRefusal) -> JSONResponse:
+    headers = dict(_NO_STORE)
+    message = MESSAGES[refusal.code]
+    if refusal.retry_after is not None:
+        headers["Retry-After"] = retry_after_header(refusal.retry_after)
+        message = message.format(minutes=_minutes(refusal.retry_after))
+    return error_response(refusal.status, refusal.code, message, headers=headers)
+
+
+def _unavailable() -> JSONResponse:
+    LINK_OUTCOMES.labels("service_unavailable").inc()
+    return error_response(
+        503, "service_unavailable", MESSAGES["service_unavailable"], headers={**_NO_STORE, "Retry-After": "30"}
+    )
+
+
+@router.get("/survey-links/{token:posog_any_token}", response_model=LinkData)
+async def get_survey_link(
+    token: str,
+    request: Request,
+    caller: Annotated[ServiceCaller, Depends(require_service("links:read"))],
+) -> Response:
+    """The survey behind a link (SPEC §6): the pinned questionnaire version with the card and the
+    organisation it rates; the link becomes ``opened``. Any string is accepted as a token: malformed
+    and unknown tokens get the same answer at the same cost."""
+    catalog: QuestionnaireCatalog | None = getattr(request.app.state, "catalog", None)
+    limiter: RateLimiter = request.app.state.link_attempts
+    if catalog is None:
+        return _unavailable()
+    try:
+        data = await resolve_link(
+            ResolveLink(token=token, client=client_key(request, caller)),
+            _db(request),
+            catalog=catalog,
+            limiter=limiter,
+            clock=_clock(request),
+        )
+    except LinkRefusal as refusal:
+        return refusal_response(refusal)
+    except LkoError:
+        return _unavailable()
+    return JSONResponse(data.model_dump(mode="json"), headers=_NO_STORE)
+
+
+@router.post(
+    "/survey-links/{token}/complete",
+    response_model=LinkCompleted,
+    dependencies=[Depends(require_service("links:complete"))],
+)
+async def post_survey_link_completion(token: str, body: CompleteLink, request: Request) -> Response:
+    """ЛКО stored ``response_id`` for this link: the link becomes ``completed`` (exactly once)."""
+    try:
+        await complete_link(
+            CompleteSurveyLink(token=token, response_id=body.response_id), _db(request), clock=_clock(request)
+        )
+    except LinkRefusal as refusal:
+        return refusal_response(refusal)
+    return JSONResponse(LinkCompleted(response_id=body.response_id).model_dump(), headers=_NO_STORE)

@@ -1,0 +1,196 @@
+"""Use cases of survey links (SPEC §5, §6): resolving a token into the survey it opens (ЛКП, ЛКО) and
+completing a link with the ЛКО response that used it.
+
+State changes are conditional updates (``WHERE state IN …``), so concurrent requests never move a
+link backwards (an ``opened`` after a ``completed``) and exactly one completion wins. No database
+connection is held while ЛКО is asked about the questionnaire."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+import structlog
+from sqlalchemy import select, update
+
+from posog.core.clock import Clock
+from posog.core.db import Database
+from posog.core.metrics import LINK_OUTCOMES
+from posog.core.ratelimit import RateLimiter
+from posog.lko.contracts import QuestionnaireDocument
+from posog.module.contracts import LINK_ERRORS, LinkData, LinkOrganization, LinkService, SurveyLevel
+from posog.module.links.catalog import QuestionnaireCatalog
+from posog.module.links.model import (
+    COMPLETED,
+    EXPIRED,
+    ISSUED,
+    LIVE_STATES,
+    NOTIFIED,
+    OPENED,
+    REVOKED,
+    SurveyLink,
+    hash_token,
+)
+from posog.module.links.queries import LinkWithCard, find_link
+
+log = structlog.get_logger(__name__)
+
+
+class LinkRefusal(Exception):
+    """The link cannot be used: ``code`` is a SPEC §6 code, ``status`` the HTTP status to answer,
+    ``retry_after`` (seconds) is set for ``too_many_requests``."""
+
+    def __init__(self, code: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.status = status if status is not None else LINK_ERRORS[code]
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class ResolveLink:
+    """Open the survey behind ``token`` for ``client`` (the key its failed attempts are counted under)."""
+
+    token: str
+    client: str
+
+
+@dataclass(frozen=True)
+class CompleteSurveyLink:
+    """Mark the link of ``token`` completed by the ЛКО response ``response_id``."""
+
+    token: str
+    response_id: str
+
+
+def _refuse(code: str, *, status: int | None = None, retry_after: float | None = None) -> LinkRefusal:
+    LINK_OUTCOMES.labels(code).inc()
+    return LinkRefusal(code, status=status, retry_after=retry_after)
+
+
+async def resolve_link(
+    command: ResolveLink,
+    db: Database,
+    *,
+    catalog: QuestionnaireCatalog,
+    limiter: RateLimiter,
+    clock: Clock,
+) -> LinkData:
+    """The survey behind a token, and the link moved to ``opened`` (``opened_at`` set once).
+
+    Refusals, checked in this order: ``too_many_requests`` (the client failed too often — then even a
+    valid token is refused, or guessing would reveal it), ``link_not_found``, ``link_revoked``,
+    ``survey_completed``, ``link_expired`` (a live link past its expiry is marked ``expired``),
+    ``questionnaire_unavailable`` (the pinned version is gone or the questionnaire was withdrawn in
+    ЛКО). Only unknown and expired tokens count against the client: a citizen reopening a valid
+    link is never limited. Raises :class:`posog.lko.client.LkoError` when ЛКО cannot be asked."""
+    wait = await limiter.retry_after(command.client)
+    if wait is not None:
+        raise _refuse("too_many_requests", retry_after=wait)
+    now = clock()
+    # The same work for every token, well-formed or not: one hash and one indexed lookup, so the
+    # answer's timing says nothing about what exists.
+    token_hash = hash_token(command.token)
+    async with db.uow() as uow:
+        link = await find_link(uow.session, token_hash)
+    if link is None:
+        await limiter.hit(command.client)
+        raise _refuse("link_not_found")
+    if link.state == REVOKED:
+        raise _refuse("link_revoked")
+    if link.state == COMPLETED:
+        raise _refuse("survey_completed")
+    if link.state == EXPIRED or link.expires_at <= now:
+        await _expire(db, link.link_id)
+        await limiter.hit(command.client)
+        raise _refuse("link_expired")
+
+    document = await catalog.version(link.questionnaire_id, link.questionnaire_version)
+    if document is None or not await catalog.collecting(link.questionnaire_id):
+        log.info(
+            "links.questionnaire_unavailable",
+            questionnaire_id=link.questionnaire_id,
+            version=link.questionnaire_version,
+            reason="version_missing" if document is None else "withdrawn",
+        )
+        raise _refuse("questionnaire_unavailable")
+
+    await _open(db, link.link_id, now)
+    LINK_OUTCOMES.labels("opened").inc()
+    return _link_data(link, document)
+
+
+async def complete_link(command: CompleteSurveyLink, db: Database, *, clock: Clock) -> None:
+    """Mark the link completed by ``response_id``, in one transaction. Repeating it with the same
+    response id is a no-op; refusals: ``link_not_found``, ``survey_completed`` (409: completed by
+    another response), ``link_revoked``, ``link_expired``."""
+    now = clock()
+    token_hash = hash_token(command.token)
+    async with db.uow() as uow:
+        completed = await uow.session.execute(
+            update(SurveyLink)
+            .where(
+                SurveyLink.token_hash == token_hash,
+                SurveyLink.state.in_(LIVE_STATES),
+                SurveyLink.expires_at > now,
+            )
+            .values(state=COMPLETED, completed_at=now, response_id=command.response_id)
+            .returning(SurveyLink.id)
+        )
+        if completed.first() is not None:
+            await uow.commit()
+            LINK_OUTCOMES.labels("completed").inc()
+            return
+        link = await uow.session.scalar(select(SurveyLink).where(SurveyLink.token_hash == token_hash))
+        if link is None:
+            raise _refuse("link_not_found")
+        if link.state == COMPLETED:
+            if link.response_id == command.response_id:
+                return  # a retry of the completion that already happened
+            raise _refuse("survey_completed", status=409)
+        if link.state == REVOKED:
+            raise _refuse("link_revoked")
+        if link.state in LIVE_STATES:
+            link.state = EXPIRED
+            await uow.commit()
+        raise _refuse("link_expired")
+
+
+async def _expire(db: Database, link_id: str) -> None:
+    async with db.uow() as uow:
+        await uow.session.execute(
+            update(SurveyLink).where(SurveyLink.id == link_id, SurveyLink.state.in_(LIVE_STATES)).values(state=EXPIRED)
+        )
+        await uow.commit()
+
+
+async def _open(db: Database, link_id: str, now: datetime) -> None:
+    # Only from issued/notified: an opened link keeps its first opened_at, a completed one stays completed.
+    async with db.uow() as uow:
+        await uow.session.execute(
+            update(SurveyLink)
+            .where(SurveyLink.id == link_id, SurveyLink.state.in_((ISSUED, NOTIFIED)))
+            .values(state=OPENED, opened_at=now)
+        )
+        await uow.commit()
+
+
+def _link_data(link: LinkWithCard, questionnaire: QuestionnaireDocument) -> LinkData:
+    return LinkData(
+        card_id=link.card_id,
+        expires_at=link.expires_at,
+        survey_level=cast(SurveyLevel, link.survey_level),
+        state=OPENED,
+        service=LinkService(date=link.service_date, name=link.service_name),
+        organization=LinkOrganization(
+            name=link.org_name,
+            address=link.org_address,
+            inn=link.inn,
+            ogrn=link.ogrn,
+            kpp=link.kpp,
+            region_code=link.region_code,
+            type_code=link.type_code,
+        ),
+        questionnaire=questionnaire,
+    )
