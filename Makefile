@@ -43,7 +43,7 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: setup lint
+test: setup chromium lint
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 unit: setup

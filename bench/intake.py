@@ -295,3 +295,47 @@ async def intake(ctx: BenchContext) -> list[Measurement]:
                 await stop(task)
             await connection.close()
     return []  # all recorded as they were measured
+
+
+@workload(
+    "intake-handler",
+    limits=("bare-insert",),
+    ratios=(Ratio("intake handler ÷ bare INSERT (card + link + outbox)", "intake_handler", "bare_insert_fact"),),
+)
+async def intake_handler(ctx: BenchContext) -> list[Measurement]:
+    """IntakeHandler.handle alone (no broker): what intake costs besides consuming and acking."""
+    from posog.module.intake.handlers import RawFact
+
+    messages = ctx.fact_messages()
+    ctx.step("intake-handler", "creating the stack (database, migrations, seed, topology)")
+    async with system_stack(ctx) as stack:
+        system = stack.system
+        batch = system.settings.intake_batch_size
+        raws = [RawFact(m.body, m.message_id) for m in messages]
+        await system.catalog.known_types()  # as the consumer's first batch would have it warm
+        connection = await asyncpg.connect(stack.database.dsn, timeout=10)
+        try:
+            ctx.step("intake-handler", f"handling {len(raws)} facts in batches of {batch}")
+            async with cpu_meter(connection) as cpu:
+                started = time.perf_counter()
+                for start in range(0, len(raws), batch):
+                    outcomes = await system.intake.handle(raws[start : start + batch])
+                    if any(o.kind != "accepted" for o in outcomes):
+                        raise BenchError(f"not accepted: {[o for o in outcomes if o.kind != 'accepted'][:3]}")
+                    ctx.progress = f"{start + batch}/{len(raws)} handled"
+                seconds = time.perf_counter() - started
+            _check_totals(await Counts(ctx, connection, len(raws)).totals(), len(raws), sent=False)
+        finally:
+            await connection.close()
+    return [
+        Measurement(
+            key="intake_handler",
+            label="intake handler alone (no broker)",
+            kind="workload",
+            count=len(raws),
+            seconds=seconds,
+            unit="facts/s",
+            method=f"IntakeHandler.handle, {batch} facts per call, one after another",
+            extra={"cpu": cpu.as_dict()},
+        )
+    ]

@@ -172,3 +172,18 @@ async def test_personal_data_is_sealed_at_rest(backend: str, tmp_path: Path) -> 
         assert card.pii_key_id == system.settings.pii_active_key
         assert card.snils_hash is not None
         assert len(card.snils_hash) == 64
+
+
+async def test_a_conflict_in_the_same_batch_as_its_original_names_the_differing_fields(tmp_path: Path) -> None:
+    async with stack("embedded", tmp_path) as system:
+        factory = FactFactory(seed=13, today=today(utcnow))
+        original = factory.fact()
+        remember_citizen(original["citizen"])
+        changed = _conflicting(original, 0)
+        from posog.module.intake.handlers import RawFact
+
+        outcomes = await system.intake.handle([RawFact(_body(original)), RawFact(_body(changed))])
+        assert [o.kind for o in outcomes] == ["accepted", "conflict"]
+        async with system.db.uow() as uow:
+            conflict = (await uow.session.execute(select(FactConflict))).scalar_one()
+        assert conflict.differing_fields == ["organization.name"]

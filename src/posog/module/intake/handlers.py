@@ -89,6 +89,26 @@ def _citizen_record(fact: OgFact) -> dict[str, Any]:
     }
 
 
+def _comparable(fact: OgFact) -> dict[str, Any]:
+    """The fields of a fact a conflict report may name, flattened."""
+    org = fact.organization
+    fields: dict[str, Any] = {
+        "survey_level": fact.survey_level,
+        "service.date": fact.service.date,
+        "service.name": fact.service.name,
+        "service.code": fact.service.code,
+        "organization.name": org.name,
+        "organization.address": org.address,
+        "organization.inn": org.inn,
+        "organization.ogrn": org.ogrn,
+        "organization.kpp": org.kpp,
+        "organization.type_code": org.type_code,
+        "organization.region_code": fact.resolved_region(),
+    }
+    fields.update({f"citizen.{key}": value for key, value in _citizen_record(fact).items()})
+    return fields
+
+
 def _card_card_id_from_raw(raw: bytes) -> str | None:
     try:
         value = json.loads(raw)
@@ -159,6 +179,7 @@ class IntakeHandler:
             links: list[dict[str, Any]] = []
             outbox: list[dict[str, Any]] = []
             conflicts: dict[tuple[str, str], dict[str, Any]] = {}
+            created: dict[str, OgFact] = {}  # cards created earlier in this batch, by card_id
             for i, fact in valid.items():
                 known = existing.get(fact.card_id)
                 if known is not None:
@@ -167,12 +188,13 @@ class IntakeHandler:
                     else:
                         if (fact.card_id, hashes[i]) not in conflicts:
                             row = self._conflict_row(fact, hashes[i], messages[i], now)
-                            row["differing_fields"] = await self._differing_fields(session, fact)
+                            row["differing_fields"] = await self._differing_fields(session, fact, created)
                             conflicts[(fact.card_id, hashes[i])] = row
                         outcomes[i] = Outcome("conflict", fact.card_id)
                     continue
                 card, link = await self._new_card(fact, hashes[i], now)
                 existing[fact.card_id] = (hashes[i], card["status"])
+                created[fact.card_id] = fact
                 cards.append(card)
                 if link is not None:
                     links.append(link.link_row)
@@ -266,31 +288,33 @@ class IntakeHandler:
         card["status"] = CARD_LATE if link is None else CARD_LINKED
         return card, link
 
-    async def _differing_fields(self, session: Any, fact: OgFact) -> list[str]:
-        """Which fields differ from the stored card: names only, never values."""
-        card = (await session.execute(select(ServiceCard).where(ServiceCard.card_id == fact.card_id))).scalar()
-        if card is None:  # inserted earlier in this very batch
-            return []
-        org = fact.organization
-        pairs = {
-            "survey_level": (card.survey_level, fact.survey_level),
-            "service.date": (card.service_date, fact.service.date),
-            "service.name": (card.service_name, fact.service.name),
-            "service.code": (card.service_code, fact.service.code),
-            "organization.name": (card.org_name, org.name),
-            "organization.address": (card.org_address, org.address),
-            "organization.inn": (card.inn, org.inn),
-            "organization.ogrn": (card.ogrn, org.ogrn),
-            "organization.kpp": (card.kpp, org.kpp),
-            "organization.type_code": (card.type_code, org.type_code),
-            "organization.region_code": (card.region_code, fact.resolved_region()),
-        }
-        differing = [name for name, (old, new) in pairs.items() if old != new]
-        if card.pii is not None and card.pii_key_id is not None:
-            stored = self._cipher.open_json(card.pii_key_id, card.pii, context=card.card_id)
-            new = _citizen_record(fact)
-            differing += [f"citizen.{key}" for key in sorted(new) if stored.get(key) != new[key]]
-        return differing
+    async def _differing_fields(self, session: Any, fact: OgFact, in_batch: dict[str, OgFact]) -> list[str]:
+        """Which fields differ from the card on record (stored, or created earlier in this batch):
+        names only, never values."""
+        if fact.card_id in in_batch:
+            before = _comparable(in_batch[fact.card_id])
+        else:
+            card = (await session.execute(select(ServiceCard).where(ServiceCard.card_id == fact.card_id))).scalar()
+            if card is None:
+                return []
+            before = {
+                "survey_level": card.survey_level,
+                "service.date": card.service_date,
+                "service.name": card.service_name,
+                "service.code": card.service_code,
+                "organization.name": card.org_name,
+                "organization.address": card.org_address,
+                "organization.inn": card.inn,
+                "organization.ogrn": card.ogrn,
+                "organization.kpp": card.kpp,
+                "organization.type_code": card.type_code,
+                "organization.region_code": card.region_code,
+            }
+            if card.pii is not None and card.pii_key_id is not None:
+                stored = self._cipher.open_json(card.pii_key_id, card.pii, context=card.card_id)
+                before.update({f"citizen.{key}": value for key, value in stored.items()})
+        after = _comparable(fact)
+        return [name for name in after if name in before and before[name] != after[name]]
 
     def _conflict_row(self, fact: OgFact, payload_hash: str, raw: RawFact, now: datetime) -> dict[str, Any]:
         key_id, sealed = self._cipher.seal(raw.body, context=f"conflict:{fact.card_id}")
