@@ -99,13 +99,16 @@ class LkoClient:
         return [OrgType.model_validate(item) for item in response.json()["items"]]
 
     async def submit_response(
-        self, token: str, idempotency_key: str, answers: dict[str, AnswerValue]
+        self, token: str, idempotency_key: str, answers: dict[str, AnswerValue], *, client_id: str | None = None
     ) -> StoredResponse:
         """Store a citizen's answers (SPEC §7). The same idempotency key again returns the same stored
         response; raises :class:`ResponseRejected` when ЛКО refuses, :class:`LkoError` when unreachable."""
         try:
             response = await self._http.post(
-                "/api/v1/responses", json={"token": token, "idempotency_key": idempotency_key, "answers": answers}
+                "/api/v1/responses",
+                json={"token": token, "idempotency_key": idempotency_key, "answers": answers},
+                # The citizen's address, so the module's per-client limits see the citizen, not ЛКП.
+                headers={"X-Posog-Client": client_id} if client_id else {},
             )
         except httpx.HTTPError as exc:
             raise LkoError(f"ЛКО unreachable: {exc.__class__.__name__}") from exc

@@ -349,7 +349,11 @@ async def submit(request: Request, token: str) -> Response:
     except LinkRefused as refusal:
         # The link may be completed by this very submission (a double click, a refresh of the POST, the
         # back button): the same key again gets ЛКО's stored response, and the citizen the thank-you page.
-        if refusal.code == "survey_completed" and submitted_key and await _resubmission(lkp, token, key, form):
+        if (
+            refusal.code == "survey_completed"
+            and submitted_key
+            and await _resubmission(lkp, token, key, form, client_id(request))
+        ):
             log.info("lkp.submission_repeated")
             return done
         log.info("lkp.link_refused", code=refusal.code, on="submit")
@@ -364,7 +368,7 @@ async def submit(request: Request, token: str) -> Response:
             request, token, link, idempotency_key=key, values=parsed.values, errors=parsed.errors, status=422
         )
     try:
-        await lkp.lko.submit_response(token, key, parsed.answers)
+        await lkp.lko.submit_response(token, key, parsed.answers, client_id=client_id(request))
     except ResponseRejected as rejection:
         if rejection.fields or rejection.code == "validation_error":
             log.info("lkp.answers_rejected", fields=sorted(rejection.fields))
@@ -404,7 +408,7 @@ async def submit(request: Request, token: str) -> Response:
     return done
 
 
-async def _resubmission(lkp: LkpServices, token: str, key: str, form: dict[str, list[str]]) -> bool:
+async def _resubmission(lkp: LkpServices, token: str, key: str, form: dict[str, list[str]], client: str | None) -> bool:
     """Whether the completed link was completed with ``key``: the form is parsed against the version it
     was rendered from and sent again; ЛКО answers a known key with the stored response."""
     questionnaire_id = _first(form, QUESTIONNAIRE_ID_FIELD)
@@ -420,7 +424,7 @@ async def _resubmission(lkp: LkpServices, token: str, key: str, form: dict[str, 
         parsed = parse_answers(questionnaire, form)
         if not parsed.ok:
             return False
-        await lkp.lko.submit_response(token, key, parsed.answers)
+        await lkp.lko.submit_response(token, key, parsed.answers, client_id=client)
     except (LkoError, ResponseRejected):
         return False
     return True
