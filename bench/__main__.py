@@ -160,9 +160,9 @@ class Report:
 async def run(args: argparse.Namespace, ctx: BenchContext, report: Report) -> None:
     ctx.fact_messages()  # generated once, before anything is timed
     for round_number in range(1, args.rounds + 1):
+        if args.rounds > 1:
+            ctx.log.print(f"[bold]round {round_number}/{args.rounds}[/bold]")
         for w in report.workloads:
-            if args.rounds > 1:
-                ctx.log.print(f"[bold]round {round_number}/{args.rounds}[/bold]")
             ctx.step(w.name, "starting")
             ctx.recorded = []
             deadline = asyncio.timeout(args.timeout)

@@ -15,8 +15,11 @@ from posog.core.clock import Clock, utcnow
 from posog.core.db import Database
 from posog.core.pii import PiiCipher
 from posog.emulators.epgu.inbox import EpguInbox
+from posog.emulators.ias.api import create_app as create_ias_app
+from posog.emulators.ias.model import IasStore
 from posog.lko.client import LkoClient
 from posog.module.client import ModuleClient
+from posog.module.ias_export.handlers import IasExporter, IasSchedule, IasSender
 from posog.module.intake.consumer import IntakeConsumer
 from posog.module.intake.handlers import IntakeHandler
 from posog.module.links.catalog import QuestionnaireCatalog
@@ -106,6 +109,10 @@ class System:
     analytics: AnalyticsPipeline
     analytics_for_lko: AnalyticsClient
     analytics_for_module: AnalyticsClient
+    # ИАС МКГУ (SPEC §9): the emulator's app (always built, served under /emulators/ias) and the client
+    # the module sends batches with (over the network when POSOG_IAS_URL is set, else to the emulator).
+    ias_asgi: LateBoundApp
+    ias_http: httpx.AsyncClient
     extras: dict[str, object] = field(default_factory=dict)
 
     def intake_consumer(self) -> IntakeConsumer:
@@ -118,6 +125,32 @@ class System:
             batch_size=s.intake_batch_size,
             batch_wait_s=s.intake_batch_wait_ms / 1000,
             max_backoff_s=s.reconnect_max_backoff_s,
+        )
+
+    def ias_exporter(self) -> IasExporter:
+        """The module's ИАС export: analytics asked with the module's key, ЛКО's responses feed read with it."""
+        s = self.settings
+        return IasExporter(
+            self.db,
+            self.clock,
+            self.analytics_for_module,
+            LkoClient(self.lko_http),
+            IasSender(self.ias_http),
+            retry_base_s=s.ias_retry_base_s,
+            retry_max_s=s.ias_retry_max_s,
+            max_attempts=s.ias_max_attempts,
+        )
+
+    def ias_schedule(self) -> IasSchedule:
+        s = self.settings
+        return IasSchedule(
+            self.ias_exporter(),
+            self.clock,
+            kinds=s.ias_export_kinds,
+            daily=s.ias_export_daily,
+            monthly=s.ias_export_monthly,
+            after_hour=s.ias_export_after_hour,
+            interval_s=s.ias_export_interval_s,
         )
 
     async def start_bus(self) -> None:
@@ -134,6 +167,7 @@ class System:
             self.lko_http_for_analytics,
             self.analytics_http_for_lko,
             self.analytics_http_for_module,
+            self.ias_http,
         ):
             await http.aclose()
         await self.bus.close()
@@ -218,6 +252,14 @@ def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | No
         from posog.analytics.api import create_app as create_analytics_app
 
         analytics_asgi.app = create_analytics_app(db, settings)
+    ias_asgi = LateBoundApp("ias")
+    ias_asgi.app = create_ias_app(IasStore(db, clock))
+    if settings.ias_url:
+        ias_http = httpx.AsyncClient(base_url=settings.ias_url, timeout=30.0)
+    else:
+        ias_http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=ias_asgi), base_url="http://ias.internal", timeout=30.0
+        )
     return System(
         settings=settings,
         db=db,
@@ -244,4 +286,6 @@ def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | No
         analytics=analytics,
         analytics_for_lko=AnalyticsClient(analytics_http_for_lko),
         analytics_for_module=AnalyticsClient(analytics_http_for_module),
+        ias_asgi=ias_asgi,
+        ias_http=ias_http,
     )

@@ -7,7 +7,8 @@ import contextlib
 import json
 import shutil
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,12 +20,16 @@ from sqlalchemy import func, select
 
 from posog.analytics.cli import AnalyticsRuntime, analytics_app, provide_runtime
 from posog.bootstrap import System, bootstrap
+from posog.core.clock import MOSCOW
 from posog.core.logging import configure_logging
 from posog.core.migrate import upgrade
 from posog.emulators.epgu.model import InboxNotification
+from posog.lko.accounts.cli import users_app
 from posog.lko.responses.handlers import CompletionRecovery
 from posog.lko.seed import seed_defaults
 from posog.module.client import ModuleClient
+from posog.module.ias_export.handlers import ExportError, Kind
+from posog.module.ias_export.model import PENDING, IasExport
 from posog.module.intake.handlers import IntakeStats, RawFact
 from posog.module.intake.model import RejectedFact
 from posog.module.notifications.model import OutboxMessage
@@ -36,6 +41,9 @@ facts_app = typer.Typer(help="Rejected facts: list, inspect, re-drive.", no_args
 app.add_typer(db_app, name="db")
 app.add_typer(facts_app, name="facts")
 app.add_typer(analytics_app, name="analytics")
+export_app = typer.Typer(help="Export to ИАС МКГУ (SPEC §9).", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+app.add_typer(users_app, name="users")
 console = Console()
 
 
@@ -326,7 +334,7 @@ async def _prepare_schema(settings: Settings, system: System) -> None:
     await system.db.engine.dispose()  # the server runs its own event loop; no connection may outlive this one
 
 
-WORKERS = ("intake", "outbox", "epgu-inbox", "analytics", "lko-completions")
+WORKERS = ("intake", "outbox", "epgu-inbox", "analytics", "lko-completions", "ias-export")
 
 
 @app.command()
@@ -347,9 +355,101 @@ def worker(name: Annotated[str, typer.Argument(help=" | ".join(WORKERS))]) -> No
             "analytics": system.analytics.run,
             # ЛКО: re-send link completions left pending by a crash or an unreachable module.
             "lko-completions": CompletionRecovery(system.db, ModuleClient(system.module_http_for_lko)).run_forever,
+            # The module: yesterday's and last month's batches for ИАС МКГУ, and the pending retries.
+            "ias-export": system.ias_schedule().run,
         }
         await _until_signalled(jobs[name]())
         await system.close()
+
+    _run(main())
+
+
+def _period(value: str) -> tuple[date, date]:
+    try:
+        start, _, end = value.partition("..")
+        date_from, date_to = date.fromisoformat(start), date.fromisoformat(end or start)
+    except ValueError:
+        raise typer.BadParameter("expected YYYY-MM-DD..YYYY-MM-DD") from None
+    if date_from > date_to:
+        raise typer.BadParameter("the period's start is after its end")
+    return date_from, date_to
+
+
+STATUS_NAMES = {"pending": "[yellow]ожидает повтора[/]", "sent": "[green]передан[/]", "failed": "[red]ошибка[/]"}
+
+
+def _export_table(rows: Sequence[IasExport], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("пакет", "вид", "период", "статус", "попыток", "след. попытка", "передан", "байт", "ошибка"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row.batch_id,
+            row.kind,
+            f"{row.period_from:%d.%m.%Y}–{row.period_to:%d.%m.%Y}",
+            STATUS_NAMES.get(row.status, row.status),
+            str(row.attempts),
+            row.next_attempt_at.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M:%S") if row.next_attempt_at else "—",
+            row.sent_at.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M:%S") if row.sent_at else "—",
+            str(row.payload_size),
+            row.last_error or "",
+        )
+    return table
+
+
+@export_app.command("ias")
+def export_ias(
+    period: Annotated[str, typer.Option(help="Service dates YYYY-MM-DD..YYYY-MM-DD (inclusive)")],
+    kind: Annotated[list[str] | None, typer.Option(help="aggregates | rates (repeatable; default both)")] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Keep retrying here until sent or failed (else the worker does)")
+    ] = False,
+) -> None:
+    """Send a period's batches to ИАС МКГУ now (a batch already sent is re-sent idempotently) and print
+    the export log."""
+    date_from, date_to = _period(period)
+    kinds = kind or ["aggregates", "rates"]
+    unknown = [k for k in kinds if k not in ("aggregates", "rates")]
+    if unknown:
+        raise typer.BadParameter(f"unknown kind(s): {', '.join(unknown)}; choose aggregates or rates")
+
+    async def main() -> None:
+        system = await _prepared(_settings())
+        failed = False
+        try:
+            exporter = system.ias_exporter()
+            for name in kinds:
+                chosen: Kind = "aggregates" if name == "aggregates" else "rates"
+                try:
+                    row = await exporter.export(chosen, date_from, date_to)
+                except ExportError as exc:
+                    console.print(f"[red]Не удалось собрать пакет: {exc}[/]")
+                    failed = True
+                    continue
+                if wait and row.status == PENDING:
+                    row = await exporter.settle(row.batch_id)
+                failed = failed or row.status == "failed"
+            rows = await exporter.log(limit=50)
+        finally:
+            await system.close()
+        console.print(_export_table(rows, "Журнал выгрузок в ИАС МКГУ"))
+        if failed:
+            raise typer.Exit(1)
+
+    _run(main())
+
+
+@export_app.command("log")
+def export_log(limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
+    """The export log, the newest batches first."""
+
+    async def main() -> None:
+        system = await _prepared(_settings())
+        try:
+            rows = await system.ias_exporter().log(limit=limit)
+        finally:
+            await system.close()
+        console.print(_export_table(rows, "Журнал выгрузок в ИАС МКГУ"))
 
     _run(main())
 

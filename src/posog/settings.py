@@ -63,6 +63,23 @@ class Settings(BaseSettings):
     analytics_feed_overlap_s: float = Field(default=30.0, ge=0)
     analytics_page_size: int = Field(default=500, ge=1, le=500)
 
+    # Export to ИАС МКГУ (SPEC §9). ``ias_url`` unset: the in-process ИАС emulator. The worker makes the
+    # previous day's (``ias_export_daily``) and previous month's (``ias_export_monthly``) batches of each
+    # kind once the Moscow hour is ``ias_export_after_hour`` or later, checking every
+    # ``ias_export_interval_s``; a failing delivery is retried after ``ias_retry_base_s · 2^(n−1)`` (at most
+    # ``ias_retry_max_s``) until ``ias_max_attempts``.
+    ias_url: str | None = None
+    ias_export_kinds: list[Literal["aggregates", "rates"]] = Field(
+        default_factory=lambda: ["aggregates", "rates"]  # type: ignore[arg-type]
+    )
+    ias_export_daily: bool = True
+    ias_export_monthly: bool = True
+    ias_export_after_hour: int = Field(default=2, ge=0, le=23)
+    ias_export_interval_s: float = Field(default=60.0, gt=0)
+    ias_retry_base_s: float = Field(default=30.0, gt=0)
+    ias_retry_max_s: float = Field(default=3600.0, gt=0)
+    ias_max_attempts: int = Field(default=20, ge=1)
+
     # Personal-data protection (SPEC §10)
     pii_keys: dict[str, SecretStr] = Field(default_factory=dict)
     pii_active_key: str | None = None

@@ -1,5 +1,6 @@
 """Every table of the emulators, for Alembic."""
 
 from posog.emulators.epgu.model import InboxNotification
+from posog.emulators.ias.model import IasBatch
 
-__all__ = ["InboxNotification"]
+__all__ = ["IasBatch", "InboxNotification"]

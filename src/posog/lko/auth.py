@@ -7,7 +7,7 @@ from posog.core.service_auth import ServiceCaller, ServiceKeyring, require_servi
 
 # Which operations each calling system may perform. Extend here when a system needs more.
 SERVICE_OPERATIONS: dict[str, frozenset[str]] = {
-    "module": frozenset({"questionnaires:read", "org-types:read"}),
+    "module": frozenset({"questionnaires:read", "org-types:read", "responses:read"}),
     "lkp": frozenset({"questionnaires:read", "responses:write"}),
     "analytics": frozenset({"responses:read", "org-types:read", "questionnaires:read"}),
     # Administrators' tooling: bulk import of the directory, questionnaires managed from scripts.

@@ -1,7 +1,8 @@
 """Every table of the module, for Alembic."""
 
+from posog.module.ias_export.model import IasExport
 from posog.module.intake.model import FactConflict, RejectedFact, ServiceCard
 from posog.module.links.model import SurveyLink
 from posog.module.notifications.model import OutboxMessage
 
-__all__ = ["FactConflict", "OutboxMessage", "RejectedFact", "ServiceCard", "SurveyLink"]
+__all__ = ["FactConflict", "IasExport", "OutboxMessage", "RejectedFact", "ServiceCard", "SurveyLink"]

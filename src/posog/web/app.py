@@ -39,7 +39,9 @@ def system_apps(system: System) -> dict[str, ASGIApp]:
         apps["analytics"] = system.analytics_asgi.app
     from posog.emulators.epgu.pages import create_app as create_epgu_pages
 
-    apps["emulators"] = create_epgu_pages(system.inbox)
+    emulators = create_epgu_pages(system.inbox)
+    emulators.mount("/ias", system.ias_asgi.app)  # the ИАС МКГУ emulator (SPEC §9): /emulators/ias/
+    apps["emulators"] = emulators
     return apps
 
 
