@@ -260,6 +260,9 @@ def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | No
         ias_http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=ias_asgi), base_url="http://ias.internal", timeout=30.0
         )
+    analytics_for_lko = AnalyticsClient(analytics_http_for_lko)
+    if lko_asgi.app is not None:
+        lko_asgi.app.state.analytics = analytics_for_lko  # the cabinet's reports ask analytics with it
     return System(
         settings=settings,
         db=db,
@@ -284,7 +287,7 @@ def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | No
         analytics_http_for_lko=analytics_http_for_lko,
         analytics_http_for_module=analytics_http_for_module,
         analytics=analytics,
-        analytics_for_lko=AnalyticsClient(analytics_http_for_lko),
+        analytics_for_lko=analytics_for_lko,
         analytics_for_module=AnalyticsClient(analytics_http_for_module),
         ias_asgi=ias_asgi,
         ias_http=ias_http,

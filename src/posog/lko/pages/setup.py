@@ -24,6 +24,7 @@ from posog.lko.pages.web import (
     optional_principal,
     render,
 )
+from posog.lko.reports import pages as reports
 from posog.web.security import SecurityHeadersMiddleware
 from posog.web.templating import static_files
 
@@ -53,11 +54,11 @@ _HTTP_ERRORS: dict[int, tuple[str, str]] = {
 def install_pages(app: FastAPI) -> None:
     """Add the cabinet to ``app`` (call after the API's error handlers are installed)."""
     app.state.lko_templates = build_templates()
-    app.add_middleware(SecurityHeadersMiddleware, cacheable_prefixes=("/static/", "/api/"))
+    app.add_middleware(SecurityHeadersMiddleware, cacheable_prefixes=("/static/", "/api/", "/assets/"))
     app.mount("/static", static_files(), name="static")
     _install_docs(app)
     _install_error_pages(app)
-    for module in (auth, home, org_types, questionnaires, responses):
+    for module in (auth, home, org_types, questionnaires, responses, reports):
         app.include_router(module.router)
 
 
