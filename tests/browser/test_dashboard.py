@@ -25,12 +25,13 @@ RATINGS = ([5, 4, 5, 5, 4], [3, 2, 4, 3, 3], [4, 4, 4, 4, 5])
 
 @pytest.fixture(scope="module")
 def reports_data(live: LiveSystem) -> dict[str, Any]:
-    """A published questionnaire, three answered surveys, analytics polled; a user of each role."""
-    if "mfc" not in live.questionnaire_ids:
-        live.publish_questionnaire("mfc")
+    """A published questionnaire, three answered surveys, analytics polled; a user of each role. Its own
+    organisation type, so the survey tests (mfc) still find their cards waiting for a questionnaire."""
+    if "polyclinic" not in live.questionnaire_ids:
+        live.publish_questionnaire("polyclinic")
     facts = []
     for ratings in RATINGS:
-        fact = live.publish_fact(type_code="mfc")
+        fact = live.publish_fact(type_code="polyclinic")
         link = str(live.notification(fact["card_id"])["link"])
         token = link.rsplit("/s/", 1)[1]
         answers = {"q1": ratings[0], "q2": "portal", "q4": True}
