@@ -412,8 +412,13 @@ async def _main(args: argparse.Namespace, ctx: BenchContext, report: Report) -> 
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
+
+    def interrupted(signum: signal.Signals) -> None:  # clean up as on Ctrl-C
+        ctx.log.print(f"[yellow]{signum.name} received: stopping and cleaning up[/yellow]")
+        task.cancel()
+
     for signum in (signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(signum, task.cancel)  # clean up as on Ctrl-C
+        loop.add_signal_handler(signum, interrupted, signum)
     await run(args, ctx, report)
 
 
@@ -436,9 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = False
     try:
         asyncio.run(_main(args, ctx, report))
-    except (KeyboardInterrupt, asyncio.CancelledError):
+    except (KeyboardInterrupt, asyncio.CancelledError) as exc:
         interrupted = True
-        ctx.log.print("[yellow]interrupted: partial results[/yellow]")
+        ctx.log.print(f"[yellow]interrupted ({exc.__class__.__name__}): partial results[/yellow]")
     report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     console.print(table(report))
     args.json.parent.mkdir(parents=True, exist_ok=True)
