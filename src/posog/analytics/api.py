@@ -110,7 +110,10 @@ def _figures_target(scope: CallerScope | None, level: Level, region_code: str | 
 
 def create_app(db: Database, settings: Settings) -> FastAPI:
     """The analytics application over ``db``, accepting the service keys of ``settings``."""
+    # No Swagger/ReDoc pages (FastAPI loads them from a CDN); /openapi.json stays.
     app = FastAPI(
+        docs_url=None,
+        redoc_url=None,
         title="Модуль аналитики ПОС ОГ",
         version="1.0.0",
         description="Показатели качества услуг по стране, регионам и организациям (SPEC §8, v1).",

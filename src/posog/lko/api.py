@@ -38,7 +38,8 @@ def create_app(
         title="ЛКО ПОС ОГ",
         version="1.0.0",
         description="Личный кабинет организации: типы организаций, анкеты, ответы граждан (SPEC §7, v1).",
-        docs_url=None,  # served by the cabinet with its own security policy (pages/setup.py)
+        docs_url=None,  # no Swagger UI: FastAPI loads it from a CDN; /openapi.json stays
+        redoc_url=None,
     )
     app.state.db = db
     app.state.settings = settings

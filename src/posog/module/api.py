@@ -47,7 +47,9 @@ def create_app(
     clock: Clock = utcnow,
     link_attempts: RateLimiter | None = None,
 ) -> FastAPI:
-    app = FastAPI(title="Модуль оценки качества ПОС ОГ", version="1.0.0")
+    # No Swagger/ReDoc pages: FastAPI loads them from a CDN, and nothing may load from outside at run
+    # time. The OpenAPI document itself is served at /openapi.json.
+    app = FastAPI(title="Модуль оценки качества ПОС ОГ", version="1.0.0", docs_url=None, redoc_url=None)
     app.state.db = db
     app.state.releaser = releaser
     app.state.catalog = catalog  # links answer 503 without it

@@ -9,7 +9,6 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -30,20 +29,6 @@ from posog.web.templating import static_files
 
 log = structlog.get_logger(__name__)
 
-# The API documentation page loads Swagger UI from its CDN and starts it with an inline script; it
-# holds no user data, so it alone gets a policy that allows them.
-_DOCS_POLICY = "; ".join(
-    (
-        "default-src 'none'",
-        "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net",
-        "style-src 'self' https://cdn.jsdelivr.net",
-        "img-src 'self' data: https://fastapi.tiangolo.com",
-        "connect-src 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-    )
-)
-
 _HTTP_ERRORS: dict[int, tuple[str, str]] = {
     404: ("Страница не найдена", "Такой страницы нет или она вам недоступна."),
     405: ("Действие недоступно", "Эта страница не принимает такой запрос."),
@@ -56,18 +41,9 @@ def install_pages(app: FastAPI) -> None:
     app.state.lko_templates = build_templates()
     app.add_middleware(SecurityHeadersMiddleware, cacheable_prefixes=("/static/", "/api/", "/assets/"))
     app.mount("/static", static_files(), name="static")
-    _install_docs(app)
     _install_error_pages(app)
     for module in (auth, home, org_types, questionnaires, responses, reports):
         app.include_router(module.router)
-
-
-def _install_docs(app: FastAPI) -> None:
-    @app.get("/docs", include_in_schema=False)
-    async def docs(request: Request) -> HTMLResponse:
-        response = get_swagger_ui_html(openapi_url=href(request, "openapi"), title=f"{app.title} — API")
-        response.headers["Content-Security-Policy"] = _DOCS_POLICY
-        return response
 
 
 def error_page(request: Request, status_code: int, title: str, message: str, principal: Any = None) -> HTMLResponse:
