@@ -36,3 +36,7 @@ async def test_no_api_serves_cdn_documentation_pages(tmp_path: Path) -> None:
                     assert response.status_code == 404, f"{name}{page}"
                     assert "cdn" not in response.text.lower()
                 assert (await http.get("/openapi.json")).status_code == 200, name
+                assert (await http.get("/healthz")).json() == {"status": "ok"}, name
+                assert (await http.get("/readyz")).json() == {"status": "ok"}, name
+                if name != "lko":
+                    assert "posog_" in (await http.get("/metrics")).text, name

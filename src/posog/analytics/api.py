@@ -10,10 +10,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 
 from posog.analytics.contracts import (
     Bucket,
@@ -31,7 +28,7 @@ from posog.analytics.ratings import reports
 from posog.analytics.ratings.queries import Filters
 from posog.analytics.scope import ScopeViolation, Target, for_figures, for_ratings
 from posog.core.db import Database
-from posog.core.http import error_response, install_error_handlers
+from posog.core.http import install_error_handlers, operations_router
 from posog.core.service_auth import ServiceKeyring, require_service
 from posog.settings import Settings
 
@@ -122,37 +119,11 @@ def create_app(db: Database, settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.service_keyring = ServiceKeyring(settings.service_keys, SERVICE_OPERATIONS)
     install_error_handlers(app, system="analytics", unexpected_message="Внутренняя ошибка модуля аналитики")
-    app.include_router(_operations_router())
+    app.include_router(
+        operations_router(system="analytics", unavailable_message="База данных модуля аналитики недоступна")
+    )
     app.include_router(_analytics_router(), prefix="/api/v1/analytics")
     return app
-
-
-def _operations_router() -> APIRouter:
-    router = APIRouter(tags=["operations"])
-
-    @router.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
-
-    @router.get("/readyz")
-    async def readyz(request: Request) -> Response:
-        """Readiness: the database answers."""
-        db: Database = request.app.state.db
-        try:
-            async with db.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception as exc:
-            log.warning("analytics.readyz.database_unavailable", error=exc.__class__.__name__)
-            return error_response(503, "not_ready", "База данных модуля аналитики недоступна")
-        return JSONResponse({"status": "ok"})
-
-    @router.get("/metrics")
-    async def metrics() -> Response:
-        """Prometheus exposition of this process's metrics."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    return router
 
 
 def _analytics_router() -> APIRouter:

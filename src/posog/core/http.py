@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -91,3 +91,35 @@ def _describe(error: Mapping[str, Any]) -> str:
         shown = "".join(ch if ch.isprintable() else "�" for ch in str(received)[:50])
         problem += f" (получено «{shown}»)"
     return f"{where} «{field}»: {problem}"
+
+
+def operations_router(*, system: str, unavailable_message: str) -> APIRouter:
+    """Liveness (``/healthz``), readiness (``/readyz``: the app's ``state.db`` answers) and Prometheus
+    ``/metrics`` — the same for every system's app."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from sqlalchemy import text
+
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz(request: Request) -> Response:
+        """Readiness: the database answers."""
+        try:
+            async with request.app.state.db.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            log.warning("api.readyz.database_unavailable", system=system, error=exc.__class__.__name__)
+            return error_response(503, "not_ready", unavailable_message)
+        return JSONResponse({"status": "ok"})
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus exposition of this process's metrics."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router

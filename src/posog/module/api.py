@@ -4,15 +4,12 @@ other systems make — ЛКО announces a published questionnaire so waiting car
 from __future__ import annotations
 
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import text
 
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Database
-from posog.core.http import error_response, install_error_handlers
+from posog.core.http import install_error_handlers, operations_router
 from posog.core.ratelimit import InMemoryRateLimiter, RateLimiter
 from posog.core.service_auth import ServiceKeyring, require_service
 from posog.module.contracts import ReleaseResult, SurveyLevel
@@ -57,39 +54,11 @@ def create_app(
     app.state.link_attempts = link_attempts or InMemoryRateLimiter(settings.link_attempts_per_minute, window_s=60)
     app.state.service_keyring = ServiceKeyring(settings.service_keys, SERVICE_OPERATIONS)
     install_error_handlers(app, system="module", unexpected_message="Внутренняя ошибка модуля, повторите позже")
-    app.include_router(_operations_router())
+    app.include_router(operations_router(system="module", unavailable_message="База данных модуля недоступна"))
     app.include_router(_cards_router(), prefix="/api/v1")
     app.include_router(cards_feed_router, prefix="/api/v1")
     app.include_router(links_router, prefix="/api/v1")
     return app
-
-
-def _operations_router() -> APIRouter:
-    router = APIRouter(tags=["operations"])
-
-    @router.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
-
-    @router.get("/readyz")
-    async def readyz(request: Request) -> Response:
-        """Readiness: the database answers."""
-        db: Database = request.app.state.db
-        try:
-            async with db.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception as exc:
-            log.warning("module.readyz.database_unavailable", error=exc.__class__.__name__)
-            return error_response(503, "not_ready", "База данных модуля недоступна")
-        return JSONResponse({"status": "ok"})
-
-    @router.get("/metrics")
-    async def metrics() -> Response:
-        """Prometheus exposition of this process's metrics."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    return router
 
 
 def _cards_router() -> APIRouter:
