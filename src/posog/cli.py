@@ -44,6 +44,8 @@ app.add_typer(analytics_app, name="analytics")
 export_app = typer.Typer(help="Export to ИАС МКГУ (SPEC §9).", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 app.add_typer(users_app, name="users")
+emulate_app = typer.Typer(help="Emulators of the neighbouring systems: СМЭВ (facts), citizens.", no_args_is_help=True)
+app.add_typer(emulate_app, name="emulate")
 console = Console()
 
 
@@ -310,6 +312,7 @@ def serve(
     import uvicorn
 
     from posog.web.app import SYSTEMS, create_web_app, system_apps
+    from posog.web.server import Server, serve_until_signalled
 
     settings = _settings()
     system = bootstrap(settings)
@@ -324,7 +327,8 @@ def serve(
     run_workers = settings.embedded if workers_inside is None else workers_inside
     _run(_prepare_schema(settings, system))
     web = create_web_app(system, serve=chosen, run_workers=run_workers)
-    uvicorn.run(web, host=host or settings.host, port=port or settings.port, log_config=None)
+    server = Server(uvicorn.Config(web, host=host or settings.host, port=port or settings.port, log_config=None))
+    _run(serve_until_signalled(server))
 
 
 async def _prepare_schema(settings: Settings, system: System) -> None:
@@ -463,22 +467,124 @@ async def _until_signalled(job: Awaitable[None]) -> None:
         await task
 
 
+@emulate_app.command("smev")
+def emulate_smev(
+    facts: Annotated[int, typer.Option(min=1, max=100_000_000, help="How many facts to publish")] = 1000,
+    rate: Annotated[float | None, typer.Option(min=0.1, help="Facts per second (default: unlimited)")] = None,
+    invalid_share: Annotated[float, typer.Option(min=0, max=1, help="Share of deliberately broken facts")] = 0.0,
+    seed: Annotated[int | None, typer.Option(help="Seed of the generator (default: random)")] = None,
+    organizations: Annotated[int, typer.Option(min=1, max=100_000, help="How many organisations")] = 200,
+) -> None:
+    """Publish realistic ОГ facts to the facts queue of the configured RabbitMQ, as СМЭВ delivers them:
+    organisations of every type in 25 regions, Russian names, valid СНИЛС/ИНН/ОГРН/КПП."""
+    from random import SystemRandom
+
+    from posog.core.clock import today, utcnow
+    from posog.emulators.datagen.facts import FactFactory
+    from posog.emulators.smev import SmevEmulator
+
+    settings = _settings()
+    if settings.embedded:
+        console.print(
+            "[red]POSOG_AMQP_URL is not set: the embedded bus lives inside one process. "
+            "Use `posog demo` for the embedded mode, or point POSOG_AMQP_URL at RabbitMQ.[/]"
+        )
+        raise typer.Exit(2)
+
+    async def main() -> None:
+        system = bootstrap(settings)
+        try:
+            await system.start_bus()
+            factory = FactFactory(
+                seed=seed if seed is not None else SystemRandom().getrandbits(48),
+                today=today(utcnow),
+                organizations=organizations,
+            )
+            smev = SmevEmulator(system.bus, settings.facts_queue, factory)
+            with _progress() as progress:
+                task = progress.add_task("СМЭВ → очередь сведений ОГ", total=facts)
+                published = await smev.publish(
+                    facts, rate=rate, invalid_share=invalid_share, on_progress=lambda n: progress.advance(task, n)
+                )
+        finally:
+            await system.close()
+        console.print(f"Опубликовано: {published.valid} корректных, {published.invalid} с ошибками.")
+
+    _run(main())
+
+
+@emulate_app.command("citizens")
+def emulate_citizens(
+    emulators_url: Annotated[str, typer.Option(help="Base URL of the emulators (`posog serve emulators`)")],
+    share: Annotated[float, typer.Option(min=0, max=1, help="Share of the notified citizens who answer")] = 0.35,
+    since: Annotated[int, typer.Option(min=0, help="Skip the first N notifications of the inbox")] = 0,
+    concurrency: Annotated[int, typer.Option(min=1, max=256)] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the citizens' choices")] = 1,
+) -> None:
+    """Citizens read their ЕПГУ inbox, follow the survey links into ЛКП and answer (over HTTP, as a
+    browser does)."""
+    import httpx
+
+    from posog.emulators.citizens import CitizenSimulator
+
+    async def main() -> None:
+        async with httpx.AsyncClient(timeout=60.0) as http:
+            simulator = CitizenSimulator(http, emulators_url, seed=seed)
+            try:
+                notifications = await simulator.notifications(offset=since)
+            except httpx.HTTPError as exc:
+                console.print(f"[red]The ЕПГУ emulator at {emulators_url} cannot be read: {exc}[/]")
+                raise typer.Exit(2) from None
+            with _progress() as progress:
+                task = progress.add_task("Граждане отвечают на опросы", total=round(len(notifications) * share))
+                answered = await simulator.run(
+                    notifications, share=share, concurrency=concurrency, on_progress=lambda n: progress.advance(task, n)
+                )
+        console.print(
+            f"Ответили: {answered.submitted}; ссылки не открылись: {answered.skipped}; ошибки: {answered.failed}."
+        )
+        if answered.failed:
+            raise typer.Exit(1)
+
+    _run(main())
+
+
 @app.command()
 def demo(
-    facts: Annotated[int, typer.Option(min=1, max=1_000_000, help="How many facts to generate")] = 2000,
+    facts: Annotated[int, typer.Option(min=1, max=1_000_000, help="How many facts the СМЭВ emulator publishes")] = 3000,
     reset: Annotated[bool, typer.Option(help="Start over with an empty database")] = False,
-    invalid_share: Annotated[float, typer.Option(min=0, max=0.5)] = 0.03,
+    invalid_share: Annotated[float, typer.Option(min=0, max=0.5, help="Share of deliberately broken facts")] = 0.03,
+    answer_share: Annotated[float, typer.Option(min=0, max=1, help="Share of notified citizens who answer")] = 0.35,
+    rate: Annotated[float | None, typer.Option(min=1, help="Facts per second (default: as fast as taken)")] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    keep_serving: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Keep serving after the demo until Ctrl-C (default)")
+    ] = True,
 ) -> None:
-    """The whole flow on the embedded default: facts → intake → links → ГЭПС notifications."""
-    from posog.demo import run_demo
+    """The whole system on the embedded default, on one local port: facts → links → ГЭПС notifications
+    → citizens' answers → analytics → ИАС МКГУ; then the URLs to click through, served until Ctrl-C."""
+    from posog.demo import DemoOptions, run_demo
 
     settings = Settings()
     if reset and settings.database_url is None and settings.var_dir.exists():
         shutil.rmtree(settings.var_dir)  # the embedded database and logs only; a configured database is kept
+    elif reset:
+        console.print("[yellow]--reset очищает только встроенную базу (var/); настроенная база не тронута.[/]")
     log_file = settings.var_dir / "posog.log"
     configure_logging(settings.log_level, json=settings.log_json, file=log_file)
-    _run(run_demo(settings, facts=facts, invalid_share=invalid_share, console=console))
+    options = DemoOptions(
+        facts=facts,
+        invalid_share=invalid_share,
+        answer_share=answer_share,
+        rate=rate,
+        host=host,
+        port=port,
+        serve=keep_serving,
+    )
+    code = asyncio.run(run_demo(settings, options, console))
     console.print(f"Журнал работы: {log_file}")
+    raise typer.Exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

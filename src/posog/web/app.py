@@ -45,6 +45,21 @@ def system_apps(system: System) -> dict[str, ASGIApp]:
     return apps
 
 
+async def _drain_embedded(system: System, tasks: list[asyncio.Task[None]], timeout_s: float = 10.0) -> None:
+    """The in-process bus keeps its queues in memory. Before stopping, take no new facts (those left in
+    the facts queue were never acknowledged to their sender), and let the ЕПГУ inbox take the
+    notifications already handed to the bus, so none the relay counted as sent is lost."""
+    for task in tasks:
+        if task.get_name() == "intake":
+            task.cancel()
+    queue = system.settings.geps_inbox_queue
+    for _ in range(int(timeout_s / 0.05)):
+        if await system.bus.queue_depth(queue) == 0:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # the inbox commits its last batch
+
+
 def create_web_app(system: System, *, serve: Sequence[str], run_workers: bool) -> ASGIApp:
     """``serve`` names the systems to mount; a single one is served at ``/``."""
     apps = system_apps(system)
@@ -71,6 +86,8 @@ def create_web_app(system: System, *, serve: Sequence[str], run_workers: bool) -
         try:
             yield
         finally:
+            if run_workers and system.settings.embedded:
+                await _drain_embedded(system, tasks)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

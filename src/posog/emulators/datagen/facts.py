@@ -45,13 +45,11 @@ CITIES: tuple[tuple[str, str, str], ...] = (
     ("05", "г. Махачкала", "Респ. Дагестан"),
 )
 
+# Every organisation type of ЛКО's default directory: a name pattern, then the services it provides.
 TYPES: dict[str, tuple[str, ...]] = {
     "mfc": ("ГАУ «МФЦ {city}»", "Выдача паспорта гражданина РФ", "Регистрация по месту жительства"),
     "polyclinic": ("ГБУЗ «Городская поликлиника № {n}»", "Приём врача-терапевта", "Диспансеризация"),
-    "hospital": (
-        "ГБУЗ «Городская больница № {n}»",
-        "Госпитализация в плановом порядке",
-    ),
+    "hospital": ("ГБУЗ «Городская больница № {n}»", "Госпитализация в плановом порядке"),
     "school": ("МБОУ «Средняя общеобразовательная школа № {n}»", "Зачисление в первый класс"),
     "kindergarten": ("МБДОУ «Детский сад № {n}»", "Зачисление в детский сад"),
     "college": ("ГБПОУ «Колледж № {n}»", "Приём документов на обучение"),
@@ -62,6 +60,35 @@ TYPES: dict[str, tuple[str, ...]] = {
     "employment": ("ГКУ «Центр занятости населения»", "Содействие в поиске работы"),
     "culture": ("МБУК «Дом культуры № {n}»", "Запись в творческий кружок"),
     "sport": ("МБУ «Спортивная школа № {n}»", "Зачисление в спортивную секцию"),
+    "dental": ("ГАУЗ «Стоматологическая поликлиника № {n}»", "Лечение кариеса", "Профилактический осмотр"),
+    "university": ("ФГБОУ ВО «Государственный университет» ({city})", "Приём документов в магистратуру"),
+    "additional_education": (
+        "МБУ ДО «Центр детского творчества № {n}»",
+        "Запись на программу дополнительного образования",
+    ),
+    "social_protection": (
+        "ГКУ «Управление социальной защиты населения»",
+        "Назначение ежемесячной выплаты на ребёнка",
+        "Выдача справки о доходах",
+    ),
+    "pension_fund": (
+        "Клиентская служба Социального фонда России",
+        "Консультация по назначению пенсии",
+        "Выдача сертификата на материнский капитал",
+    ),
+    "library": ("МБУК «Центральная библиотека № {n}»", "Запись в библиотеку"),
+    "museum": ("ГБУК «Краеведческий музей» ({city})", "Экскурсионное обслуживание"),
+    "theatre": ("ГАУК «Драматический театр» ({city})", "Продажа билетов на спектакль"),
+    "tax": ("Инспекция ФНС России № {n}", "Регистрация индивидуального предпринимателя", "Выдача справки об ИНН"),
+    "registry_office": ("Отдел ЗАГС № {n}", "Регистрация брака", "Регистрация рождения"),
+    "traffic_police": (
+        "МРЭО ГИБДД № {n}",
+        "Регистрация транспортного средства",
+        "Выдача водительского удостоверения",
+    ),
+    "migration": ("Отдел по вопросам миграции № {n}", "Выдача заграничного паспорта"),
+    "rosreestr": ("Управление Росреестра", "Государственная регистрация права собственности"),
+    "municipal_admin": ("Администрация городского округа", "Выдача разрешения на строительство"),
 }
 
 STREETS = (
@@ -87,31 +114,46 @@ class Organization:
 
 
 class FactFactory:
-    """Deterministic for a given seed, so tests and benchmarks are repeatable."""
+    """Deterministic for a given seed, so tests and benchmarks are repeatable.
 
-    def __init__(self, *, seed: int = 1, today: date, organizations: int = 60, horizon_days: int = 28) -> None:
+    ``organization_seed`` fixes the organisations apart from the facts (the demo keeps the same
+    organisations from run to run while each run brings new citizens); ``first_number`` continues the
+    numbering of card ids after facts generated earlier."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 1,
+        today: date,
+        organizations: int = 60,
+        horizon_days: int = 28,
+        organization_seed: int | None = None,
+        first_number: int = 0,
+    ) -> None:
         self.rng = random.Random(seed)
         self.faker = Faker("ru_RU")
         self.faker.seed_instance(seed)
         self.today = today
         self.horizon_days = horizon_days
-        self.organizations = [self._organization(i) for i in range(organizations)]
-        self._counter = 0
+        org_rng = self.rng if organization_seed is None else random.Random(organization_seed)
+        self.organizations = [self._organization(i, org_rng) for i in range(organizations)]
+        self._counter = first_number
 
-    def _organization(self, index: int) -> Organization:
+    @staticmethod
+    def _organization(index: int, rng: random.Random) -> Organization:
         region_code, city, region_name = CITIES[index % len(CITIES)]
         type_code = list(TYPES)[index % len(TYPES)]
         pattern = TYPES[type_code][0]
-        name = pattern.format(n=self.rng.randint(1, 250), city=city.removeprefix("г. "))
-        street = self.rng.choice(STREETS)
+        name = pattern.format(n=rng.randint(1, 250), city=city.removeprefix("г. "))
+        street = rng.choice(STREETS)
         place = f"{region_name}, {city}" if region_name else city
-        address = f"{self.rng.randint(100000, 699999)}, {place}, {street}, д. {self.rng.randint(1, 150)}"
+        address = f"{rng.randint(100000, 699999)}, {place}, {street}, д. {rng.randint(1, 150)}"
         return Organization(
             name=name,
             address=address,
-            inn=ids.make_inn_org(self.rng, region_code),
-            ogrn=ids.make_ogrn(self.rng, region_code),
-            kpp=ids.make_kpp(self.rng, region_code),
+            inn=ids.make_inn_org(rng, region_code),
+            ogrn=ids.make_ogrn(rng, region_code),
+            kpp=ids.make_kpp(rng, region_code),
             type_code=type_code,
             region_code=region_code,
         )

@@ -7,7 +7,7 @@ from typing import Any
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from posog.core.bus import MessageBus, batches
 from posog.core.clock import Clock
@@ -99,3 +99,33 @@ class EpguInbox:
             }
             for row in rows
         ]
+
+    async def links(self, *, offset: int = 0, limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
+        """A page of the inbox without personal data, oldest first: the total and, per notification, its
+        id, card, survey link and expiry — what a simulated citizen follows."""
+        async with self._db.uow() as uow:
+            total = await uow.session.scalar(select(func.count()).select_from(InboxNotification)) or 0
+            rows = (
+                await uow.session.scalars(
+                    select(InboxNotification)
+                    .order_by(InboxNotification.received_at, InboxNotification.notification_id)
+                    .offset(offset)
+                    .limit(limit)
+                )
+            ).all()
+        items = []
+        for row in rows:
+            notification = GepsNotification.model_validate_json(
+                self._cipher.open(row.pii_key_id, row.body, context=row.notification_id)
+            )
+            items.append(
+                {
+                    "notification_id": row.notification_id,
+                    "card_id": row.card_id,
+                    "link": notification.link,
+                    "expires_at": notification.expires_at,
+                    "received_at": row.received_at.isoformat(),
+                    "deliveries": row.deliveries,
+                }
+            )
+        return total, items

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -98,6 +98,15 @@ def create_app(inbox: EpguInbox) -> FastAPI:
             "epgu_accounts.html",
             {"accounts": found[:ACCOUNTS_SHOWN], "total": len(found), "query": query},
         )
+
+    @app.get("/epgu/api/notifications", name="epgu_api_notifications")
+    async def epgu_api_notifications(
+        offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> dict[str, Any]:
+        """The inbox as JSON, without personal data: ``{"total", "items": [{notification_id, card_id,
+        link, expires_at, received_at, deliveries}]}``, oldest first (for simulated citizens and tests)."""
+        total, items = await inbox.links(offset=offset, limit=limit)
+        return {"total": total, "offset": offset, "items": items}
 
     @app.get("/epgu/accounts/{recipient_key}", name="epgu_account", response_class=HTMLResponse)
     async def epgu_account(request: Request, recipient_key: str) -> Response:

@@ -5,6 +5,8 @@ to the module when ``POSOG_IAS_URL`` is unset):
   "rates" XML (namespace ``http://vashkontrol.ru/service/rates/1.2.0``). Both need ``X-Batch-Id``;
   201 ``received`` for a new batch id, 200 ``already_received`` for a repeat (stored once), 400/422 for
   a body it cannot take.
+- ``GET /api/v1/batches[?kind=]`` — what was received, newest first; ``GET /api/v1/batches/{id}`` — one
+  batch's body as sent.
 - ``POST /api/v1/control/fail-next`` ``{"count": N, "status": 503}`` — answer the next N batch
   requests with that status (for tests and demos); ``GET /api/v1/control`` — what is armed."""
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 import structlog
 from fastapi import APIRouter, FastAPI, Header, Request, Response
@@ -105,6 +107,31 @@ def api_router(store: IasStore, switch: FailureSwitch) -> APIRouter:
         created = await store.receive(batch_id, "rates", "application/xml", body.decode())
         log.info("ias_emulator.rates", batch_id=batch_id, new=created)
         return _accepted(created, batch_id)
+
+    @router.get("/batches")
+    async def list_batches(kind: Literal["aggregates", "rates"] | None = None) -> dict[str, list[dict[str, object]]]:
+        """What was received, the newest first (without the bodies): for the demo, operators and tests."""
+        return {
+            "items": [
+                {
+                    "batch_id": batch.batch_id,
+                    "kind": batch.kind,
+                    "content_type": batch.content_type,
+                    "size": batch.size,
+                    "received_at": batch.received_at.isoformat(),
+                    "deliveries": batch.deliveries,
+                }
+                for batch in await store.batches(kind)
+            ]
+        }
+
+    @router.get("/batches/{batch_id}")
+    async def get_batch(batch_id: str) -> Response:
+        """One received batch as it was sent (JSON or XML)."""
+        batch = await store.get(batch_id[:100])
+        if batch is None:
+            return error_response(404, "batch_not_found", "Пакет с таким идентификатором не получен")
+        return Response(batch.body, media_type=batch.content_type)
 
     @router.post("/control/fail-next")
     async def fail_next(body: FailNext) -> dict[str, int]:

@@ -1,0 +1,149 @@
+"""The end-to-end check of a running ПОС ОГ (the demo, or production processes): everything is asked
+through the public APIs — the module's cards feed, the ЕПГУ emulator's inbox, ЛКО's responses, the
+analytics summary and the ИАС МКГУ emulator — and the answers must agree with one another."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from posog.settings import DEV_SERVICE_KEYS
+
+RATES_NS = "{http://vashkontrol.ru/service/rates/1.2.0}"
+SNILS_LIKE = re.compile(r"\d{3}-\d{3}-\d{3} \d{2}")
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Base URLs of each system (``…/module`` under ``serve all``, or a process of its own)."""
+
+    module: str
+    lko: str
+    analytics: str
+    emulators: str
+    keys: dict[str, str] = field(default_factory=lambda: dict(DEV_SERVICE_KEYS))
+
+    @classmethod
+    def all_in_one(cls, base: str) -> Endpoints:
+        return cls(f"{base}/module", f"{base}/lko", f"{base}/analytics", f"{base}/emulators")
+
+    def auth(self, caller: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[caller]}"}
+
+
+@dataclass
+class Observed:
+    cards: dict[str, dict[str, Any]]
+    notifications: list[dict[str, Any]]
+    responses: list[dict[str, Any]]
+    summary: dict[str, Any]
+    ias: dict[str, dict[str, Any]]
+
+
+def _cards(http: httpx.Client, at: Endpoints) -> dict[str, dict[str, Any]]:
+    cards: dict[str, dict[str, Any]] = {}
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 500} | ({"since": cursor} if cursor else {})
+        page = http.get(f"{at.module}/api/v1/cards/feed", params=params, headers=at.auth("analytics"))
+        assert page.status_code == 200, page.text
+        body = page.json()
+        for item in body["items"]:
+            cards[item["card_id"]] = item  # a card seen again carries its whole current state
+        cursor = body["next_cursor"]
+        if not body["has_more"]:
+            return cards
+
+
+def _notifications(http: httpx.Client, at: Endpoints) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    while True:
+        page = http.get(f"{at.emulators}/epgu/api/notifications", params={"offset": len(found), "limit": 1000})
+        assert page.status_code == 200, page.text
+        items = page.json()["items"]
+        found.extend(items)
+        if len(items) < 1000:
+            return found
+
+
+def _responses(http: httpx.Client, at: Endpoints) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 500} | ({"cursor": cursor} if cursor else {})
+        page = http.get(f"{at.lko}/api/v1/responses", params=params, headers=at.auth("analytics"))
+        assert page.status_code == 200, page.text
+        body = page.json()
+        found.extend(body["items"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return found
+
+
+def observe(at: Endpoints) -> Observed:
+    with httpx.Client(timeout=60.0) as http:
+        cards = _cards(http, at)
+        notifications = _notifications(http, at)
+        responses = _responses(http, at)
+        summary = http.get(f"{at.analytics}/api/v1/analytics/summary", headers=at.auth("lko"))
+        assert summary.status_code == 200, summary.text
+        listed = http.get(f"{at.emulators}/ias/api/v1/batches")
+        assert listed.status_code == 200, listed.text
+        ias: dict[str, dict[str, Any]] = {}
+        for batch in listed.json()["items"]:
+            body = http.get(f"{at.emulators}/ias/api/v1/batches/{batch['batch_id']}")
+            assert body.status_code == 200, body.text
+            ias[batch["batch_id"]] = batch | {"body": body.text}
+    return Observed(cards, notifications, responses, summary.json(), ias)
+
+
+def check_agreement(seen: Observed) -> None:
+    """Every system tells the same story."""
+    cards, notifications, responses = seen.cards, seen.notifications, seen.responses
+    assert cards, "no service cards"
+    # ГЭПС: one notification per notified card, each with a personal link into ЛКП.
+    notified = {card_id for card_id, card in cards.items() if card["notified"]}
+    noted = [n["card_id"] for n in notifications]
+    assert len(noted) == len(set(noted)), "a card was notified twice"
+    assert set(noted) == notified
+    assert all(re.search(r"/s/[A-Za-z0-9_-]{20,}$", n["link"]) for n in notifications)
+    # Responses: one per card, only for notified cards, and those links are completed.
+    answered = [r["card_id"] for r in responses]
+    assert responses, "no citizen answered"
+    assert len(answered) == len(set(answered)), "two responses for one card"
+    assert set(answered) <= notified
+    assert {card_id for card_id, card in cards.items() if card["link_state"] == "completed"} == set(answered)
+    for response in responses:
+        card = cards[response["card_id"]]
+        assert (response["inn"], response["region_code"], response["type_code"]) == (
+            card["inn"],
+            card["region_code"],
+            card["type_code"],
+        )
+    # Analytics: the whole country, all periods.
+    summary = seen.summary
+    assert summary["services"] == len(cards)
+    assert summary["notified"] == len(notified)
+    assert summary["responses"] == len(responses)
+    # The default questionnaire rates the five criteria as q1..q5, all required.
+    ratings = [r["answers"][q] for r in responses for q in ("q1", "q2", "q3", "q4", "q5")]
+    assert set(ratings) <= {1, 2, 3, 4, 5}
+    assert len(set(ratings)) >= 3, "ratings are not varied"
+    # ИАС МКГУ: an aggregates batch and a rates batch, agreeing with analytics and ЛКО for their period.
+    kinds = {batch["kind"]: batch for batch in seen.ias.values()}
+    assert set(kinds) == {"aggregates", "rates"}
+    aggregates = json.loads(kinds["aggregates"]["body"])
+    period = aggregates["period"]
+    in_period = [r for r in responses if period["from"] <= r["service_date"] <= period["to"]]
+    assert aggregates["country"]["responses"] == len(in_period)
+    assert sum(region["responses"] for region in aggregates["regions"]) == len(in_period)
+    forms = ET.fromstring(kinds["rates"]["body"]).findall(f"{RATES_NS}form")
+    assert sorted(form.findtext(f"{RATES_NS}foreign-id") or "" for form in forms) == sorted(r["id"] for r in in_period)
+    # No personal data left the module: nothing СНИЛС-shaped in what ЛКО, analytics or ИАС hold.
+    for text in [json.dumps(responses, ensure_ascii=False), json.dumps(summary)] + [b["body"] for b in kinds.values()]:
+        assert not SNILS_LIKE.search(text)

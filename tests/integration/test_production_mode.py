@@ -1,0 +1,195 @@
+"""Production mode (issue 6, SPEC §2): PostgreSQL + RabbitMQ, ``POSOG_ENV=production`` with real keys,
+each system served by its own ``posog serve <system>`` process and each worker by its own
+``posog worker <name>``, wired only by URLs and queues. The СМЭВ emulator publishes facts, simulated
+citizens answer through ЛКП, ``posog export ias`` sends the batches — then the same end-to-end check as
+the demo's, through the public APIs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from posog.core.clock import today, utcnow
+from posog.settings import Settings
+from tests.conftest import LOG_DIR
+from tests.demo_support import citizens_in, free_port
+from tests.e2e_check import Endpoints, check_agreement, observe
+
+POSOG = str(Path(sys.executable).with_name("posog"))
+SYSTEMS = ("module", "lko", "lkp", "analytics", "emulators")
+WORKERS = ("intake", "outbox", "epgu-inbox", "analytics")
+FACTS = 120
+
+
+class Stack:
+    def __init__(self, tmp_path: Path, database_url: str, amqp_url: str) -> None:
+        self.tmp_path = tmp_path
+        self.ports = {name: free_port() for name in SYSTEMS}
+        self.keys = {caller: secrets.token_urlsafe(24) for caller in ("module", "lkp", "analytics", "lko", "admin")}
+        run = uuid.uuid4().hex[:8]
+        self.urls = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("POSOG_")} | {
+            "POSOG_ENV": "production",
+            "POSOG_VAR_DIR": str(tmp_path / "var"),
+            "POSOG_DATABASE_URL": database_url,
+            "POSOG_AMQP_URL": amqp_url,
+            "POSOG_PII_KEYS": json.dumps({"k2026": base64.b64encode(secrets.token_bytes(32)).decode()}),
+            "POSOG_SNILS_HASH_KEY": secrets.token_urlsafe(32),
+            "POSOG_SERVICE_KEYS": json.dumps(self.keys),
+            "POSOG_FACTS_QUEUE": f"posog.prod-{run}.facts",
+            "POSOG_FACTS_DEAD_LETTER_EXCHANGE": f"posog.prod-{run}.facts.dlx",
+            "POSOG_FACTS_DEAD_LETTER_QUEUE": f"posog.prod-{run}.facts.dead",
+            "POSOG_GEPS_EXCHANGE": f"posog.prod-{run}.geps",
+            "POSOG_GEPS_INBOX_QUEUE": f"posog.prod-{run}.geps.epgu",
+            "POSOG_LKP_BASE_URL": self.urls["lkp"],
+            "POSOG_MODULE_URL": self.urls["module"],
+            "POSOG_LKO_URL": self.urls["lko"],
+            "POSOG_ANALYTICS_URL": self.urls["analytics"],
+            "POSOG_ANALYTICS_POLL_INTERVAL_S": "1",
+            "POSOG_ANALYTICS_FEED_OVERLAP_S": "2",
+            "POSOG_RELAY_IDLE_SLEEP_MS": "50",
+            "POSOG_LOG_JSON": "true",
+        }
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def env_for(self, name: str) -> dict[str, str]:
+        """A system served here must not be configured as remote (it would not be served)."""
+        own = {"module": "POSOG_MODULE_URL", "lko": "POSOG_LKO_URL", "analytics": "POSOG_ANALYTICS_URL"}.get(name)
+        return {k: v for k, v in self.env.items() if k != own}
+
+    def command(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> str:
+        done = subprocess.run(
+            [POSOG, *args], env=env or self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        assert done.returncode == 0, f"posog {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def start(self, label: str, *args: str, env: dict[str, str]) -> None:
+        with (self.tmp_path / f"{label}.log").open("wb") as log:
+            self.processes[label] = subprocess.Popen([POSOG, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def stop(self) -> dict[str, int | None]:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        codes: dict[str, int | None] = {}
+        for label, process in self.processes.items():
+            try:
+                codes[label] = process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                codes[label] = None
+        # Their logs join the suite's, which the personal-data check reads.
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        for label in self.processes:
+            shutil.copy(self.tmp_path / f"{label}.log", LOG_DIR / f"production-{label}-{self.tmp_path.name}.log")
+        return codes
+
+    def endpoints(self) -> Endpoints:
+        return Endpoints(
+            self.urls["module"], self.urls["lko"], self.urls["analytics"], self.urls["emulators"], keys=self.keys
+        )
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def _answers(url: str, path: str, headers: dict[str, str] | None = None) -> bool:
+    try:
+        return httpx.get(f"{url}{path}", headers=headers, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture
+def stack(tmp_path: Path, pg_url: str, amqp_url: str) -> Iterator[Stack]:
+    made = Stack(tmp_path, pg_url, amqp_url)
+    try:
+        yield made
+    finally:
+        codes = made.stop()
+        # SIGTERM is a clean stop for every process.
+        assert all(code == 0 for code in codes.values()), codes
+
+
+def test_production_processes_run_the_whole_flow(stack: Stack) -> None:
+    # The deployment's steps: migrate and seed once, then every process on its own.
+    assert "Schema is up to date" in stack.command("db", "upgrade")
+    for name in SYSTEMS:
+        stack.start(
+            f"serve-{name}",
+            "serve",
+            name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(stack.ports[name]),
+            env=stack.env_for(name),
+        )
+    for name in WORKERS:
+        stack.start(f"worker-{name}", "worker", name, env=stack.env)
+    for name, url in stack.urls.items():
+        path = {"module": "/healthz", "analytics": "/healthz", "lkp": "/healthz", "lko": "/login"}.get(name, "/epgu/")
+        _until(lambda u=url, p=path: _answers(u, p), f"{name} to answer {path}")
+
+    # СМЭВ publishes facts into RabbitMQ; the workers turn them into notifications in the ЕПГУ inbox.
+    stack.command("emulate", "smev", "--facts", str(FACTS), "--invalid-share", "0.05", "--seed", "7")
+    inbox = f"{stack.urls['emulators']}/epgu/api/notifications"
+    valid = FACTS - round(FACTS * 0.05)
+    _until(lambda: httpx.get(inbox, params={"limit": 1}).json()["total"] == valid, "every notification")
+
+    # Citizens follow the links into ЛКП (its own process) and answer.
+    stack.command("emulate", "citizens", "--emulators-url", stack.urls["emulators"], "--share", "0.5")
+
+    # The analytics worker catches up with ЛКО's responses.
+    at = stack.endpoints()
+
+    def analytics_caught_up() -> bool:
+        summary = httpx.get(f"{at.analytics}/api/v1/analytics/summary", headers=at.auth("lko")).json()
+        responses = httpx.get(f"{at.lko}/api/v1/responses", params={"limit": 500}, headers=at.auth("analytics")).json()
+        return bool(summary["responses"] == len(responses["items"]) > 0)
+
+    _until(analytics_caught_up, "analytics to count every response")
+
+    # The export to ИАС МКГУ (the emulator stands in for it), as the operator's command sends it.
+    day = today(utcnow)
+    period = f"{day - timedelta(days=28)}..{day}"
+    ias_env = stack.env | {"POSOG_IAS_URL": f"{stack.urls['emulators']}/ias"}
+    stack.command("export", "ias", "--period", period, "--wait", env=ias_env)
+
+    seen = observe(at)
+    check_agreement(seen)
+    assert len(seen.cards) == valid
+    assert 0.3 * valid <= len(seen.responses) <= 0.6 * valid
+    # The broken facts are kept with their reasons; `posog facts rejected` lists them.
+    listed = json.loads(stack.command("facts", "rejected", "--json"))
+    assert listed["total"] == round(FACTS * 0.05)
+    assert all(item["reasons"] for item in listed["items"])
+    # The citizens' data is sealed with the deployment's key; the suite's log check looks for it everywhere.
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        env="production",
+        database_url=stack.env["POSOG_DATABASE_URL"],
+        pii_keys=json.loads(stack.env["POSOG_PII_KEYS"]),
+        snils_hash_key=stack.env["POSOG_SNILS_HASH_KEY"],
+        service_keys=stack.keys,
+    )
+    assert len(citizens_in(settings)) == valid
