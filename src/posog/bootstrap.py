@@ -65,12 +65,19 @@ def make_cipher(settings: Settings) -> PiiCipher:
     )
 
 
+class ConfigurationError(Exception):
+    """The configuration cannot work; the message names the setting."""
+
+
 def service_http(
     settings: Settings, *, caller: str, callee: str, url: str | None, app: LateBoundApp
 ) -> httpx.AsyncClient:
     """An HTTP client with which ``caller`` calls ``callee`` using its own service key: over the network
     when ``url`` is configured, in-process (the same code path) when embedded."""
-    headers = {"Authorization": f"Bearer {settings.service_keys[caller].get_secret_value()}"}
+    key = settings.service_keys.get(caller)
+    if key is None:
+        raise ConfigurationError(f"POSOG_SERVICE_KEYS has no key for {caller!r}, which it needs to call {callee}")
+    headers = {"Authorization": f"Bearer {key.get_secret_value()}"}
     if url:
         return httpx.AsyncClient(base_url=url, headers=headers, timeout=10.0)
     return httpx.AsyncClient(

@@ -348,8 +348,12 @@ def worker(name: Annotated[str, typer.Argument(help=" | ".join(WORKERS))]) -> No
         console.print(f"[red]Unknown worker {name!r}; choose one of: {', '.join(WORKERS)}[/]")
         raise typer.Exit(2)
 
+    settings = _settings()
+    if name == "ias-export" and settings.env == "production" and not settings.ias_url:
+        console.print("[red]POSOG_IAS_URL is not set: in production the export goes to the real ИАС МКГУ.[/]")
+        raise typer.Exit(2)
+
     async def main() -> None:
-        settings = _settings()
         system = bootstrap(settings)
         await system.start_bus()
         jobs: dict[str, Callable[[], Awaitable[None]]] = {
@@ -417,8 +421,13 @@ def export_ias(
     if unknown:
         raise typer.BadParameter(f"unknown kind(s): {', '.join(unknown)}; choose aggregates or rates")
 
+    settings = _settings()
+    if settings.env == "production" and not settings.ias_url:
+        console.print("[red]POSOG_IAS_URL is not set: in production the export goes to the real ИАС МКГУ.[/]")
+        raise typer.Exit(2)
+
     async def main() -> None:
-        system = await _prepared(_settings())
+        system = await _prepared(settings)
         failed = False
         try:
             exporter = system.ias_exporter()
@@ -567,6 +576,9 @@ def demo(
     from posog.demo import DemoOptions, run_demo
 
     settings = Settings()
+    if settings.env == "production":
+        console.print("[red]posog demo creates demo logins with a published password: not in production.[/]")
+        raise typer.Exit(2)
     if reset and settings.database_url is None and settings.var_dir.exists():
         shutil.rmtree(settings.var_dir)  # the embedded database and logs only; a configured database is kept
     elif reset:
@@ -587,5 +599,24 @@ def demo(
     raise typer.Exit(code)
 
 
+def main() -> None:
+    """The ``posog`` executable: configuration mistakes end with a message naming the setting, not a
+    traceback."""
+    from pydantic import ValidationError
+
+    from posog.bootstrap import ConfigurationError
+
+    try:
+        app()
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False, include_input=False):
+            where = ".".join(str(part) for part in error["loc"])
+            console.print(f"[red]Configuration: {where + ': ' if where else ''}{error['msg']}[/]")
+        raise SystemExit(2) from None
+    except ConfigurationError as exc:
+        console.print(f"[red]Configuration: {exc}[/]")
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

@@ -49,7 +49,7 @@ from posog.web.server import Server
 # every organisation type, spread over 25 regions.
 ORGANIZATION_SEED = 2026
 ORGANIZATIONS = 50
-DEMO_PASSWORD = "demo-demo-demo"  # noqa: S105 — the demo's published password, refused in production
+DEMO_PASSWORD = "demo-demo-demo"  # noqa: S105 — published; `posog demo` refuses to run in production
 DEMO_REGION = "77"
 STALL_S = 60.0  # no progress for this long while waiting on the workers: give up and say so
 

@@ -19,6 +19,7 @@ DEV_SERVICE_KEYS = {
     "lko": "dev-lko-key",
     "admin": "dev-admin-key",
 }
+DEFAULT_LKP_BASE_URL = "http://127.0.0.1:8000/lkp"  # the demo's; production must name its own
 
 
 class Settings(BaseSettings):
@@ -86,7 +87,7 @@ class Settings(BaseSettings):
     snils_hash_key: SecretStr | None = None
 
     # Systems and their addresses. Unset URLs mean "the same process" (embedded mode).
-    lkp_base_url: str = "http://127.0.0.1:8000/lkp"
+    lkp_base_url: str = DEFAULT_LKP_BASE_URL
     lko_url: str | None = None
     module_url: str | None = None
     analytics_url: str | None = None
@@ -138,6 +139,7 @@ class Settings(BaseSettings):
                 raise ValueError("refusing to start in production with the development СНИЛС hash key")
             if self.cabinet_cookie_secure is False:
                 raise ValueError("refusing to start in production with POSOG_CABINET_COOKIE_SECURE=false")
+            self._production_is_not_a_demo()
         else:
             if not self.pii_keys:
                 self.pii_keys = {k: SecretStr(v) for k, v in DEV_PII_KEYS.items()}
@@ -150,6 +152,29 @@ class Settings(BaseSettings):
         if self.pii_active_key not in self.pii_keys:
             raise ValueError(f"POSOG_PII_ACTIVE_KEY={self.pii_active_key} is not among POSOG_PII_KEYS")
         return self
+
+    def _production_is_not_a_demo(self) -> None:
+        """Production runs on PostgreSQL and RabbitMQ with its own secrets and its own public address:
+        the embedded fallbacks and the published development keys are refused, each by name."""
+        problems = []
+        if not self.database_url or not self.database_url.startswith("postgresql"):
+            problems.append("POSOG_DATABASE_URL must point at PostgreSQL (postgresql+asyncpg://…)")
+        if not self.amqp_url:
+            problems.append("POSOG_AMQP_URL must point at RabbitMQ (amqp://…)")
+        if self.lkp_base_url == DEFAULT_LKP_BASE_URL:
+            problems.append("POSOG_LKP_BASE_URL must be ЛКП's public address (links go to citizens)")
+        dev_pii = set(DEV_PII_KEYS.values())
+        if any(key.get_secret_value() in dev_pii for key in self.pii_keys.values()):
+            problems.append("POSOG_PII_KEYS holds the development key")
+        dev_service = set(DEV_SERVICE_KEYS.values())
+        leaked = sorted(caller for caller, key in self.service_keys.items() if key.get_secret_value() in dev_service)
+        if leaked:
+            problems.append(f"POSOG_SERVICE_KEYS holds development keys for {', '.join(leaked)}")
+        for name, url in (("POSOG_LKO_URL", self.lko_url), ("POSOG_MODULE_URL", self.module_url)):
+            if url is not None and not url.strip():
+                problems.append(f"{name} is set but empty (unset it to serve that system in this process)")
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
 
     @property
     def resolved_database_url(self) -> str:

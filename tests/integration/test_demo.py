@@ -113,3 +113,25 @@ def test_a_busy_port_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert f"Не удалось занять порт {port}" in done.stdout
     assert "--port" in done.stdout
+
+
+def test_the_demo_refuses_to_run_in_production(tmp_path: Path) -> None:
+    """Its logins have a published password: a production configuration is refused before anything."""
+    from typer.testing import CliRunner
+
+    from posog.cli import app
+
+    env = {
+        "POSOG_ENV": "production",
+        "POSOG_VAR_DIR": str(tmp_path / "var"),
+        "POSOG_DATABASE_URL": "postgresql+asyncpg://posog@db/posog",
+        "POSOG_AMQP_URL": "amqp://mq/",
+        "POSOG_LKP_BASE_URL": "https://lkp.example.gov.ru",
+        "POSOG_PII_KEYS": '{"k1": "' + "A" * 43 + '="}',
+        "POSOG_SNILS_HASH_KEY": "a-real-hash-key",
+        "POSOG_SERVICE_KEYS": '{"module": "m", "lko": "l", "lkp": "p", "analytics": "a"}',
+    }
+    result = CliRunner().invoke(app, ["demo", "--facts", "5"], env=env)
+    assert result.exit_code == 2, result.output
+    assert "not in production" in result.output
+    assert not (tmp_path / "var" / "posog.sqlite3").exists()

@@ -188,6 +188,8 @@ def test_production_processes_run_the_whole_flow(stack: Stack) -> None:
         _env_file=None,  # type: ignore[call-arg]
         env="production",
         database_url=stack.env["POSOG_DATABASE_URL"],
+        amqp_url=stack.env["POSOG_AMQP_URL"],
+        lkp_base_url=stack.env["POSOG_LKP_BASE_URL"],
         pii_keys=json.loads(stack.env["POSOG_PII_KEYS"]),
         snils_hash_key=stack.env["POSOG_SNILS_HASH_KEY"],
         service_keys=stack.keys,

@@ -399,17 +399,20 @@ async def test_each_compose_process_serves_its_system_and_calls_the_others(
 async def test_env_example_filled_in_starts_production(clean_environment: pytest.MonkeyPatch, tmp_path: Path) -> None:
     dotenv = tmp_path / ".env"
     dotenv.write_text(filled_in(ENV_EXAMPLE.read_text(encoding="utf-8")), encoding="utf-8")
-    settings = Settings(_env_file=dotenv, var_dir=tmp_path / "var")
+    # compose builds the two service URLs from the passwords of its bundled PostgreSQL and RabbitMQ.
+    settings = Settings(
+        _env_file=dotenv,
+        var_dir=tmp_path / "var",
+        database_url="postgresql+asyncpg://posog:x@postgres:5432/posog",
+        amqp_url="amqp://rabbitmq/",
+    )
     assert settings.env == "production"
     assert settings.pii_active_key in settings.pii_keys
     callers = BOOTSTRAP_CALLERS | MODULE_CALLERS.keys() | LKO_CALLERS.keys() | ANALYTICS_CALLERS.keys()
     assert sorted(callers - settings.service_keys.keys()) == [], "service keys env.example does not list"
     keys = [key.get_secret_value() for key in settings.service_keys.values()]
     assert len(set(keys)) == len(keys), "each placeholder must get its own key"
-    production = settings.model_copy(
-        update={"database_url": "postgresql+asyncpg://posog:x@postgres:5432/posog", "amqp_url": "amqp://rabbitmq/"}
-    )
-    system = bootstrap(production)
+    system = bootstrap(settings)
     await system.close()
 
 

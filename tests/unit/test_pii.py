@@ -143,8 +143,15 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+PRODUCTION_SERVICES = {
+    "database_url": "postgresql+asyncpg://posog@db/posog",
+    "amqp_url": "amqp://posog:secret@mq/",
+    "lkp_base_url": "https://lkp.example.gov.ru",
+}
+
+
 def _production(**values: object) -> Settings:
-    return Settings(env="production", _env_file=None, **values)  # type: ignore[arg-type, call-arg]
+    return Settings(env="production", _env_file=None, **(PRODUCTION_SERVICES | values))  # type: ignore[arg-type, call-arg]
 
 
 @pytest.mark.usefixtures("clean_env")
@@ -192,6 +199,8 @@ def test_production_keys_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("POSOG_PII_ACTIVE_KEY", "p1")
     monkeypatch.setenv("POSOG_SNILS_HASH_KEY", "a-real-hash-key")
     monkeypatch.setenv("POSOG_SERVICE_KEYS", '{"module": "m"}')
+    for name, value in PRODUCTION_SERVICES.items():
+        monkeypatch.setenv(f"POSOG_{name.upper()}", value)
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.env == "production"
     assert settings.pii_active_key == "p1"
@@ -242,3 +251,28 @@ def test_secrets_are_not_shown_in_the_settings_repr() -> None:
     text = repr(settings)
     assert DEV_SNILS_HASH_KEY not in text
     assert DEV_PII_KEYS["dev1"] not in text
+
+
+@pytest.mark.usefixtures("clean_env")
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"database_url": None}, "POSOG_DATABASE_URL must point at PostgreSQL"),
+        ({"database_url": "sqlite+aiosqlite:///var/posog.sqlite3"}, "POSOG_DATABASE_URL must point at PostgreSQL"),
+        ({"amqp_url": None}, "POSOG_AMQP_URL must point at RabbitMQ"),
+        ({"lkp_base_url": "http://127.0.0.1:8000/lkp"}, "POSOG_LKP_BASE_URL must be ЛКП's public address"),
+        ({"pii_keys": DEV_PII_KEYS}, "POSOG_PII_KEYS holds the development key"),
+        ({"service_keys": {"module": "m", "lkp": "dev-lkp-key"}}, "development keys for lkp"),
+        ({"lko_url": "  "}, "POSOG_LKO_URL is set but empty"),
+    ],
+)
+def test_production_refuses_the_demo_fallbacks(change: dict[str, object], named: str) -> None:
+    """Each embedded fallback or published development secret is refused in production, by name."""
+    values: dict[str, object] = {
+        "pii_keys": {"p1": base64.b64encode(K1).decode()},
+        "snils_hash_key": "a-real-hash-key",
+        "service_keys": {"module": "m"},
+    }
+    with pytest.raises(ValidationError, match=re.escape(named)):
+        _production(**(values | change))
+    _production(**values)  # and without the change it starts
