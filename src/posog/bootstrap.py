@@ -25,6 +25,7 @@ from posog.module.intake.handlers import IntakeHandler
 from posog.module.links.catalog import QuestionnaireCatalog
 from posog.module.links.release import WaitingCardsReleaser
 from posog.module.notifications.relay import OutboxRelay
+from posog.module.retention import PiiPurger
 from posog.settings import Settings
 
 
@@ -147,6 +148,11 @@ class System:
             retry_max_s=s.ias_retry_max_s,
             max_attempts=s.ias_max_attempts,
         )
+
+    def pii_purger(self) -> PiiPurger:
+        """Erases personal data after the link's life plus the retention (SPEC §10)."""
+        s = self.settings
+        return PiiPurger(self.db, self.clock, retention_days=s.pii_retention_days, horizon_days=s.fact_horizon_days)
 
     def ias_schedule(self) -> IasSchedule:
         s = self.settings

@@ -33,6 +33,7 @@ from posog.module.ias_export.model import PENDING, IasExport
 from posog.module.intake.handlers import IntakeStats, RawFact
 from posog.module.intake.model import RejectedFact
 from posog.module.notifications.model import OutboxMessage
+from posog.module.retention import PURGED
 from posog.settings import Settings
 
 app = typer.Typer(help="ПОС ОГ — оценка качества государственных и муниципальных услуг.", no_args_is_help=True)
@@ -246,12 +247,19 @@ def facts_show(
             if row is None:
                 console.print(f"[red]No rejected fact {rejected_id}[/]")
                 raise typer.Exit(2)
-            raw = system.cipher.open(row.pii_key_id, row.payload, context=f"rejected:{row.raw_hash}")
+            raw = (
+                b""
+                if row.status == PURGED
+                else system.cipher.open(row.pii_key_id, row.payload, context=f"rejected:{row.raw_hash}")
+            )
         finally:
             await system.close()
         console.print(f"[bold]{row.id}[/] card_id={row.card_id} status={row.status} attempts={row.attempts}")
         for reason in row.reasons:
             console.print(f"  • {reason['field']}: {reason['reason']}")
+        if row.status == PURGED:
+            console.print("The payload was erased after the retention period (POSOG_PII_RETENTION_DAYS).")
+            return
         try:
             payload: Any = json.loads(raw)
         except ValueError:
@@ -283,6 +291,19 @@ def facts_redrive(
                     )
             if not chosen:
                 console.print("Nothing to re-drive: give ids or --all.")
+                raise typer.Exit(2)
+            async with system.db.uow() as uow:
+                purged = list(
+                    (
+                        await uow.session.scalars(
+                            select(RejectedFact.id).where(RejectedFact.id.in_(chosen), RejectedFact.status == PURGED)
+                        )
+                    ).all()
+                )
+            if purged:
+                console.print(
+                    f"[red]Cannot re-drive {', '.join(purged)}: the payload was erased after the retention period.[/]"
+                )
                 raise typer.Exit(2)
             try:
                 outcomes = await system.intake.redrive(chosen)
@@ -338,7 +359,7 @@ async def _prepare_schema(settings: Settings, system: System) -> None:
     await system.db.engine.dispose()  # the server runs its own event loop; no connection may outlive this one
 
 
-WORKERS = ("intake", "outbox", "epgu-inbox", "analytics", "lko-completions", "ias-export")
+WORKERS = ("intake", "outbox", "epgu-inbox", "analytics", "lko-completions", "ias-export", "pii-purge")
 
 
 @app.command()
@@ -365,6 +386,8 @@ def worker(name: Annotated[str, typer.Argument(help=" | ".join(WORKERS))]) -> No
             "lko-completions": CompletionRecovery(system.db, ModuleClient(system.module_http_for_lko)).run_forever,
             # The module: yesterday's and last month's batches for ИАС МКГУ, and the pending retries.
             "ias-export": system.ias_schedule().run,
+            # The module: personal data erased after the link's life plus the retention (SPEC §10).
+            "pii-purge": lambda: system.pii_purger().run(settings.pii_purge_interval_s),
         }
         await _until_signalled(jobs[name]())
         await system.close()
@@ -474,6 +497,33 @@ async def _until_signalled(job: Awaitable[None]) -> None:
         loop.add_signal_handler(sig, task.cancel)
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+pii_app = typer.Typer(help="Personal data: erase what is past its retention (SPEC §10).", no_args_is_help=True)
+app.add_typer(pii_app, name="pii")
+
+
+@pii_app.command("purge")
+def pii_purge() -> None:
+    """Erase now the personal data past the link's life plus POSOG_PII_RETENTION_DAYS (the pii-purge
+    worker does this every POSOG_PII_PURGE_INTERVAL_S)."""
+
+    async def main() -> None:
+        system = await _prepared(_settings())
+        try:
+            result = await system.pii_purger().purge_once()
+        finally:
+            await system.close()
+        table = Table(title=f"Удалено по истечении срока хранения ({system.settings.pii_retention_days} дн.)")
+        table.add_column("что")
+        table.add_column("сколько", justify="right")
+        table.add_row("Карточки: ФИО, дата рождения, СНИЛС стёрты", str(result.cards))
+        table.add_row("Отправленные уведомления ГЭПС удалены", str(result.notifications))
+        table.add_row("Отклонённые сведения: содержимое стёрто", str(result.rejected))
+        table.add_row("Записи о конфликтах удалены", str(result.conflicts))
+        console.print(table)
+
+    _run(main())
 
 
 @emulate_app.command("smev")

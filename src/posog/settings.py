@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     fact_horizon_days: int = Field(default=365, ge=1)
     default_validity_days: int = Field(default=30, ge=1)
     pii_retention_days: int = Field(default=90, ge=0)
+    pii_purge_interval_s: float = Field(default=3600.0, gt=0)
     timezone: str = "Europe/Moscow"
 
     # Analytics (SPEC §8): groups with fewer responses are flagged and not ranked; the worker polls the

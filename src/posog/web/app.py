@@ -77,6 +77,7 @@ def create_web_app(system: System, *, serve: Sequence[str], run_workers: bool) -
                 asyncio.create_task(system.relay.run(), name="outbox"),
                 asyncio.create_task(system.inbox.consume(system.bus, system.settings.geps_inbox_queue), name="epgu"),
                 asyncio.create_task(system.analytics.run(), name="analytics"),
+                asyncio.create_task(system.pii_purger().run(system.settings.pii_purge_interval_s), name="pii-purge"),
             ]
         relay = getattr(getattr(apps.get("lko"), "state", None), "announcements", None) if "lko" in serve else None
         if isinstance(relay, AnnouncementRelay):
