@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
+import structlog
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -48,6 +49,7 @@ app.add_typer(users_app, name="users")
 emulate_app = typer.Typer(help="Emulators of the neighbouring systems: СМЭВ (facts), citizens.", no_args_is_help=True)
 app.add_typer(emulate_app, name="emulate")
 console = Console()
+log_worker = structlog.get_logger("posog.worker")
 
 
 def _settings() -> Settings:
@@ -363,7 +365,12 @@ WORKERS = ("intake", "outbox", "epgu-inbox", "analytics", "lko-completions", "ia
 
 
 @app.command()
-def worker(name: Annotated[str, typer.Argument(help=" | ".join(WORKERS))]) -> None:
+def worker(
+    name: Annotated[str, typer.Argument(help=" | ".join(WORKERS))],
+    metrics_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Serve Prometheus metrics at http://HOST:PORT/metrics")
+    ] = None,
+) -> None:
     """Run one worker until SIGTERM/SIGINT (production mode: PostgreSQL + RabbitMQ)."""
     if name not in WORKERS:
         console.print(f"[red]Unknown worker {name!r}; choose one of: {', '.join(WORKERS)}[/]")
@@ -389,10 +396,37 @@ def worker(name: Annotated[str, typer.Argument(help=" | ".join(WORKERS))]) -> No
             # The module: personal data erased after the link's life plus the retention (SPEC §10).
             "pii-purge": lambda: system.pii_purger().run(settings.pii_purge_interval_s),
         }
-        await _until_signalled(jobs[name]())
+        if metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            start_http_server(metrics_port, addr=settings.host)
+        queues = {"intake": [settings.facts_queue], "epgu-inbox": [settings.geps_inbox_queue]}.get(name, [])
+        await _until_signalled(_with_queue_depths(jobs[name](), system, queues))
         await system.close()
 
     _run(main())
+
+
+async def _with_queue_depths(job: Awaitable[None], system: System, queues: list[str], every_s: float = 15.0) -> None:
+    """Run ``job``; meanwhile keep ``posog_queue_depth`` of the queues it consumes up to date (queue lag)."""
+    from posog.core.metrics import QUEUE_DEPTH
+
+    async def sample() -> None:
+        while True:
+            for queue in queues:
+                try:
+                    QUEUE_DEPTH.labels(queue).set(await system.bus.queue_depth(queue))
+                except Exception as exc:  # the broker may be away; the consumer reconnects, so do we
+                    log_worker.warning("worker.queue_depth_unavailable", queue=queue, error=type(exc).__name__)
+            await asyncio.sleep(every_s)
+
+    sampler = asyncio.create_task(sample()) if queues else None
+    try:
+        await job
+    finally:
+        if sampler is not None:
+            sampler.cancel()
+            await asyncio.gather(sampler, return_exceptions=True)
 
 
 def _period(value: str) -> tuple[date, date]:

@@ -144,8 +144,10 @@ def test_production_processes_run_the_whole_flow(stack: Stack) -> None:
             str(stack.ports[name]),
             env=stack.env_for(name),
         )
+    metrics_port = free_port()
     for name in WORKERS:
-        stack.start(f"worker-{name}", "worker", name, env=stack.env)
+        extra = ("--metrics-port", str(metrics_port)) if name == "intake" else ()
+        stack.start(f"worker-{name}", "worker", name, *extra, env=stack.env)
     for name, url in stack.urls.items():
         path = {"module": "/healthz", "analytics": "/healthz", "lkp": "/healthz", "lko": "/login"}.get(name, "/epgu/")
         _until(lambda u=url, p=path: _answers(u, p), f"{name} to answer {path}")
@@ -179,6 +181,11 @@ def test_production_processes_run_the_whole_flow(stack: Stack) -> None:
     check_agreement(seen)
     assert len(seen.cards) == valid
     assert 0.3 * valid <= len(seen.responses) <= 0.6 * valid
+    # The intake worker's metrics can be scraped: what it took, and the lag of its queue.
+    metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+    assert f'posog_facts_total{{outcome="accepted"}} {float(valid)}' in metrics
+    assert f'posog_facts_total{{outcome="rejected"}} {float(FACTS - valid)}' in metrics
+    assert f'posog_queue_depth{{queue="{stack.env["POSOG_FACTS_QUEUE"]}"}}' in metrics
     # The broken facts are kept with their reasons; `posog facts rejected` lists them.
     listed = json.loads(stack.command("facts", "rejected", "--json"))
     assert listed["total"] == round(FACTS * 0.05)
