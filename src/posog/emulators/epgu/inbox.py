@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from posog.core.bus import MessageBus, batches
 from posog.core.clock import Clock
 from posog.core.db import Database
-from posog.core.pii import PiiCipher
+from posog.core.pii import PiiCipher, PiiError
 from posog.emulators.epgu.model import InboxNotification
 from posog.module.contracts import GepsNotification
 
@@ -88,17 +88,30 @@ class EpguInbox:
             if recipient_key is not None:
                 query = query.where(InboxNotification.recipient_key == recipient_key)
             rows = (await uow.session.execute(query)).scalars().all()
-        return [
-            {
-                "deliveries": row.deliveries,
-                "recipient_key": row.recipient_key,
-                "received_at": row.received_at,
-                **GepsNotification.model_validate_json(
-                    self._cipher.open(row.pii_key_id, row.body, context=row.notification_id)
-                ).model_dump(by_alias=True),
-            }
-            for row in rows
-        ]
+        shown = []
+        for row in rows:
+            notification = self._open(row)
+            if notification is not None:
+                shown.append(
+                    {
+                        "deliveries": row.deliveries,
+                        "recipient_key": row.recipient_key,
+                        "received_at": row.received_at,
+                        **notification.model_dump(by_alias=True),
+                    }
+                )
+        return shown
+
+    def _open(self, row: InboxNotification) -> GepsNotification | None:
+        """The stored notification, or None (logged) when it cannot be opened: a key rotated out of this
+        stand's settings must not take the whole inbox down."""
+        try:
+            return GepsNotification.model_validate_json(
+                self._cipher.open(row.pii_key_id, row.body, context=row.notification_id)
+            )
+        except (PiiError, ValidationError) as exc:
+            log.warning("epgu.unreadable_notification", notification_id=row.notification_id, error=str(exc))
+            return None
 
     async def links(self, *, offset: int = 0, limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
         """A page of the inbox without personal data, oldest first: the total and, per notification, its
@@ -115,9 +128,9 @@ class EpguInbox:
             ).all()
         items = []
         for row in rows:
-            notification = GepsNotification.model_validate_json(
-                self._cipher.open(row.pii_key_id, row.body, context=row.notification_id)
-            )
+            notification = self._open(row)
+            if notification is None:
+                continue
             items.append(
                 {
                     "notification_id": row.notification_id,
