@@ -95,6 +95,17 @@ class Target:
     minimum: float
 
 
+@dataclass(frozen=True)
+class Ceiling(Target):
+    """A target on a figure of a measurement's ``extra`` (``field``) that must stay at most ``maximum``
+    (``minimum`` is unused), e.g. the growth of a worker's memory. ``bench/__main__.py`` evaluates any
+    target with ``field`` and ``maximum``."""
+
+    field: str = ""
+    maximum: float | None = None
+    unit: str = ""
+
+
 WorkloadFunction = Callable[["BenchContext"], Awaitable[list[Measurement]]]
 
 
@@ -157,6 +168,8 @@ class BenchContext:
     cache: dict[str, Any] = field(default_factory=dict)  # data workloads pre-generate and share
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)  # hotspots of --profile runs
     recorded: list[Measurement] = field(default_factory=list)  # see record()
+    # Facts of the backlog a worker drains in the memory workload (POSOG_BENCH_BACKLOG, 1 000 000).
+    backlog: int = field(default_factory=lambda: int(os.environ.get("POSOG_BENCH_BACKLOG", "1000000")))
     _facts: list[dict[str, Any]] | None = None
     _messages: list[AmqpMessage] | None = None
 
@@ -418,6 +431,185 @@ async def system_stack(ctx: BenchContext, **overrides: Any) -> AsyncIterator[Sta
         shutil.rmtree(var_dir, ignore_errors=True)
 
 
+# --- Worker processes ----------------------------------------------------------------------------
+
+
+@dataclass
+class WorkerProcess:
+    """One ``posog worker NAME`` process (production mode: the stack's PostgreSQL and RabbitMQ, its
+    queue names), its output in a log file of its own."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def rss(self) -> int | None:
+        """Resident set size in bytes (psutil), None once the process is gone."""
+        import psutil
+
+        try:
+            return int(psutil.Process(self.pid).memory_info().rss)
+        except psutil.Error:
+            return None
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def check_alive(self) -> None:
+        if self.process.returncode is not None:
+            raise BenchError(
+                f"worker {self.name} (pid {self.pid}) exited with {self.process.returncode}:\n{self.log_tail()}"
+            )
+
+
+def worker_environment(stack: Stack, **overrides: str) -> dict[str, str]:
+    """The environment of a worker process on ``stack`` (the bench's own ``POSOG_*`` settings pass on,
+    as for the in-process workers)."""
+    s = stack.system.settings
+    assert s.amqp_url is not None
+    return {
+        **os.environ,
+        "POSOG_ENV": "test",
+        "POSOG_VAR_DIR": str(s.var_dir),
+        "POSOG_DATABASE_URL": s.resolved_database_url,
+        "POSOG_AMQP_URL": s.amqp_url,
+        "POSOG_LKP_BASE_URL": s.lkp_base_url,
+        "POSOG_FACTS_QUEUE": s.facts_queue,
+        "POSOG_FACTS_DEAD_LETTER_EXCHANGE": s.facts_dead_letter_exchange,
+        "POSOG_FACTS_DEAD_LETTER_QUEUE": s.facts_dead_letter_queue,
+        "POSOG_GEPS_EXCHANGE": s.geps_exchange,
+        "POSOG_GEPS_INBOX_QUEUE": s.geps_inbox_queue,
+        "POSOG_LOG_LEVEL": os.environ.get("POSOG_LOG_LEVEL", "WARNING"),
+        **overrides,
+    }
+
+
+@contextlib.asynccontextmanager
+async def worker_processes(
+    ctx: BenchContext, stack: Stack, names: Sequence[str], **env: str
+) -> AsyncIterator[list[WorkerProcess]]:
+    """Start one ``posog worker`` process per name; on exit stop them (SIGTERM, then SIGKILL after
+    the clean-up timeout) — only these processes, by their pid — whatever happened."""
+    log_dir = Path(tempfile.mkdtemp(prefix="posog-bench-workers-"))
+    environment = worker_environment(stack, **env)
+    workers: list[WorkerProcess] = []
+    try:
+        for index, name in enumerate(names):
+            log_path = log_dir / f"{index}-{name}.log"
+            with log_path.open("wb") as log:
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "posog.cli", "worker", name, env=environment, stdout=log, stderr=log
+                )
+            workers.append(WorkerProcess(name, process, log_path))
+        yield workers
+    finally:
+        for worker in workers:
+            if worker.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.terminate()
+        for worker in workers:
+            try:
+                async with asyncio.timeout(CLEANUP_TIMEOUT_S):
+                    await worker.process.wait()
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.kill()
+                await worker.process.wait()
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+
+async def queue_consumers(queue: str) -> tuple[int, int]:
+    """(ready messages, consumers) of ``queue`` (passive declare on a connection of its own)."""
+    async with amqp_connection() as connection:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        result = declared.declaration_result
+        return int(result.message_count or 0), int(result.consumer_count or 0)
+
+
+# --- A backlog of facts, published fast -----------------------------------------------------------
+
+_CARD_MARK = "@@posog-bench-card@@"
+_MESSAGE_MARK = "@@posog-bench-message@@"
+
+
+def backlog_templates(ctx: BenchContext) -> list[tuple[bytes, ...]]:
+    """Each pre-generated fact as JSON bytes cut around its ``card_id`` and ``message_id`` values, so
+    that a copy with fresh identifiers costs three concatenations: (head, card_id, middle,
+    message_id, tail) with the identifiers left out."""
+    templates = []
+    for fact in ctx.fact_dicts():
+        marked = {**fact, "card_id": _CARD_MARK, "message_id": _MESSAGE_MARK}
+        text = json.dumps(marked, ensure_ascii=False)
+        card_at, message_at = text.index(_CARD_MARK), text.index(_MESSAGE_MARK)
+        first, second = sorted([(card_at, _CARD_MARK), (message_at, _MESSAGE_MARK)])
+        parts = (
+            text[: first[0]],
+            text[first[0] + len(first[1]) : second[0]],
+            text[second[0] + len(second[1]) :],
+        )
+        card_first = first[1] == _CARD_MARK
+        templates.append((*(part.encode() for part in parts), b"c" if card_first else b"m", fact["card_id"].encode()))
+    return templates
+
+
+def backlog_message(templates: Sequence[tuple[bytes, ...]], n: int) -> tuple[bytes, str]:
+    """The ``n``-th fact of a backlog: pre-generated fact ``n mod len`` with card_id
+    ``<its card_id>.b<n>`` and message_id ``bench-<n>`` (new cards, never duplicates)."""
+    head, middle, tail, order, card_id = templates[n % len(templates)]
+    card = card_id + f".b{n}".encode()
+    message = f"bench-{n}".encode()
+    first, second = (card, message) if order == b"c" else (message, card)
+    return head + first + middle + second + tail, message.decode()
+
+
+async def publish_backlog(ctx: BenchContext, queue: str, total: int, *, publishers: int = 4, window: int = 500) -> None:
+    """Put ``total`` distinct facts into ``queue``: persistent, with publisher confirms, ``publishers``
+    channels in parallel, ``window`` messages in flight on each. Bodies are the pre-generated facts
+    with fresh identifiers (:func:`backlog_message`); aiormq directly, without aio-pika's per-message
+    objects, so that a million takes minutes, not tens of minutes."""
+    templates = backlog_templates(ctx)
+    done = 0
+    started = time.perf_counter()
+
+    async def publisher(channel: aiormq.abc.AbstractChannel, first: int, step: int) -> None:
+        nonlocal done
+        numbers = range(first, total, step)
+        for start in range(0, len(numbers), window):
+            chunk = numbers[start : start + window]
+            confirmations = await asyncio.gather(
+                *(
+                    channel.basic_publish(
+                        body,
+                        routing_key=queue,
+                        properties=aiormq.spec.Basic.Properties(
+                            message_id=message_id, content_type="application/json", delivery_mode=2
+                        ),
+                        mandatory=True,
+                    )
+                    for body, message_id in (backlog_message(templates, n) for n in chunk)
+                )
+            )
+            refused = [c for c in confirmations if not isinstance(c, aiormq.spec.Basic.Ack)]
+            if refused:
+                raise BenchError(f"{len(refused)} of {len(chunk)} backlog publishes not confirmed: {refused[0]!r}")
+            done += len(chunk)
+            elapsed = time.perf_counter() - started
+            ctx.progress = f"{done}/{total} published ({done / elapsed:,.0f}/s)"
+
+    async with amqp_connection() as connection:
+        channels = [await connection.channel(publisher_confirms=True) for _ in range(publishers)]
+        raw = [channel.channel for channel in channels]  # type: ignore[attr-defined]
+        await asyncio.gather(*(publisher(channel, i, publishers) for i, channel in enumerate(raw)))
+
+
 # --- Waiting and stopping ------------------------------------------------------------------------
 
 
@@ -514,9 +706,20 @@ class CpuUsage:
 
 
 @contextlib.asynccontextmanager
-async def cpu_meter(connection: asyncpg.Connection | None = None) -> AsyncIterator[CpuUsage]:
+async def cpu_meter(
+    connection: asyncpg.Connection | None = None, *, processes: Callable[[], Sequence[int]] | None = None
+) -> AsyncIterator[CpuUsage]:
     """Measure :class:`CpuUsage` of the block (psutil, if installed; else only wall and this process).
-    ``connection`` (asyncpg, on the benchmark's database) finds the backends to charge."""
+    ``connection`` (asyncpg, on the benchmark's database) finds the backends to charge. With
+    ``processes`` (pids of worker processes, asked at the start and at the end: workers that ran
+    throughout), the "Python" figure is theirs instead of this process's."""
+    if processes is not None:
+        workers = {pid: _cpu_of(pid) for pid in processes()}
+        usage: CpuUsage
+        async with cpu_meter(connection) as usage:
+            yield usage
+        usage.python_s = sum(_cpu_of(pid) - cpu for pid, cpu in workers.items() if pid in set(processes()))
+        return
     usage = CpuUsage()
     try:
         import psutil

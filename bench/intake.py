@@ -43,19 +43,20 @@ FROM (SELECT count(*) AS cards, count(*) FILTER (WHERE status = 'linked') AS lin
 # Where a batch's time goes, for --profile (label, "file.py:function").
 PROFILE_STEPS = (
     ("consumer loop (all of intake's own work)", "intake/consumer.py:run"),
-    ("  batching deliveries (posog.core.bus.batches)", "core/bus.py:batches"),
+    ("  batching deliveries: the pump (posog.core.bus.batches)", "core/bus.py:pump"),
     ("  IntakeHandler.handle (one transaction per batch)", "intake/handlers.py:handle"),
-    ("    validate_fact (pydantic, checksums, region)", "module/contracts.py:validate_fact"),
-    ("    resolved_region (validation and card, twice per fact)", "module/contracts.py:resolved_region"),
+    ("    validate (pydantic, checksums, cached region)", "intake/handlers.py:validate"),
     ("    fact_hash", "intake/handlers.py:fact_hash"),
-    ("    _new_card (seal ПДн, catalog, issue link)", "intake/handlers.py:_new_card"),
+    ("    questionnaires of the batch, before its transaction", "intake/handlers.py:_questionnaires"),
     ("      QuestionnaireCatalog.active (ЛКО, cached 5 s)", "links/catalog.py:active"),
+    ("    _new_card (seal ПДн, issue link)", "intake/handlers.py:_new_card"),
     ("      issue_link (token, notification, seal)", "links/issuing.py:issue_link"),
-    ("    AsyncSession.execute (SELECT + 3 bulk INSERTs)", "ext/asyncio/session.py:execute"),
+    ("    insert_rows (COPY of cards, links, outbox)", "intake/bulk.py:insert_rows"),
+    ("    AsyncSession.execute (lookup of known cards)", "ext/asyncio/session.py:execute"),
     ("    commit", "core/db.py:commit"),
-    ("  RabbitDelivery.ack (one basic.ack per message)", "core/rabbit.py:ack"),
+    ("  settling: rejects, then one basic.ack multiple", "intake/consumer.py:_settle"),
     ("aiormq connection reader (incoming frames)", "aiormq/connection.py:__reader"),
-    ("aio-pika delivery → IncomingMessage, one task each", "aio_pika/queue.py:consumer"),
+    ("delivery buffered (posog.core.rabbit._DeliveryStream)", "core/rabbit.py:_on_message"),
 )
 MODULE_TABLES = (
     "module_service_cards",
@@ -159,9 +160,10 @@ async def _drain_consumer(consumer: Any, task: asyncio.Task[None], expected: int
 
 @workload(
     "intake",
-    limits=("bare-consume", "bare-insert", "bare-publish"),
+    limits=("bare-consume", "bare-consume-batched", "bare-insert", "bare-publish"),
     ratios=(
         Ratio("intake ÷ bare consume", "intake", "bare_consume", minimum=TARGET_SHARE_OF_CONSUMER, cpu_bound=True),
+        Ratio("intake ÷ bare consume, ack per batch", "intake", "bare_consume_batched", cpu_bound=True),
         Ratio("intake ÷ bare INSERT (card-wide rows)", "intake", "bare_insert"),
         Ratio("intake ÷ bare INSERT (card + link + outbox)", "intake", "bare_insert_fact"),
         Ratio("relay ÷ bare publish", "relay", "bare_publish"),

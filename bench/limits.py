@@ -116,6 +116,50 @@ async def bare_consume(ctx: BenchContext) -> list[Measurement]:
     ]
 
 
+@workload("bare-consume-batched", kind="limit")
+async def bare_consume_batched(ctx: BenchContext) -> list[Measurement]:
+    """The same aio-pika consumer acking once per intake batch (basic.ack multiple on the last tag)."""
+    settings = ctx.defaults()
+    prefetch = max(settings.consumer_prefetch, settings.intake_batch_size)
+    batch = settings.intake_batch_size
+    messages = ctx.fact_messages()
+    total = len(messages)
+    async with rabbit_names(ctx) as names, amqp_connection() as publishing, amqp_connection() as consuming:
+        queue_name = names.queue("bare.consume.batched")
+        channel = await publishing.channel(publisher_confirms=True)
+        await channel.declare_queue(queue_name, durable=True, arguments={"x-queue-type": "quorum"})
+        ctx.step("bare-consume-batched", f"publishing {total} fact messages (not timed)")
+        await publish_confirmed(channel.default_exchange, queue_name, messages, batch=1000)
+
+        ctx.step("bare-consume-batched", "consuming")
+        consumer_channel = await consuming.channel()
+        await consumer_channel.set_qos(prefetch_count=prefetch)
+        queue = await consumer_channel.declare_queue(queue_name, passive=True)
+        received = 0
+        async with cpu_meter() as cpu:
+            started = time.perf_counter()
+            async with queue.iterator(no_ack=False) as iterator:
+                async for message in iterator:
+                    received += 1
+                    if received % batch == 0 or received == total:
+                        await message.ack(multiple=True)
+                    if received == total:
+                        break
+            seconds = time.perf_counter() - started
+    return [
+        Measurement(
+            key="bare_consume_batched",
+            label="bare consume + ack per batch",
+            kind="limit",
+            count=received,
+            seconds=seconds,
+            unit="msgs/s",
+            method=f"aio-pika iterator, basic.ack multiple every {batch}, prefetch {prefetch}, quorum queue",
+            extra={"prefetch": prefetch, "batch": batch, "cpu": cpu.as_dict()},
+        )
+    ]
+
+
 # --- (b) bare batched INSERT ---------------------------------------------------------------------
 
 

@@ -29,22 +29,30 @@ Guarantees, and why they are built this way:
   publishes).
 * **Consumers that resume.** The connections are ``connect_robust``: aio-pika re-establishes the
   transport after a drop. Each consumer is a plain channel (``basic.qos(prefetch)``, manual acks)
-  and aio-pika's queue iterator; when a drop ends that iterator, :meth:`RabbitBus.consume` opens a
-  new channel on the reconnected connection and goes on yielding. (We supervise it ourselves rather
-  than use aio-pika's robust channel and robust queue iterator: the latter re-registers a consumer
-  after being closed and can wait a minute on a channel that was closed on purpose.) The broker
-  redelivers whatever was unacknowledged, with ``redelivered=True``. Settling a delivery whose
-  channel has since closed is logged and swallowed: the broker redelivers it, and handlers are
-  idempotent.
+  whose deliveries are read straight from aiormq (``_DeliveryStream``: no aio-pika message object
+  and task per delivery); when a drop closes the channel and ends that stream,
+  :meth:`RabbitBus.consume` opens a new channel on the reconnected connection and goes on yielding.
+  (We supervise it ourselves rather than use aio-pika's robust channel and robust queue iterator:
+  the latter re-registers a consumer after being closed and can wait a minute on a channel that was
+  closed on purpose.) The broker redelivers whatever was unacknowledged, with ``redelivered=True``.
+  Settling a delivery whose channel has since closed is logged and swallowed: the broker redelivers
+  it, and handlers are idempotent.
+* **Batch acknowledgement.** :meth:`RabbitDelivery.ack_many` (behind
+  :func:`posog.core.bus.ack_batch`) acknowledges a batch with one ``basic.ack`` carrying
+  ``multiple`` on the batch's last delivery tag of each channel, and only when every delivery still
+  unsettled on that channel up to that tag is in the batch — otherwise one by one — so a multiple
+  acknowledgement can never cover a delivery that was not meant to be acknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -52,14 +60,9 @@ from typing import Any
 import aio_pika
 import aiormq
 import structlog
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractIncomingMessage,
-    AbstractQueueIterator,
-    AbstractRobustConnection,
-    TimeoutType,
-)
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection, TimeoutType
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from aiormq.abc import DeliveredMessage
 from yarl import URL
 
 from posog.core.bus import BusError, IncomingMessage, OutgoingMessage, Topology
@@ -71,6 +74,7 @@ log = structlog.get_logger(__name__)
 _BROKER_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_EXCEPTIONS, TimeoutError)
 
 _FIRST_BACKOFF_S = 0.5
+_PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 _CLEANUP_TIMEOUT_S = 5.0
 
 
@@ -128,14 +132,23 @@ class _RobustConnection(aio_pika.RobustConnection):
 
 
 class RabbitDelivery:
-    """:class:`~posog.core.bus.IncomingMessage` over an aio-pika delivery (manual acknowledgement)."""
+    """:class:`~posog.core.bus.IncomingMessage` over a delivery as aiormq hands it over (manual
+    acknowledgement on its channel; no aio-pika message object is built for it).
 
-    __slots__ = ("_headers", "_message", "_settled")
+    Each delivery is listed among its consumer's unsettled ones until it is settled, so that
+    :meth:`ack_many` can tell when one ``basic.ack`` with ``multiple`` acknowledges exactly the
+    deliveries it was given and nothing else."""
 
-    def __init__(self, message: AbstractIncomingMessage) -> None:
+    __slots__ = ("_consumer", "_headers", "_message", "_settled", "_tag")
+
+    def __init__(self, message: DeliveredMessage, consumer: _Consumer | None = None) -> None:
         self._message = message
         self._settled = False
         self._headers: dict[str, str] | None = None
+        self._consumer = consumer
+        self._tag = message.delivery_tag
+        if consumer is not None and self._tag is not None:
+            consumer.unsettled[self._tag] = self
 
     @property
     def body(self) -> bytes:
@@ -143,12 +156,13 @@ class RabbitDelivery:
 
     @property
     def message_id(self) -> str | None:
-        return self._message.message_id
+        return self._message.header.properties.message_id
 
     @property
     def headers(self) -> dict[str, str]:
         if self._headers is None:
-            self._headers = {key: _header_text(value) for key, value in self._message.headers.items()}
+            raw = self._message.header.properties.headers or {}
+            self._headers = {key: _header_text(value) for key, value in raw.items()}
         return dict(self._headers)
 
     @property
@@ -156,22 +170,39 @@ class RabbitDelivery:
         return bool(self._message.redelivered)
 
     async def ack(self) -> None:
-        await self._settle("ack", self._message.ack)
+        await self._settle("ack", self._basic_ack)
 
     async def reject(self) -> None:
         """``basic.reject`` without requeue: the broker dead-letters it to the queue's DLX."""
-        await self._settle("reject", lambda: self._message.reject(requeue=False))
+        await self._settle("reject", self._basic_reject)
 
     async def requeue(self) -> None:
         """``basic.nack`` with requeue: back to the queue, redelivered with ``redelivered=True``."""
-        await self._settle("requeue", lambda: self._message.nack(requeue=True))
+        await self._settle("requeue", self._basic_nack)
 
-    async def _settle(self, action: str, operation: Callable[[], Awaitable[None]]) -> None:
-        # Settling twice is a bug in the caller, as in InProcessBus; check it ourselves so the error
-        # is a BusError and not aio-pika's MessageProcessError.
+    async def _basic_ack(self, multiple: bool = False) -> None:
+        if self._tag is not None:
+            await self._message.channel.basic_ack(self._tag, multiple=multiple)
+
+    async def _basic_reject(self) -> None:
+        if self._tag is not None:
+            await self._message.channel.basic_reject(self._tag, requeue=False)
+
+    async def _basic_nack(self) -> None:
+        if self._tag is not None:
+            await self._message.channel.basic_nack(self._tag, requeue=True)
+
+    def _mark_settled(self) -> None:
+        # Settling twice is a bug in the caller, as in InProcessBus: a BusError, before any frame is
+        # sent (the broker would close the channel for an unknown delivery tag).
         if self._settled:
             raise BusError("message already acknowledged or rejected")
         self._settled = True
+        if self._consumer is not None and self._tag is not None:
+            self._consumer.unsettled.pop(self._tag, None)
+
+    async def _settle(self, action: str, operation: Callable[[], Awaitable[None]], count: int = 1) -> None:
+        self._mark_settled()
         try:
             await operation()
         except _BROKER_ERRORS as exc:
@@ -180,20 +211,107 @@ class RabbitDelivery:
             log.warning(
                 "rabbit.settle_failed",
                 action=action,
-                message_id=self._message.message_id,
+                message_id=self.message_id,
+                messages=count,
                 error=repr(exc),
             )
+
+    @classmethod
+    async def ack_many(cls, messages: Sequence[IncomingMessage]) -> None:
+        """Acknowledge ``messages`` with one ``basic.ack`` (``multiple``, on the last delivery tag) per
+        consumer channel — when, on that channel, every delivery still unsettled up to that tag is
+        among ``messages``; otherwise (or for other kinds of message) one by one. A multiple-ack
+        covering a delivery nobody meant to acknowledge would lose it; this check makes that
+        impossible whatever the caller does (see :func:`posog.core.bus.ack_batch`)."""
+        groups: dict[int, list[RabbitDelivery]] = {}
+        single: list[IncomingMessage] = []
+        for message in messages:
+            if isinstance(message, RabbitDelivery) and message._consumer is not None and message._tag is not None:
+                groups.setdefault(id(message._consumer), []).append(message)
+            else:
+                single.append(message)
+        for group in groups.values():
+            if any(d._settled for d in group):
+                raise BusError("message already acknowledged or rejected")
+            consumer = group[0]._consumer
+            assert consumer is not None
+            last = max(group, key=lambda d: d._tag or 0)
+            last_tag = last._tag or 0
+            mine = {d._tag for d in group}
+            if len(mine) != len(group) or any(
+                tag <= last_tag and tag not in mine for tag in consumer.unsettled
+            ):  # something else is unsettled below the last tag: it must not be acked with them
+                single.extend(group)
+                continue
+            for delivery in group:
+                if delivery is not last:
+                    delivery._mark_settled()
+            await last._settle("ack_multiple", functools.partial(last._basic_ack, multiple=True), count=len(group))
+        for message in single:
+            await message.ack()
+
+
+class _DeliveryStream:
+    """``basic.consume`` on one channel, read straight from aiormq: each delivery is buffered as it
+    arrives and handed out as is (aio-pika's queue iterator builds a message object and starts a task
+    for each — a third of the cost of receiving a message). Ends when the channel closes (the broker
+    or the connection went away) or :meth:`close` is called; what it buffered and never handed out
+    stays unacknowledged, so closing the channel gives it back to the queue."""
+
+    def __init__(self, channel: aiormq.abc.AbstractChannel) -> None:
+        self._channel = channel
+        self._buffer: deque[DeliveredMessage] = deque()
+        self._wakeup = asyncio.Event()
+        self._consumer_tag: str | None = None
+        self._closed = False
+        channel.closing.add_done_callback(self._on_channel_closed)
+
+    def _on_channel_closed(self, closing: asyncio.Future[Any]) -> None:
+        if not closing.cancelled():
+            closing.exception()  # retrieved: the consumer's restart logs why
+        self._wakeup.set()
+
+    async def consume(self, queue: str) -> None:
+        result = await self._channel.basic_consume(queue, self._on_message, no_ack=False)
+        self._consumer_tag = result.consumer_tag
+
+    async def _on_message(self, message: DeliveredMessage) -> None:
+        self._buffer.append(message)
+        self._wakeup.set()
+
+    def __aiter__(self) -> _DeliveryStream:
+        return self
+
+    async def __anext__(self) -> DeliveredMessage:
+        while not self._buffer:
+            if self._closed or self._channel.is_closed:
+                raise StopAsyncIteration
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        if self._closed or self._channel.is_closed:
+            raise StopAsyncIteration  # its tag is void on a closed channel: the broker redelivers it
+        return self._buffer.popleft()
+
+    async def close(self) -> None:
+        """``basic.cancel``: no more deliveries (the channel's close then requeues the unsettled)."""
+        self._closed = True
+        self._wakeup.set()
+        tag, self._consumer_tag = self._consumer_tag, None
+        if tag is not None and not self._channel.is_closed:
+            await self._channel.basic_cancel(tag)
 
 
 @dataclass(eq=False)
 class _Consumer:
-    """One running ``basic.consume``: its robust channel and aio-pika's queue iterator."""
+    """One running ``basic.consume``: its channel, the delivery stream, and the deliveries it handed
+    out that are not settled yet (by delivery tag; tags are per channel)."""
 
     queue: str
     channel: AbstractChannel
-    iterator: AbstractQueueIterator
+    iterator: _DeliveryStream
     stopped: bool = False  # by RabbitBus.close(): the consume() stream ends instead of restarting
     closed: bool = False
+    unsettled: dict[int, RabbitDelivery] = field(default_factory=dict)
 
 
 class RabbitBus:
@@ -224,6 +342,7 @@ class RabbitBus:
         self._publisher: AbstractChannel | None = None
         self._publisher_lock = asyncio.Lock()
         self._consumers: set[_Consumer] = set()
+        self._stopping: set[asyncio.Future[None]] = set()  # consumer stops running in the background
         self._known_exchanges: set[str] = set()
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -292,6 +411,8 @@ class RabbitBus:
         for consumer in list(self._consumers):
             consumer.stopped = True  # the consume() stream ends instead of restarting
             await self._stop_consumer(consumer)
+        if self._stopping:
+            await asyncio.wait(set(self._stopping), timeout=_CLEANUP_TIMEOUT_S)
         publisher, self._publisher = self._publisher, None
         if publisher is not None and not publisher.is_closed:
             await self._quietly("publisher.close", publisher.close())
@@ -406,20 +527,21 @@ class RabbitBus:
         try:
             async with asyncio.timeout(self._publish_timeout_s):
                 channel = await self._publisher_channel()
-                target = (
-                    channel.default_exchange if exchange == "" else await channel.get_exchange(exchange, ensure=False)
-                )
+                # Straight to aiormq (what aio-pika's Exchange.publish does after building a Message
+                # object per message): the channel's confirm mode and on_return_raises still apply.
+                underlay = await channel.get_underlay_channel()
                 results = await asyncio.gather(
                     *(
-                        target.publish(
-                            aio_pika.Message(
-                                body=message.body,
+                        underlay.basic_publish(
+                            message.body,
+                            exchange=exchange,
+                            routing_key=routing_key,
+                            properties=aiormq.spec.Basic.Properties(
                                 message_id=message.message_id,
                                 content_type=message.content_type,
                                 headers=dict(message.headers),
-                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                                delivery_mode=_PERSISTENT,
                             ),
-                            routing_key,
                             mandatory=True,
                         )
                         for message in messages
@@ -459,9 +581,9 @@ class RabbitBus:
                 try:
                     async for message in consumer.iterator:
                         restarts = 0
-                        yield RabbitDelivery(message)
+                        yield RabbitDelivery(message, consumer)
                 finally:
-                    await self._stop_consumer(consumer)
+                    await self._stop_consumer_shielded(consumer)
                 if consumer.stopped:
                     return
                 reason = "consumer iterator ended"
@@ -483,9 +605,9 @@ class RabbitBus:
             async with asyncio.timeout(self._publish_timeout_s):
                 channel = await self._open_channel(publisher_confirms=False, connection=connection)
                 await channel.set_qos(prefetch_count=prefetch)
-                amqp_queue = await channel.get_queue(queue, ensure=True)  # passive: 404 if missing
-                iterator = amqp_queue.iterator(no_ack=False)
-                await iterator.consume()  # basic.consume now, not on the first __anext__
+                await channel.get_queue(queue, ensure=True)  # passive: 404 if missing
+                iterator = _DeliveryStream(await channel.get_underlay_channel())
+                await iterator.consume(queue)
         except _BROKER_ERRORS as exc:
             if channel is not None and not channel.is_closed:
                 await self._quietly("consumer_channel.close", channel.close())
@@ -494,6 +616,15 @@ class RabbitBus:
         self._consumers.add(consumer)
         log.info("rabbit.consuming", queue=queue, prefetch=prefetch)
         return consumer
+
+    async def _stop_consumer_shielded(self, consumer: _Consumer) -> None:
+        """:meth:`_stop_consumer`, carried through even when the consuming task is being cancelled (a
+        batching pump is cancelled while it waits for the next delivery): the stop then finishes in
+        the background, and :meth:`close` waits for it."""
+        stopping = asyncio.ensure_future(self._stop_consumer(consumer))
+        self._stopping.add(stopping)
+        stopping.add_done_callback(self._stopping.discard)
+        await asyncio.shield(stopping)
 
     async def _stop_consumer(self, consumer: _Consumer) -> None:
         """Cancel the consumer, then close its channel (the broker requeues what was unsettled)."""

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import Counter
+from collections.abc import AsyncGenerator
 
 import sqlalchemy.exc
 import structlog
 
 from posog.core import metrics
-from posog.core.bus import IncomingMessage, MessageBus, batches
+from posog.core.bus import IncomingMessage, MessageBus, ack_batch, batches
 from posog.lko.client import LkoError
 from posog.module.intake.handlers import IntakeHandler, Outcome, RawFact
 
@@ -53,10 +55,17 @@ class IntakeConsumer:
     async def run(self) -> None:
         """Consume until cancelled. A failing batch (database or ЛКО down) is handed back to the broker
         after a growing pause, so nothing is lost and the worker never spins."""
-        failures = 0
         stream = self._bus.consume(self._queue, prefetch=self._prefetch)
         log.info("intake.started", queue=self._queue, prefetch=self._prefetch, batch=self._batch_size)
-        async for batch in batches(stream, max_size=self._batch_size, max_wait_s=self._batch_wait_s):
+        grouped = batches(stream, max_size=self._batch_size, max_wait_s=self._batch_wait_s)
+        try:
+            await self._consume(grouped)
+        finally:
+            await grouped.aclose()  # stops the pump now, not when the generator is collected
+
+    async def _consume(self, grouped: AsyncGenerator[list[IncomingMessage], None]) -> None:
+        failures = 0
+        async for batch in grouped:
             started = time.perf_counter()
             try:
                 outcomes = await self._handler.handle([RawFact(m.body, m.message_id) for m in batch])
@@ -78,16 +87,27 @@ class IntakeConsumer:
                     await self._back_off(batch, failures, exc2)
                     continue
             failures = 0
-            for message, outcome in zip(batch, outcomes, strict=True):
-                metrics.FACTS.labels(outcome.kind).inc()
-                if outcome.kind == "rejected":
-                    for problem in outcome.problems:
-                        metrics.FACT_REJECTIONS.labels(problem.field, problem.reason).inc()
-                    await message.reject()
-                else:
-                    await message.ack()
+            await self._settle(batch, outcomes)
             self.processed += len(batch)
             metrics.INTAKE_BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    @staticmethod
+    async def _settle(batch: list[IncomingMessage], outcomes: list[Outcome]) -> None:
+        """After the batch's commit: dead-letter the rejected facts one by one, then acknowledge all
+        the others at once (on RabbitMQ one ``basic.ack`` with ``multiple``; see ``ack_batch``)."""
+        kinds: Counter[str] = Counter()
+        accepted: list[IncomingMessage] = []
+        for message, outcome in zip(batch, outcomes, strict=True):
+            kinds[outcome.kind] += 1
+            if outcome.kind == "rejected":
+                for problem in outcome.problems:
+                    metrics.FACT_REJECTIONS.labels(problem.field, problem.reason).inc()
+                await message.reject()
+            else:
+                accepted.append(message)
+        await ack_batch(accepted)
+        for kind, n in kinds.items():
+            metrics.FACTS.labels(kind).inc(n)
 
     async def _one_by_one(self, message: IncomingMessage) -> Outcome:
         raw = RawFact(message.body, message.message_id)

@@ -6,22 +6,29 @@ and changes nothing; a different payload under a known card_id is recorded as a 
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 import structlog
-from sqlalchemy import ColumnElement, String, any_, bindparam, insert, select, update
+from pydantic import ValidationError
+from sqlalchemy import ColumnElement, String, any_, bindparam, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
+from posog.core import regions
 from posog.core.clock import Clock, today
 from posog.core.db import Database
 from posog.core.pii import PiiCipher
-from posog.module.contracts import FactContext, FactProblem, OgFact, Recipient, validate_fact
+from posog.lko.contracts import QuestionnaireDocument, SurveyLevel
+from posog.module.contracts import FactContext, FactProblem, OgFact, Recipient, problems_from
+from posog.module.intake.bulk import insert_rows
 from posog.module.intake.model import (
     CARD_LATE,
     CARD_LINKED,
@@ -79,6 +86,38 @@ def fact_hash(fact: OgFact) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+@functools.lru_cache(maxsize=8192)
+def _resolve_region(region_code: str | None, address: str, kpp: str | None, inn: str) -> str | None:
+    """:func:`posog.core.regions.resolve_region`, remembered per organisation: facts come from a few
+    organisations over and over, and resolving from the address tokenises it against every subject."""
+    return regions.resolve_region(region_code=region_code, address=address, kpp=kpp, inn=inn)
+
+
+def region_of(fact: OgFact) -> str | None:
+    """``fact.resolved_region()``, from the cache."""
+    org = fact.organization
+    return _resolve_region(org.region_code, org.address, org.kpp, org.inn)
+
+
+def validate(raw: bytes, context: FactContext) -> OgFact | list[FactProblem]:
+    """:func:`posog.module.contracts.validate_fact` with the region resolved through the cache above
+    (the same checks, the same problems)."""
+    try:
+        fact = OgFact.model_validate_json(raw, context=context)
+    except ValidationError as error:
+        return problems_from(error)
+    if region_of(fact) is None:
+        return [FactProblem("organization.region_code", "unresolved")]
+    return fact
+
+
+# The active questionnaires of the batch being handled, fetched before its transaction opens: a miss
+# of the catalog's cache is an HTTP call to ЛКО, which must not hold a transaction open.
+_BATCH_QUESTIONNAIRES: ContextVar[dict[tuple[str, str], QuestionnaireDocument | None] | None] = ContextVar(
+    "posog_intake_batch_questionnaires", default=None
+)
+
+
 def _citizen_record(fact: OgFact) -> dict[str, Any]:
     c = fact.citizen
     return {
@@ -104,7 +143,7 @@ def _comparable(fact: OgFact) -> dict[str, Any]:
         "organization.ogrn": org.ogrn,
         "organization.kpp": org.kpp,
         "organization.type_code": org.type_code,
-        "organization.region_code": fact.resolved_region(),
+        "organization.region_code": region_of(fact),
     }
     fields.update({f"citizen.{key}": value for key, value in _citizen_record(fact).items()})
     return fields
@@ -158,11 +197,39 @@ class IntakeHandler:
             horizon_days=self._horizon_days,
             known_types=await self._catalog.known_types(),
         )
-        parsed: list[OgFact | list[FactProblem]] = [validate_fact(m.body, context) for m in messages]
+        parsed: list[OgFact | list[FactProblem]] = [validate(m.body, context) for m in messages]
         outcomes: list[Outcome | None] = [None] * len(messages)
 
         valid = {i: p for i, p in enumerate(parsed) if isinstance(p, OgFact)}
         hashes = {i: fact_hash(f) for i, f in valid.items()}
+        questionnaires = await self._questionnaires(
+            {(f.organization.type_code, f.survey_level) for f in valid.values()}
+        )
+        token = _BATCH_QUESTIONNAIRES.set(questionnaires)
+        try:
+            return await self._apply(messages, parsed, valid, hashes, outcomes, now, redrive_of)
+        finally:
+            _BATCH_QUESTIONNAIRES.reset(token)
+
+    async def _questionnaires(
+        self, keys: set[tuple[str, SurveyLevel]]
+    ) -> dict[tuple[str, str], QuestionnaireDocument | None]:
+        """The active questionnaire of each (type, level), from the catalog's cache; the misses are
+        asked of ЛКО all at once."""
+        ordered = sorted(keys)
+        found = await asyncio.gather(*(self._catalog.active(type_code, level) for type_code, level in ordered))
+        return dict(zip(ordered, found, strict=True))
+
+    async def _apply(
+        self,
+        messages: Sequence[RawFact],
+        parsed: list[OgFact | list[FactProblem]],
+        valid: dict[int, OgFact],
+        hashes: dict[int, str],
+        outcomes: list[Outcome | None],
+        now: datetime,
+        redrive_of: Sequence[str] | None,
+    ) -> list[Outcome]:
         async with self._db.uow() as uow:
             session = uow.session
             existing: dict[str, tuple[str, str]] = {}
@@ -209,11 +276,9 @@ class IntakeHandler:
                     if redrive_of is None:
                         rejected.append(self._rejected_row(messages[i], result, now))
 
-            if cards:
-                await session.execute(insert(ServiceCard), cards)
-            if links:
-                await session.execute(insert(SurveyLink), links)
-                await session.execute(insert(OutboxMessage), outbox)
+            await insert_rows(session, ServiceCard.__table__, cards)  # type: ignore[arg-type]
+            await insert_rows(session, SurveyLink.__table__, links)  # type: ignore[arg-type]
+            await insert_rows(session, OutboxMessage.__table__, outbox)  # type: ignore[arg-type]
             if conflicts:
                 await self._insert_ignoring(
                     session, FactConflict, list(conflicts.values()), ["card_id", "payload_hash"]
@@ -250,8 +315,8 @@ class IntakeHandler:
     async def _new_card(self, fact: OgFact, payload_hash: str, now: datetime) -> tuple[dict[str, Any], Any]:
         org = fact.organization
         key_id, sealed = self._cipher.seal_json(_citizen_record(fact), context=fact.card_id)
-        region = fact.resolved_region()
-        assert region is not None  # validate_fact rejects unresolved regions
+        region = region_of(fact)
+        assert region is not None  # validation rejects unresolved regions
         card: dict[str, Any] = {
             "card_id": fact.card_id,
             "message_id": fact.message_id,
@@ -273,7 +338,12 @@ class IntakeHandler:
             "created_at": now,
             "updated_at": now,
         }
-        questionnaire = await self._catalog.active(org.type_code, fact.survey_level)
+        prefetched = _BATCH_QUESTIONNAIRES.get()
+        key = (org.type_code, fact.survey_level)
+        if prefetched is not None and key in prefetched:
+            questionnaire = prefetched[key]
+        else:
+            questionnaire = await self._catalog.active(org.type_code, fact.survey_level)
         if questionnaire is None:
             card["status"] = CARD_WAITING
             return card, None

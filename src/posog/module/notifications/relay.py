@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import timedelta
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, Table, any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from posog.core import metrics
 from posog.core.bus import BusError, MessageBus, OutgoingMessage
@@ -21,6 +27,8 @@ from posog.module.links.model import ISSUED, NOTIFIED, SurveyLink
 from posog.module.notifications.model import TOPIC_GEPS, OutboxMessage
 
 log = structlog.get_logger(__name__)
+
+FULL_CLAIM_EVERY_S = 5.0
 
 
 class OutboxRelay:
@@ -47,6 +55,8 @@ class OutboxRelay:
         self._idle_sleep_s = idle_sleep_s
         self._max_backoff_s = max_backoff_s
         self.published = 0
+        self._claimed_up_to: int | None = None  # the last id of the last full batch claimed, see _claim
+        self._full_claim_at = float("-inf")
 
     def backoff(self, attempts: int) -> timedelta:
         seconds = min(self._max_backoff_s, 0.5 * 2 ** max(attempts - 1, 0))
@@ -57,26 +67,18 @@ class OutboxRelay:
         broker refused, in which case the rows are scheduled for a retry with backoff)."""
         now = self._clock()
         async with self._db.uow() as uow:
-            claim = (
-                select(OutboxMessage)
-                .where(OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= now)
-                .order_by(OutboxMessage.id)
-                .limit(self._batch_size)
-                .with_for_update(skip_locked=True)
-            )
-            rows = (await uow.session.execute(claim)).scalars().all()
+            rows = await self._claim(uow.session, now)
             if not rows:
                 return 0
             messages: list[OutgoingMessage] = []
             publishable = []
+            unreadable: list[dict[str, Any]] = []
             for row in rows:
                 try:
                     body = self._cipher.open(row.pii_key_id, row.body, context=row.message_id)
                 except PiiError as exc:
                     # A row nobody can open (its key was removed) must not block the ones behind it.
-                    row.attempts += 1
-                    row.next_attempt_at = now + self.backoff(row.attempts + 10)
-                    row.last_error = str(exc)[:500]
+                    unreadable.append(self._retry(row.id, row.attempts, now, str(exc), extra_backoff=10))
                     log.error("outbox.unreadable_message", outbox_id=row.id, error=str(exc)[:200])
                     continue
                 publishable.append(row)
@@ -87,6 +89,7 @@ class OutboxRelay:
                         headers={"card_id": row.card_id, "schema": "geps.notification/1"},
                     )
                 )
+            await self._reschedule(uow.session, unreadable)
             rows = publishable
             if not rows:
                 await uow.commit()
@@ -96,26 +99,100 @@ class OutboxRelay:
                 await self._bus.publish(self._exchange, self._routing_key, messages)
             except BusError as exc:
                 metrics.OUTBOX_FAILURES.inc()
-                for row in rows:
-                    row.attempts += 1
-                    row.next_attempt_at = now + self.backoff(row.attempts)
-                    row.last_error = str(exc)[:500]
+                await self._reschedule(uow.session, [self._retry(row.id, row.attempts, now, str(exc)) for row in rows])
                 await uow.commit()
                 log.warning("outbox.publish_failed", size=len(rows), error=str(exc)[:200])
                 return 0
             sent_at = self._clock()
             await uow.session.execute(
-                update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(sent_at=sent_at, last_error=None)
+                update(OutboxMessage).where(self._among(OutboxMessage.id, ids)).values(sent_at=sent_at, last_error=None)
             )
             await uow.session.execute(
                 update(SurveyLink)
-                .where(SurveyLink.card_id.in_([row.card_id for row in rows]), SurveyLink.state == ISSUED)
+                .where(self._among(SurveyLink.card_id, [row.card_id for row in rows]), SurveyLink.state == ISSUED)
                 .values(state=NOTIFIED, notified_at=sent_at)
             )
             await uow.commit()
         metrics.OUTBOX_PUBLISHED.labels(TOPIC_GEPS).inc(len(rows))
         self.published += len(rows)
         return len(rows)
+
+    async def _claim(self, session: AsyncSession, now: datetime) -> Sequence[Any]:
+        """Lock up to a batch of due, unsent rows (``FOR UPDATE SKIP LOCKED``), as plain rows — not ORM
+        objects: the batch is read once and written back with two UPDATEs (loading 500 ORM objects
+        cost more than publishing them).
+
+        Mostly the rows after the last one this relay claimed, in id order: a range scan of the
+        primary key, as cheap on a table of millions of sent rows as on an empty one. (``ORDER BY id``
+        over all unsent rows walks the primary key through every row already sent: 120 ms per claim
+        after 90 000, so draining a backlog took time quadratic in its size.) Every
+        ``FULL_CLAIM_EVERY_S``, whenever that range runs short, and at the start: the due rows in order
+        of due time over the ``(sent_at, next_attempt_at)`` index — retries, and rows another relay
+        held when this one passed them — so none waits longer than that behind a steady stream."""
+        columns = (
+            OutboxMessage.id,
+            OutboxMessage.message_id,
+            OutboxMessage.card_id,
+            OutboxMessage.pii_key_id,
+            OutboxMessage.body,
+            OutboxMessage.attempts,
+        )
+        due = (
+            select(*columns)
+            .where(OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= now)
+            .limit(self._batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        started = time.monotonic()
+        if self._claimed_up_to is not None and started - self._full_claim_at < FULL_CLAIM_EVERY_S:
+            following = due.where(OutboxMessage.id > self._claimed_up_to).order_by(OutboxMessage.id)
+            rows = (await session.execute(following)).all()
+            if rows:
+                # A full batch: go on from its last row; a short one: everything after the mark is
+                # taken, so look at all due rows next time.
+                self._claimed_up_to = rows[-1].id if len(rows) == self._batch_size else None
+                return rows
+        rows = (await session.execute(due.order_by(OutboxMessage.next_attempt_at, OutboxMessage.id))).all()
+        self._full_claim_at = started
+        self._claimed_up_to = max(row.id for row in rows) if len(rows) == self._batch_size else None
+        return rows
+
+    def _retry(
+        self, outbox_id: int, attempts: int, now: datetime, error: str, *, extra_backoff: int = 0
+    ) -> dict[str, Any]:
+        """The new attempt count, next attempt time (with backoff) and error of a row that failed."""
+        return {
+            "outbox_id": outbox_id,
+            "attempts": attempts + 1,
+            "next_attempt_at": now + self.backoff(attempts + 1 + extra_backoff),
+            "last_error": error[:500],
+        }
+
+    @staticmethod
+    async def _reschedule(session: Any, retries: list[dict[str, Any]]) -> None:
+        if not retries:
+            return
+        table: Table = OutboxMessage.__table__  # type: ignore[assignment]
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("outbox_id"))
+            .values(
+                attempts=bindparam("attempts"),
+                next_attempt_at=bindparam("next_attempt_at"),
+                last_error=bindparam("last_error"),
+            )
+        )
+        await session.execute(statement, retries)
+
+    def _among(self, column: InstrumentedAttribute[Any], values: list[Any]) -> ColumnElement[bool]:
+        """``column IN (…)``; on PostgreSQL ``= ANY(:values)`` with one array parameter. asyncpg prepares
+        each statement, and an IN list of a new length per batch may get a generic plan made while the
+        table was small — a sequential scan (measured at intake: 199 ms per batch at 20 000 rows
+        against 1.6 ms), kept until the connection goes."""
+        if self._db.dialect == "postgresql":
+            item_type = column.type
+            return column == any_(bindparam(f"{column.key}_values", values, type_=ARRAY(item_type)))
+        return column.in_(values)
 
     async def backlog(self) -> int:
         async with self._db.uow() as uow:
