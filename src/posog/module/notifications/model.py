@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text, column
 from sqlalchemy.orm import Mapped, mapped_column
 
 from posog.core.db import Base, UTCDateTime
@@ -16,7 +16,16 @@ class OutboxMessage(Base):
     """One message to publish. The body is sealed: a ГЭПС notification carries ФИО and СНИЛС."""
 
     __tablename__ = "module_outbox"
-    __table_args__ = (Index("ix_module_outbox_due", "sent_at", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_module_outbox_due", "sent_at", "next_attempt_at"),
+        # The relay's claims and the backlog count read only the unsent rows (migration 0007).
+        Index(
+            "ix_module_outbox_unsent",
+            "id",
+            sqlite_where=column("sent_at").is_(None),
+            postgresql_where=column("sent_at").is_(None),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     message_id: Mapped[str] = mapped_column(String(36), unique=True)
