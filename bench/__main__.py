@@ -43,7 +43,7 @@ from bench.common import (
 )
 
 DEFAULT_JSON = Path("bench/results/latest.json")
-NOT_WORKLOAD_MODULES = {"common"}
+NOT_WORKLOAD_MODULES = {"common", "http"}  # helpers, not workloads
 
 
 def discover() -> None:
@@ -74,12 +74,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", action="store_true", help="cProfile the timed part of workloads that support it (slows them)"
     )
+    parser.add_argument(
+        "--analytics-ratings",
+        type=int,
+        default=10_000_000,
+        metavar="R",
+        help="analytics: criterion ratings the rollups are rebuilt over (R/5 responses, 2R/5 cards)",
+    )
+    parser.add_argument(
+        "--analytics-new",
+        type=int,
+        default=100_000,
+        metavar="R",
+        help="analytics: new ratings the incremental refresh reads through the feeds",
+    )
+    parser.add_argument(
+        "--dashboard-requests", type=int, default=600, metavar="N", help="analytics: dashboard API requests"
+    )
     parser.add_argument("--list", action="store_true", help="list the workloads and exit")
     args = parser.parse_args(argv)
     if args.facts < 1:
         parser.error("--facts must be at least 1")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.analytics_new < 5 or args.analytics_ratings < 10 * args.analytics_new:
+        parser.error("--analytics-new must be at least 5 and at most a tenth of --analytics-ratings")
     args.only = [name.strip() for value in args.only or [] for name in value.split(",") if name.strip()]
     unknown = [name for name in args.only if name not in REGISTRY]
     if unknown:
@@ -102,6 +121,32 @@ def plan(only: list[str]) -> list[Workload]:
     for name in wanted:
         add(name)
     return [REGISTRY[name] for name in ordered]
+
+
+def _target_value(target: Target, m: Measurement | None) -> float | None:
+    """The figure a target is about: the rate, or a figure of ``extra`` (``Bound.field``, e.g. a p99)."""
+    if m is None:
+        return None
+    figure = getattr(target, "field", "")
+    if not figure:
+        return m.rate
+    value = m.extra.get(figure)
+    return None if value is None else float(value)
+
+
+def target_met(target: Target, value: float | None) -> bool | None:
+    """At least ``minimum``, or at most ``maximum`` for a target that has one (``bench.http.Bound``)."""
+    if value is None:
+        return None
+    maximum = getattr(target, "maximum", None)
+    return value <= maximum if maximum is not None else value >= target.minimum
+
+
+def _target_text(target: Target, unit: str) -> str:
+    maximum = getattr(target, "maximum", None)
+    if maximum is not None:
+        return f"≤ {_rate(maximum, getattr(target, 'unit', '') or '').strip()}"
+    return f"≥ {_rate(target.minimum, '').strip()}"
 
 
 def _per_cpu_second(m: Measurement | None) -> float | None:
@@ -148,11 +193,11 @@ class Report:
         seen: list[Target] = []
         for w in self.workloads:
             seen += [t for t in w.targets if t not in seen]
-        return [(t, m.rate if (m := self.median(t.key)) else None) for t in seen]
+        return [(t, _target_value(t, self.median(t.key))) for t in seen]
 
     def verdicts(self) -> list[bool | None]:
         """One per target and per ratio with a minimum: met, not met, or not measured (None)."""
-        out: list[bool | None] = [None if v is None else v >= t.minimum for t, v in self.targets()]
+        out: list[bool | None] = [target_met(t, v) for t, v in self.targets()]
         out += [None if v is None else v >= r.minimum for r, v in self.ratios() if r.minimum is not None]
         return out
 
@@ -284,13 +329,11 @@ def table(report: Report) -> Table:
         _row(out, "[bold]ratios and targets[/bold]")
         for target, value in targets:
             unit = m.unit if (m := report.median(target.key)) else ""
-            met = None if value is None else value >= target.minimum
-            _row(
-                out,
-                f"  {target.label}",
-                value="—" if value is None else _rate(value, unit),
-                target=f"≥ {_rate(target.minimum, '').strip()} {_verdict(met)}",
-            )
+            if getattr(target, "field", ""):
+                unit = getattr(target, "unit", "")
+            met = target_met(target, value)
+            shown = "—" if value is None else _rate(value, unit) if value >= 100 else f"{value:.1f} {unit}"
+            _row(out, f"  {target.label}", value=shown, target=f"{_target_text(target, unit)} {_verdict(met)}")
         for ratio, value in ratios:
             cpu_ratio = report.cpu_ratio(ratio)
             met = None if value is None else value >= (ratio.minimum or 0)
@@ -304,7 +347,7 @@ def table(report: Report) -> Table:
         verdicts = report.verdicts()
         if verdicts:
             overall = None if None in verdicts else all(verdicts)
-            wanted = [f"{t.label} ≥ {_rate(t.minimum, '')}".strip() for t, _ in targets] + [
+            wanted = [f"{t.label} {_target_text(t, '')}".strip() for t, _ in targets] + [
                 f"{r.label} ≥ {r.minimum:.2f}" for r, _ in ratios if r.minimum is not None
             ]
             out.add_section()
@@ -380,9 +423,11 @@ def to_json(report: Report, ctx: BenchContext, args: argparse.Namespace) -> dict
             {
                 "label": t.label,
                 "key": t.key,
-                "minimum": t.minimum,
+                "minimum": None if getattr(t, "maximum", None) is not None else t.minimum,
+                "maximum": getattr(t, "maximum", None),
+                "field": getattr(t, "field", "") or "rate",
                 "value": v,
-                "met": None if v is None else v >= t.minimum,
+                "met": target_met(t, v),
             }
             for t, v in report.targets()
         ],
@@ -430,6 +475,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console() if sys.stdout.isatty() else Console(width=180)  # a file or pipe gets the whole table
     ctx = BenchContext(facts=args.facts, results_dir=args.json.parent, profile=args.profile)
+    ctx.cache.update(
+        {
+            "analytics.ratings": args.analytics_ratings,
+            "analytics.new": args.analytics_new,
+            "analytics.dashboard": args.dashboard_requests,
+        }
+    )
     if args.list:
         for w in REGISTRY.values():
             limits = f" (beside {', '.join(w.limits)})" if w.limits else ""

@@ -351,6 +351,7 @@ def serve(
     _run(_prepare_schema(settings, system))
     web = create_web_app(system, serve=chosen, run_workers=run_workers)
     server = Server(uvicorn.Config(web, host=host or settings.host, port=port or settings.port, log_config=None))
+    _use_uvloop()  # what uvicorn.run would choose ("auto")
     _run(serve_until_signalled(server))
 
 

@@ -226,6 +226,37 @@ async def test_a_retry_with_the_same_key_gets_the_same_response(backend: str, tm
         assert await response_count(system) == 2
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_retry_racing_its_original_gets_the_same_response(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry looked its key up before the original was stored, and asked the module after the
+    original completed the link: the module says survey_completed, the retry still gets the response."""
+    from posog.lko.responses import handlers
+
+    async with stack(backend, tmp_path) as system:
+        (survey,) = await issue_surveys(system, 1, seed=206)
+        key = idempotency_key()
+        async with lko_for(system) as lkp:
+            first = await submit(lkp, survey.token, GOOD, key)
+            real_lookup = handlers._by_idempotency_key
+            misses = [True]  # the retry's first look-up happens "before" the original was stored
+
+            async def racing_lookup(db: Any, idempotency_key: str) -> Any:
+                if misses and misses.pop():
+                    return None
+                return await real_lookup(db, idempotency_key)
+
+            monkeypatch.setattr(handlers, "_by_idempotency_key", racing_lookup)
+            retry = await submit(lkp, survey.token, GOOD, key)
+            other = await submit(lkp, survey.token, GOOD, idempotency_key())
+
+        assert first.status_code == 201
+        assert (retry.status_code, retry.json()) == (200, first.json())
+        assert (other.status_code, other.json()["error"]["code"]) == (409, "survey_completed")
+        assert await response_count(system) == 1
+
+
 class FlakyModule:
     """The module as ЛКО sees it, except that completing a link fails ``failures`` times: with a
     network error (the module unreachable) or with an exception that kills the request (a crash)."""

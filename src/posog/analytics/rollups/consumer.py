@@ -28,6 +28,7 @@ an item older than the stored one (a slow worker's stale page) is ignored."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -104,36 +105,49 @@ class FeedConsumer:
                 assert row is not None
             return row
 
+    async def _fetch(self, source: FeedSource[Any], cursor: str | None) -> FeedPage[Any]:
+        page = await source.fetch(cursor, self._page_size)
+        await source.prepare(page.items)
+        return page
+
     async def poll(self, source: FeedSource[Any]) -> PollResult:
-        """Read ``source`` from its safe cursor to the end of its feed, applying every page."""
+        """Read ``source`` from its safe cursor to the end of its feed, applying every page. The next page
+        is asked for while this one is applied (the source answers meanwhile): reading it a moment
+        earlier changes nothing the overlap does not already cover."""
         started = self._clock()
         state = await self._start(source.name, started)
         cursor, bound = state.base_cursor, state.base_bound
         horizon = started - self._lag
         pages = items = changed = 0
-        while True:
-            page = await source.fetch(cursor, self._page_size)
-            await source.prepare(page.items)
-            if page.items:
-                newest = max(source.stamp(item) for item in page.items)
-                bound = newest if bound is None else max(bound, newest)
-            moved = page.next_cursor is not None and page.next_cursor != cursor
-            async with self._db.uow() as uow:
-                row = await lock_cursor(uow.session, source.name)
-                assert row is not None
-                changed += await source.apply(uow.session, page.items)
-                row.items_read += len(page.items)
-                now = self._clock()
-                row.updated_at = now
-                safe = moved and bound is not None and bound <= horizon
-                if safe and (row.base_bound is None or bound is None or row.base_bound <= bound):
-                    row.base_cursor, row.base_bound = page.next_cursor, bound
-                await uow.commit()
-            pages += 1
-            items += len(page.items)
-            if not page.items or not moved or page.has_more is False:
-                break
-            cursor = page.next_cursor
+        pending: asyncio.Future[FeedPage[Any]] | None = asyncio.ensure_future(self._fetch(source, cursor))
+        try:
+            while pending is not None:
+                page = await pending
+                pending = None
+                if page.items:
+                    newest = max(source.stamp(item) for item in page.items)
+                    bound = newest if bound is None else max(bound, newest)
+                moved = page.next_cursor is not None and page.next_cursor != cursor
+                if page.items and moved and page.has_more is not False:
+                    pending = asyncio.ensure_future(self._fetch(source, page.next_cursor))
+                async with self._db.uow() as uow:
+                    row = await lock_cursor(uow.session, source.name)
+                    assert row is not None
+                    changed += await source.apply(uow.session, page.items)
+                    row.items_read += len(page.items)
+                    now = self._clock()
+                    row.updated_at = now
+                    safe = moved and bound is not None and bound <= horizon
+                    if safe and (row.base_bound is None or bound is None or row.base_bound <= bound):
+                        row.base_cursor, row.base_bound = page.next_cursor, bound
+                    await uow.commit()
+                pages += 1
+                items += len(page.items)
+                cursor = page.next_cursor
+        finally:
+            if pending is not None:  # applying failed: the page read ahead is not wanted
+                pending.cancel()
+                pending.add_done_callback(_retrieve)
         async with self._db.uow() as uow:
             row = await lock_cursor(uow.session, source.name)
             assert row is not None
@@ -143,6 +157,11 @@ class FeedConsumer:
         if changed:
             log.info("analytics.feed_applied", source=source.name, pages=pages, items=items, changed=changed)
         return PollResult(source.name, pages, items, changed)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # a failure of a page nobody wants any more: not "never retrieved"
 
 
 def _new_cursor(source: str, now: datetime) -> FeedCursor:

@@ -21,7 +21,7 @@ from posog.analytics.rollups.model import (
     ResponseItem,
     Rollup,
 )
-from posog.analytics.rollups.repository import lock_cursor, replace_rollups
+from posog.analytics.rollups.repository import lock_cursor, rebuild_rollups_in_sql, replace_rollups
 from posog.analytics.rollups.sources import (
     CardsFeed,
     CardsSource,
@@ -66,9 +66,24 @@ class AnalyticsPipeline:
         self._poll_interval_s = poll_interval_s
 
     async def poll_once(self) -> list[PollResult]:
-        """Read both feeds to their ends, once. Raises when a source cannot be read (nothing is lost:
-        the next poll starts again from the safe cursor)."""
-        return [await self._consumer.poll(self._cards), await self._consumer.poll(self._responses)]
+        """Read both feeds to their ends, once, both at the same time (each under its own cursor's lock;
+        rollup rows are written in grain order by both, so they wait for each other, never deadlock).
+        Raises when a source cannot be read — the first failure, after the other feed was stopped
+        (nothing is lost: the next poll starts again from the safe cursors)."""
+        polls = [
+            asyncio.ensure_future(self._consumer.poll(self._cards)),
+            asyncio.ensure_future(self._consumer.poll(self._responses)),
+        ]
+        try:
+            await asyncio.wait(polls, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for poll in polls:
+                poll.cancel()
+            await asyncio.wait(polls)
+        for poll in polls:
+            if not poll.cancelled() and (error := poll.exception()) is not None:
+                raise error
+        return [poll.result() for poll in polls]
 
     async def run(self) -> None:
         """Poll until cancelled; a source that is down is retried at the next interval."""
@@ -84,7 +99,20 @@ class AnalyticsPipeline:
 
     async def rebuild(self) -> RebuildResult:
         """Recompute every rollup from the stored cards and responses, in one transaction (the feeds'
-        appliers wait on the cursors' locks meanwhile)."""
+        appliers wait on the cursors' locks meanwhile). On PostgreSQL the database does it, set-based
+        (:func:`~posog.analytics.rollups.repository.rebuild_rollups_in_sql`); elsewhere the items are
+        summed here with the incremental path's own arithmetic. Both write the same rows."""
+        if self._db.dialect == "postgresql":
+            async with self._db.uow() as uow:
+                session = uow.session
+                await ensure_cursors(session, SOURCES, self._clock())
+                for source in SOURCES:
+                    await lock_cursor(session, source)
+                counts = await rebuild_rollups_in_sql(session)
+                await uow.commit()
+            result = RebuildResult(**counts)
+            log.info("analytics.rebuilt", **result.__dict__)
+            return result
         async with self._db.uow() as uow:
             session = uow.session
             await ensure_cursors(session, SOURCES, self._clock())

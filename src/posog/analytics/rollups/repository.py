@@ -3,10 +3,12 @@ PostgreSQL alike (``INSERT … ON CONFLICT`` exists in both)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, select, update
+from sqlalchemy import Table, and_, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posog.analytics.rollups.items import Deltas, Grain
@@ -40,27 +42,76 @@ async def lock_cursor(session: AsyncSession, source: str) -> FeedCursor | None:
     return await session.scalar(select(FeedCursor).where(FeedCursor.source == source).with_for_update())
 
 
-async def cards_by_id(session: AsyncSession, card_ids: Sequence[str]) -> dict[str, CardItem]:
-    found: dict[str, CardItem] = {}
-    for start in range(0, len(card_ids), _CHUNK):
-        chunk = card_ids[start : start + _CHUNK]
-        rows = await session.scalars(select(CardItem).where(CardItem.card_id.in_(chunk)))
-        found.update({row.card_id: row for row in rows})
+async def _rows_by_key(
+    session: AsyncSession, dialect: str, model: Any, key: str, keys: Sequence[str]
+) -> dict[str, Any]:
+    """The stored items with these keys, as rows (mappings of column → value: no ORM objects to build
+    for a comparison). On PostgreSQL one parameter rather than an ``IN`` list of hundreds: a statement
+    prepared once keeps a plan that uses the primary key."""
+    table = _table(model)
+    found: dict[str, Any] = {}
+    if dialect == "postgresql":
+        # The keys as one JSON text (asyncpg encodes a text[] element by element, slowly), and
+        # ``= ANY(ARRAY(…))``: one parameter, so the statement prepared once keeps its index plan.
+        query = text(
+            f"SELECT * FROM {table.name} WHERE {key} = "  # noqa: S608 (names: ours)
+            "ANY(ARRAY(SELECT json_array_elements_text(CAST(:keys AS json))))"
+        ).columns(*table.c)
+        for start in range(0, len(keys), _CHUNK):
+            rows = await session.execute(query, {"keys": json.dumps(list(keys[start : start + _CHUNK]))})
+            found.update({row._mapping[key]: row._mapping for row in rows})
+        return found
+    for start in range(0, len(keys), _CHUNK):
+        rows = await session.execute(select(table).where(table.c[key].in_(keys[start : start + _CHUNK])))
+        found.update({row._mapping[key]: row._mapping for row in rows})
     return found
 
 
-async def responses_by_id(session: AsyncSession, response_ids: Sequence[str]) -> dict[str, ResponseItem]:
-    found: dict[str, ResponseItem] = {}
-    for start in range(0, len(response_ids), _CHUNK):
-        chunk = response_ids[start : start + _CHUNK]
-        rows = await session.scalars(select(ResponseItem).where(ResponseItem.response_id.in_(chunk)))
-        found.update({row.response_id: row for row in rows})
-    return found
+async def cards_by_id(session: AsyncSession, dialect: str, card_ids: Sequence[str]) -> dict[str, Any]:
+    """Stored cards by card id, as rows (column → value)."""
+    return await _rows_by_key(session, dialect, CardItem, "card_id", card_ids)
+
+
+async def responses_by_id(session: AsyncSession, dialect: str, response_ids: Sequence[str]) -> dict[str, Any]:
+    """Stored responses by response id, as rows (column → value)."""
+    return await _rows_by_key(session, dialect, ResponseItem, "response_id", response_ids)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+async def _bulk_upsert(
+    session: AsyncSession, table: Table, rows: list[dict[str, Any]], conflict: Sequence[str], update: str
+) -> None:
+    """PostgreSQL: ``rows`` (one per conflict key, in the order given) inserted or merged by ONE
+    statement — ``INSERT … SELECT … FROM json_to_recordset($1) ON CONFLICT (conflict) DO UPDATE SET
+    <update>`` — rather than one execution per row (``executemany``): a page of 500 responses makes
+    some 4 000 rows to write, and per-row executions dominated the refresh. The rows travel as one JSON
+    text (dates in ISO form), parsed by the server; column types come from the table. Runs in the
+    session's transaction."""
+    from sqlalchemy.dialects import postgresql
+
+    dialect: Any = postgresql.dialect()  # type: ignore[no-untyped-call]
+    names = list(rows[0])
+    record = ", ".join(f"{name} {table.c[name].type.compile(dialect=dialect)}" for name in names)
+    statement = text(
+        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(names)} "  # noqa: S608 (names: ours)
+        f"FROM json_to_recordset(CAST(:rows AS json)) AS r ({record}) "
+        f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {update}"
+    )
+    await session.execute(statement, {"rows": json.dumps(rows, default=_json_value, ensure_ascii=False)})
 
 
 async def upsert_items(session: AsyncSession, dialect: str, model: Any, key: str, rows: list[dict[str, Any]]) -> None:
     """Insert the items, or replace the stored ones with the same ``key``."""
     if not rows:
+        return
+    if dialect == "postgresql":
+        update = ", ".join(f"{name} = EXCLUDED.{name}" for name in rows[0] if name != key)
+        await _bulk_upsert(session, _table(model), rows, [key], update)
         return
     statement = _insert(dialect, _table(model))
     statement = statement.on_conflict_do_update(
@@ -80,6 +131,13 @@ async def upsert_organizations(session: AsyncSession, dialect: str, names: Itera
     if not best:
         return
     table = _table(Organization)
+    if dialect == "postgresql":
+        update = (
+            "org_name = EXCLUDED.org_name, region_code = EXCLUDED.region_code, name_key = EXCLUDED.name_key"
+            f" WHERE {table.name}.name_key < EXCLUDED.name_key"
+        )
+        await _bulk_upsert(session, table, [best[inn] for inn in sorted(best)], ["inn"], update)
+        return
     statement = _insert(dialect, table)
     statement = statement.on_conflict_do_update(
         index_elements=["inn"],
@@ -101,7 +159,13 @@ async def apply_deltas(session: AsyncSession, dialect: str, deltas: Deltas) -> N
     """Add ``deltas`` to the rollup rows (creating them as needed); rows that fall to zero are removed,
     so the tables hold exactly what a rebuild from the stored items would write."""
     counts = deltas.count_rows()
-    if counts:
+    if counts and dialect == "postgresql":
+        table = _table(Rollup)
+        update = ", ".join(
+            f"{name} = {table.name}.{name} + EXCLUDED.{name}" for name in ("services", "notified", "responses")
+        )
+        await _bulk_upsert(session, table, counts, GRAIN_COLUMNS, update)
+    elif counts:
         table = _table(Rollup)
         statement = _insert(dialect, table)
         statement = statement.on_conflict_do_update(
@@ -110,7 +174,13 @@ async def apply_deltas(session: AsyncSession, dialect: str, deltas: Deltas) -> N
         )
         await session.execute(statement, counts)
     criteria = deltas.criterion_rows()
-    if criteria:
+    if criteria and dialect == "postgresql":
+        table = _table(CriterionRollup)
+        update = ", ".join(
+            f"{name} = {table.name}.{name} + EXCLUDED.{name}" for name in ("count", "sum", "n1", "n2", "n3", "n4", "n5")
+        )
+        await _bulk_upsert(session, table, criteria, [*GRAIN_COLUMNS, "criterion"], update)
+    elif criteria:
         table = _table(CriterionRollup)
         statement = _insert(dialect, table)
         statement = statement.on_conflict_do_update(
@@ -141,3 +211,98 @@ async def replace_rollups(session: AsyncSession, dialect: str, deltas: Deltas) -
     await session.execute(delete(Rollup))
     await session.execute(delete(CriterionRollup))
     await apply_deltas(session, dialect, deltas)
+
+
+# --- The rebuild, set-based (PostgreSQL) ---------------------------------------------------------
+#
+# The same sums as Deltas over every stored item — a card is one service (and one notified), a response
+# one response and, per criterion rating 1..5 in its ``ratings`` ``[[criterion, value], …]``, one count
+# at its value — computed by the database with GROUP BY at the grain. (Measured on 10 M ratings — 2 M
+# responses, 4 M cards: grouping the ten million unnested ratings by (grain, criterion) is the largest
+# part; computing a counter per criterion and value per grain instead, with five times fewer groups,
+# is slower: the 25 FILTER aggregates per rating cost more than the hashing they save.)
+#
+# Writing millions of rows into tables that keep three B-trees each, in hash order, costs more than
+# building the B-trees once afterwards from sorted data: the rollup tables are emptied with TRUNCATE,
+# their indexes dropped, filled, and their indexes built again — all in the rebuild's transaction,
+# which holds the two tables exclusively until it commits (readers wait for it rather than see half).
+
+_REBUILD_CRITERIA_SQL = """
+WITH written AS (
+    INSERT INTO analytics_criterion_rollups (day, region_code, inn, type_code, survey_level, criterion,
+                                             count, sum, n1, n2, n3, n4, n5)
+    SELECT r.service_date, r.region_code, r.inn, r.type_code, r.survey_level, e.criterion,
+           count(*), sum(e.value),
+           count(*) FILTER (WHERE e.value = 1), count(*) FILTER (WHERE e.value = 2),
+           count(*) FILTER (WHERE e.value = 3), count(*) FILTER (WHERE e.value = 4),
+           count(*) FILTER (WHERE e.value = 5)
+    FROM analytics_responses AS r
+    CROSS JOIN LATERAL (
+        SELECT rating ->> 0 AS criterion, (rating ->> 1)::int AS value FROM json_array_elements(r.ratings) AS rating
+    ) AS e
+    WHERE e.value BETWEEN 1 AND 5
+    GROUP BY 1, 2, 3, 4, 5, 6
+    RETURNING 1
+)
+SELECT count(*) FROM written
+"""
+
+_REBUILD_COUNTS_SQL = """
+WITH grains AS (
+    SELECT day, region_code, inn, type_code, survey_level,
+           sum(services)::int AS services, sum(notified)::int AS notified, sum(responses)::int AS responses
+    FROM (
+        SELECT service_date AS day, region_code, inn, type_code, survey_level,
+               count(*) AS services, count(*) FILTER (WHERE notified) AS notified, 0 AS responses
+        FROM analytics_cards
+        GROUP BY 1, 2, 3, 4, 5
+        UNION ALL
+        SELECT service_date, region_code, inn, type_code, survey_level, 0, 0, count(*)
+        FROM analytics_responses
+        GROUP BY 1, 2, 3, 4, 5
+    ) AS parts
+    GROUP BY 1, 2, 3, 4, 5
+), written AS (
+    INSERT INTO analytics_rollups (day, region_code, inn, type_code, survey_level, services, notified, responses)
+    SELECT day, region_code, inn, type_code, survey_level, services, notified, responses FROM grains
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM written) AS rollups,
+       (SELECT coalesce(sum(services), 0) FROM grains) AS cards,
+       (SELECT coalesce(sum(responses), 0) FROM grains) AS responses
+"""
+
+
+async def rebuild_rollups_in_sql(session: AsyncSession) -> dict[str, int]:
+    """PostgreSQL: empty the rollup tables and write them anew from the stored items, in the database,
+    within the session's transaction (which holds the tables exclusively until it ends). Returns the
+    counts of :class:`~posog.analytics.rollups.pipeline.RebuildResult`."""
+    from sqlalchemy.schema import CreateIndex, DropIndex
+
+    # Millions of groups: hashed in memory rather than spilled in batches; indexes built in one sort.
+    await session.execute(text("SET LOCAL work_mem = '512MB'"))
+    await session.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
+    tables = (_table(Rollup), _table(CriterionRollup))
+    await session.execute(text(f"TRUNCATE {', '.join(table.name for table in tables)}"))
+    for table in tables:
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            await session.execute(DropIndex(index))
+        await session.execute(text(f"ALTER TABLE {table.name} DROP CONSTRAINT {table.primary_key.name}"))
+    counts = (await session.execute(text(_REBUILD_COUNTS_SQL))).one()
+    criterion_rollups = int((await session.execute(text(_REBUILD_CRITERIA_SQL))).scalar_one())
+    for table in tables:
+        # As text: SQLAlchemy's AddConstraint would mark the model's constraint as "added later", and a
+        # later metadata.create_all in the same process would then create the table without it.
+        columns = ", ".join(column.name for column in table.primary_key.columns)
+        await session.execute(
+            text(f"ALTER TABLE {table.name} ADD CONSTRAINT {table.primary_key.name} PRIMARY KEY ({columns})")
+        )
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            await session.execute(CreateIndex(index))
+        await session.execute(text(f"ANALYZE {table.name}"))
+    return {
+        "cards": int(counts.cards),
+        "responses": int(counts.responses),
+        "rollups": int(counts.rollups),
+        "criterion_rollups": criterion_rollups,
+    }

@@ -3,7 +3,7 @@ responses. Each turns a page into stored items and rollup deltas, idempotently (
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
 
@@ -74,6 +74,30 @@ def stored_response_contribution(response: ResponseItem) -> Contribution:
     )
 
 
+def _card_row_contribution(card: Mapping[str, Any]) -> Contribution:
+    """:func:`stored_card_contribution` of an item as a row (a stored one, or one about to be)."""
+    return card_contribution(
+        service_date=card["service_date"],
+        region_code=card["region_code"],
+        inn=card["inn"],
+        type_code=card["type_code"],
+        survey_level=card["survey_level"],
+        notified=card["notified"],
+    )
+
+
+def _response_row_contribution(response: Mapping[str, Any]) -> Contribution:
+    """:func:`stored_response_contribution` of an item as a row."""
+    return response_contribution(
+        service_date=response["service_date"],
+        region_code=response["region_code"],
+        inn=response["inn"],
+        type_code=response["type_code"],
+        survey_level=response["survey_level"],
+        ratings=[(str(criterion), int(value)) for criterion, value in response["ratings"]],
+    )
+
+
 class CardsSource:
     """The module's cards feed."""
 
@@ -99,13 +123,13 @@ class CardsSource:
             seen = latest.get(item.card_id)
             if seen is None or seen.updated_at <= item.updated_at:
                 latest[item.card_id] = item
-        stored = await cards_by_id(session, sorted(latest))
+        stored = await cards_by_id(session, self._dialect, sorted(latest))
         deltas = Deltas()
         rows: list[dict[str, Any]] = []
         for card_id in sorted(latest):
             item, old = latest[card_id], stored.get(card_id)
             updated_at = as_utc(item.updated_at)
-            if old is not None and old.source_updated_at > updated_at:
+            if old is not None and old["source_updated_at"] > updated_at:
                 continue  # a stale page: the stored state is newer
             row = {
                 "card_id": item.card_id,
@@ -118,10 +142,9 @@ class CardsSource:
                 "notified": item.notified,
                 "source_updated_at": updated_at,
             }
-            if old is not None and all(getattr(old, key) == value for key, value in row.items()):
+            if old is not None and all(old[key] == value for key, value in row.items()):
                 continue
-            new = CardItem(**row)
-            deltas.replace(None if old is None else stored_card_contribution(old), stored_card_contribution(new))
+            deltas.replace(None if old is None else _card_row_contribution(old), _card_row_contribution(row))
             rows.append(row)
         await upsert_items(session, self._dialect, CardItem, "card_id", rows)
         await apply_deltas(session, self._dialect, deltas)
@@ -204,17 +227,14 @@ class ResponsesSource:
                     "name_key": _name_key(row["service_date"], item.card_id, "r"),
                 }
             )
-        stored = await responses_by_id(session, sorted(latest))
+        stored = await responses_by_id(session, self._dialect, sorted(latest))
         deltas = Deltas()
         rows: list[dict[str, Any]] = []
         for response_id in sorted(latest):
             row, old = latest[response_id], stored.get(response_id)
-            if old is not None and all(getattr(old, key) == value for key, value in row.items()):
+            if old is not None and all(old[key] == value for key, value in row.items()):
                 continue
-            deltas.replace(
-                None if old is None else stored_response_contribution(old),
-                stored_response_contribution(ResponseItem(**row)),
-            )
+            deltas.replace(None if old is None else _response_row_contribution(old), _response_row_contribution(row))
             rows.append(row)
         await upsert_items(session, self._dialect, ResponseItem, "response_id", rows)
         await apply_deltas(session, self._dialect, deltas)

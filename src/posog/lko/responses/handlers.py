@@ -4,7 +4,9 @@ the link completions a crash or an unreachable module left pending.
 Exactly once, step by step:
 
 1. A submission whose idempotency key is already stored is a retry: it gets the stored response (200)
-   from ЛКО's own table — its link may be completed by then, so the module would refuse it.
+   from ЛКО's own table — its link may be completed by then, so the module would refuse it. (A retry
+   that raced its original — not stored yet when looked up, completed when the module is asked — is
+   looked up again on the module's ``survey_completed``.)
 2. The module resolves the link (refusals are relayed with the module's message for the citizen).
 3. The answers are validated against the questionnaire version the link pinned.
 4. The response is inserted and committed. ``card_id`` and ``idempotency_key`` are unique: of any
@@ -99,7 +101,16 @@ async def submit_response(
     if stored is not None:
         return await _replay(stored, command, db, module, clock)
 
-    link = await _resolve(command, module)
+    try:
+        link = await _resolve(command, module)
+    except SubmissionRefused as refused:
+        # The same submission sent twice at once: the other request stored it and completed the link
+        # between our look-up and the module's answer. A retry gets the stored response, not a refusal.
+        if refused.code == "survey_completed":
+            stored = await _by_idempotency_key(db, command.idempotency_key)
+            if stored is not None:
+                return await _replay(stored, command, db, module, clock)
+        raise
     answers = validate_answers(link.questionnaire, command.answers)
     response = _new_response(command, link, answers, clock)
     try:

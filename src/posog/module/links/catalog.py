@@ -1,13 +1,30 @@
 """The module's view of ЛКО's questionnaires and organisation types, through ЛКО's client, with a
-short cache: intake asks for the same (type, level) thousands of times a second."""
+short cache: intake asks for the same (type, level) thousands of times a second, and every opened
+link needs its pinned version and whether its questionnaire still collects answers.
+
+Concurrent misses of one entry share one request to ЛКО (single flight): when an entry expires under
+load, the 64 requests that find it stale wait for one answer instead of sending 64 questions. And an
+entry in use is refreshed ahead, in the background, during the last ``REFRESH_AHEAD`` of its life, so
+that under steady traffic nobody waits for ЛКО at all; every answer is still at most ``ttl_s`` old."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from typing import Any, TypeVar
 
 from posog.lko.client import LkoClient
 from posog.lko.contracts import QuestionnaireDocument, SurveyLevel
+
+T = TypeVar("T")
+
+REFRESH_AHEAD = 0.2  # share of ttl_s before expiry when a cached entry in use is refreshed in the background
+
+
+def version_key(questionnaire_id: str, version: int) -> str:
+    """How :meth:`QuestionnaireCatalog.open_versions` names a version."""
+    return f"{questionnaire_id}:{version}"
 
 
 class QuestionnaireCatalog:
@@ -19,17 +36,58 @@ class QuestionnaireCatalog:
         self._versions: dict[tuple[str, int], QuestionnaireDocument] = {}
         self._types: tuple[float, frozenset[str]] | None = None
         self._collecting: dict[str, tuple[float, bool]] = {}
+        self._in_flight: dict[Hashable, asyncio.Future[Any]] = {}
+        # open_versions(): the answer and until when (monotonic) it holds; None: recompute.
+        self._open: tuple[float, Mapping[str, QuestionnaireDocument]] | None = None
+        self._json: dict[tuple[str, int], tuple[QuestionnaireDocument, bytes]] = {}
+
+    async def _once(self, key: Hashable, fetch: Callable[[], Awaitable[T]]) -> T:
+        """``fetch()`` in a task of its own, shared by every caller asking for ``key`` while it runs: a
+        caller that gives up (is cancelled) does not cancel it for the others."""
+        result: T = await asyncio.shield(self._start(key, fetch))
+        return result
+
+    def _start(self, key: Hashable, fetch: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
+        task = self._in_flight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(fetch())
+            self._in_flight[key] = task
+            task.add_done_callback(lambda done: self._settled(key, done))
+        return task
+
+    def _age(self, cached_at: float, key: Hashable, fetch: Callable[[], Awaitable[Any]]) -> bool:
+        """Whether an entry cached at ``cached_at`` may still be used; near its expiry, its refresh is
+        started in the background (the caller does not wait for it)."""
+        age = self._now() - cached_at
+        if age >= self._ttl:
+            return False
+        if age >= self._ttl * (1 - REFRESH_AHEAD):
+            self._start(key, fetch)
+        return True
+
+    def _settled(self, key: Hashable, task: asyncio.Future[Any]) -> None:
+        if self._in_flight.get(key) is task:
+            del self._in_flight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved, even if every caller gave up waiting
 
     async def active(self, type_code: str, level: SurveyLevel) -> QuestionnaireDocument | None:
         """The active questionnaire for (type, level), at most ``ttl_s`` old."""
         key = (type_code, level)
         cached = self._active.get(key)
-        if cached is not None and self._now() - cached[0] < self._ttl:
+
+        def fetch() -> Awaitable[QuestionnaireDocument | None]:
+            return self._fetch_active(type_code, level)
+
+        if cached is not None and self._age(cached[0], ("active", key), fetch):
             return cached[1]
+        return await self._once(("active", key), fetch)
+
+    async def _fetch_active(self, type_code: str, level: SurveyLevel) -> QuestionnaireDocument | None:
         document = await self._lko.active_questionnaire(type_code, level)
-        self._active[key] = (self._now(), document)
+        self._active[(type_code, level)] = (self._now(), document)
         if document is not None:
-            self._versions[(document.id, document.version)] = document
+            self._remember_version(document)
         return document
 
     async def version(self, questionnaire_id: str, version: int) -> QuestionnaireDocument | None:
@@ -37,29 +95,82 @@ class QuestionnaireCatalog:
         key = (questionnaire_id, version)
         if key in self._versions:
             return self._versions[key]
+        return await self._once(("version", key), lambda: self._fetch_version(questionnaire_id, version))
+
+    async def _fetch_version(self, questionnaire_id: str, version: int) -> QuestionnaireDocument | None:
         document = await self._lko.questionnaire_version(questionnaire_id, version)
         if document is not None:
-            self._versions[key] = document
+            self._remember_version(document, (questionnaire_id, version))
         return document
+
+    def _remember_version(self, document: QuestionnaireDocument, key: tuple[str, int] | None = None) -> None:
+        self._versions[key or (document.id, document.version)] = document
+        self._open = None
 
     async def collecting(self, questionnaire_id: str) -> bool:
         """Whether the questionnaire still collects answers (false once withdrawn in ЛКО, or unknown
         there), at most ``ttl_s`` old. Its versions stay readable either way."""
         cached = self._collecting.get(questionnaire_id)
-        if cached is not None and self._now() - cached[0] < self._ttl:
+        if cached is not None and self._age(
+            cached[0], ("collecting", questionnaire_id), self._collecting_fetch(questionnaire_id)
+        ):
             return cached[1]
+        return await self._once(("collecting", questionnaire_id), self._collecting_fetch(questionnaire_id))
+
+    def _collecting_fetch(self, questionnaire_id: str) -> Callable[[], Awaitable[bool]]:
+        return lambda: self._fetch_collecting(questionnaire_id)
+
+    async def _fetch_collecting(self, questionnaire_id: str) -> bool:
         state = await self._lko.questionnaire_state(questionnaire_id)
         collecting = state is not None and state.collecting
         self._collecting[questionnaire_id] = (self._now(), collecting)
+        self._open = None
         return collecting
+
+    def open_versions(self) -> Mapping[str, QuestionnaireDocument]:
+        """The versions known, without asking ЛКО, to be answerable right now: cached, and their
+        questionnaire known to collect answers within the last ``ttl_s`` — what :meth:`version` and
+        :meth:`collecting` would answer without a request. Keyed by :func:`version_key`. No I/O."""
+        now = self._now()
+        if self._open is not None and now < self._open[0]:
+            return self._open[1]
+        found: dict[str, QuestionnaireDocument] = {}
+        until = float("inf")
+        for (questionnaire_id, version), document in self._versions.items():
+            cached = self._collecting.get(questionnaire_id)
+            if cached is None or not cached[1]:
+                continue
+            if not self._age(cached[0], ("collecting", questionnaire_id), self._collecting_fetch(questionnaire_id)):
+                continue
+            found[version_key(questionnaire_id, version)] = document
+            # Recomputed at the earliest moment an entry needs refreshing ahead (or expires).
+            until = min(until, cached[0] + self._ttl * (1 - REFRESH_AHEAD))
+        self._open = (until if found else now, found)
+        return found
+
+    def document_json(self, document: QuestionnaireDocument) -> bytes:
+        """``document`` as JSON (``model_dump_json``), serialised once per version: it is most of the
+        body of every opened link, and versions are immutable."""
+        key = (document.id, document.version)
+        cached = self._json.get(key)
+        if cached is not None and cached[0] is document:
+            return cached[1]
+        encoded = document.model_dump_json().encode()
+        self._json[key] = (document, encoded)
+        return encoded
 
     async def known_types(self) -> frozenset[str]:
         if self._types is not None and self._now() - self._types[0] < self._ttl:
             return self._types[1]
+        return await self._once("types", self._fetch_types)
+
+    async def _fetch_types(self) -> frozenset[str]:
         codes = frozenset(t.code for t in await self._lko.org_types() if t.active)
         self._types = (self._now(), codes)
         return codes
 
     def forget(self, type_code: str, level: str) -> None:
-        """Drop the cached answer for (type, level), e.g. when ЛКО announces a publication."""
+        """Drop the cached answer for (type, level), e.g. when ЛКО announces a publication; a question
+        already on its way is not shared with the callers that come after."""
         self._active.pop((type_code, level), None)
+        self._in_flight.pop(("active", (type_code, level)), None)

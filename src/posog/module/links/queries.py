@@ -1,14 +1,18 @@
-"""Read side of survey links: a link with the card it rates, found by the hash of its token."""
+"""Read side of survey links: a link with the card it rates, found by the hash of its token — and, on
+PostgreSQL, the one-statement form that also opens it (the hot path of ``GET /survey-links/{token}``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from posog.core.db import Database
 from posog.module.intake.model import ServiceCard
+from posog.module.links import pgpool
 from posog.module.links.model import SurveyLink
 
 
@@ -63,3 +67,63 @@ async def find_link(session: AsyncSession, token_hash: str) -> LinkWithCard | No
     )
     row = (await session.execute(query)).first()
     return None if row is None else LinkWithCard(**row._mapping)
+
+
+# One round trip: the link with its card, and — if it may be opened now (issued or notified, not
+# expired, its pinned version known to be answerable: among ``$4``, comma-separated) — the link moved
+# to ``opened`` in the same statement (the states are model.OPENED, ISSUED, NOTIFIED). ``found`` reads
+# the snapshot before the update; the UPDATE re-checks the state on the row it locks, so of concurrent
+# first openings exactly one sets ``opened_at``.
+_OPEN_SQL = """
+WITH found AS (
+    SELECT l.id AS link_id, l.state, l.expires_at, l.questionnaire_id, l.questionnaire_version,
+           l.response_id, c.card_id, c.survey_level, c.service_date, c.service_name, c.org_name,
+           c.org_address, c.inn, c.ogrn, c.kpp, c.type_code, c.region_code
+    FROM module_survey_links AS l
+    JOIN module_service_cards AS c ON c.card_id = l.card_id
+    WHERE l.token_hash = $1
+), opened AS (
+    UPDATE module_survey_links AS u
+    SET state = 'opened', opened_at = $2, changed_at = $3
+    FROM found
+    WHERE u.id = found.link_id
+      AND u.state IN ('issued', 'notified')
+      AND u.expires_at > $2
+      AND (found.questionnaire_id || ':' || found.questionnaire_version::text) = ANY(string_to_array($4, ','))
+    RETURNING u.id
+)
+SELECT found.*, EXISTS (SELECT 1 FROM opened) AS opened_now FROM found
+"""
+
+
+async def find_and_open_link_postgresql(
+    db: Database, token_hash: str, *, now: datetime, changed_at: datetime, open_versions: Iterable[str]
+) -> tuple[LinkWithCard, bool] | None:
+    """PostgreSQL only: :func:`find_link`, and the link opened at ``now`` (``changed_at`` stamped) when
+    it is issued or notified, not expired, and its pinned ``questionnaire_id:version`` is among
+    ``open_versions``. Returns the link as it was before, and whether this call opened it. One
+    statement, its own transaction, on the database's asyncpg pool (:mod:`posog.module.links.pgpool`)."""
+    # One text parameter rather than a text[]: asyncpg's array encoding costs ≈2 µs per element.
+    row = await pgpool.fetchrow(db, _OPEN_SQL, token_hash, now, changed_at, ",".join(open_versions))
+    if row is None:
+        return None
+    values = dict(row.items())
+    opened_now = bool(values.pop("opened_now"))
+    return LinkWithCard(**values), opened_now
+
+
+_COMPLETE_SQL = """
+UPDATE module_survey_links
+SET state = 'completed', completed_at = $2, response_id = $3, changed_at = $4
+WHERE token_hash = $1 AND state IN ('issued', 'notified', 'opened') AND expires_at > $2
+RETURNING id
+"""
+
+
+async def complete_link_postgresql(
+    db: Database, token_hash: str, *, response_id: str, now: datetime, changed_at: datetime
+) -> bool:
+    """PostgreSQL only: complete the live, unexpired link of ``token_hash`` with ``response_id`` in one
+    statement (its own transaction) on the asyncpg pool; False when no such link (the caller finds out
+    why). The states are model.COMPLETED and model.LIVE_STATES."""
+    return await pgpool.fetchrow(db, _COMPLETE_SQL, token_hash, now, response_id, changed_at) is not None
