@@ -378,9 +378,8 @@ def worker(
         raise typer.Exit(2)
 
     settings = _settings()
-    if name == "ias-export" and settings.env == "production" and not settings.ias_url:
-        console.print("[red]POSOG_IAS_URL is not set: in production the export goes to the real ИАС МКГУ.[/]")
-        raise typer.Exit(2)
+    if name == "ias-export":
+        _require_ias_url(settings)
 
     async def main() -> None:
         system = bootstrap(settings)
@@ -439,6 +438,13 @@ async def _with_queue_depths(job: Awaitable[None], system: System, queues: list[
             await asyncio.gather(sampler, return_exceptions=True)
 
 
+def _require_ias_url(settings: Settings) -> None:
+    """In production the export goes to the real ИАС МКГУ, never to the built-in emulator."""
+    if settings.env == "production" and not settings.ias_url:
+        console.print("[red]POSOG_IAS_URL is not set: in production the export goes to the real ИАС МКГУ.[/]")
+        raise typer.Exit(2)
+
+
 def _period(value: str) -> tuple[date, date]:
     try:
         start, _, end = value.partition("..")
@@ -489,9 +495,7 @@ def export_ias(
         raise typer.BadParameter(f"unknown kind(s): {', '.join(unknown)}; choose aggregates or rates")
 
     settings = _settings()
-    if settings.env == "production" and not settings.ias_url:
-        console.print("[red]POSOG_IAS_URL is not set: in production the export goes to the real ИАС МКГУ.[/]")
-        raise typer.Exit(2)
+    _require_ias_url(settings)
 
     async def main() -> None:
         system = await _prepared(settings)

@@ -12,7 +12,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,10 +24,9 @@ import pytest
 from posog.core.clock import today, utcnow
 from posog.settings import Settings
 from tests.conftest import LOG_DIR
-from tests.demo_support import citizens_in, free_port
+from tests.demo_support import POSOG, citizens_in, free_port
 from tests.e2e_check import Endpoints, check_agreement, observe
 
-POSOG = str(Path(sys.executable).with_name("posog"))
 SYSTEMS = ("module", "lko", "lkp", "analytics", "emulators")
 WORKERS = ("intake", "outbox", "epgu-inbox", "analytics")
 FACTS = 120
