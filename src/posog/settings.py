@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     analytics_poll_interval_s: float = Field(default=5.0, gt=0)
     analytics_feed_overlap_s: float = Field(default=30.0, ge=0)
     analytics_page_size: int = Field(default=500, ge=1, le=500)
+    # Answers of the analytics API kept per rollup version (never stale: a change to the rollups is a
+    # new version); how many, at most, per process. 0: none kept.
+    analytics_cache_entries: int = Field(default=4096, ge=0)
 
     # Export to ИАС МКГУ (SPEC §9). ``ias_url`` unset: the in-process ИАС emulator. The worker makes the
     # previous day's (``ias_export_daily``) and previous month's (``ias_export_monthly``) batches of each

@@ -155,7 +155,14 @@ async def table_rows(system: System, table: str) -> list[tuple[Any, ...]]:
         return sorted(tuple(row) for row in result)
 
 
-ROLLUP_TABLES = ("analytics_rollups", "analytics_criterion_rollups")
+ROLLUP_TABLES = (
+    "analytics_rollups",
+    "analytics_criterion_rollups",
+    "analytics_org_month_rollups",
+    "analytics_org_month_criterion_rollups",
+    "analytics_month_rollups",
+    "analytics_month_criterion_rollups",
+)
 ANALYTICS_TABLES = (
     "analytics_cursors",
     "analytics_cards",

@@ -65,12 +65,37 @@ async def from_the_sources(system: System) -> dict[str, list[tuple[str, ...]]]:
             counts[grain][2] += 1
             for question, criterion in CRITERIA.items():
                 ratings[(*grain, criterion)][response.answers[question] - 1] += 1
+    return with_months(
+        {
+            "analytics_rollups": sorted(tuple(str(v) for v in (*grain, *c)) for grain, c in counts.items()),
+            "analytics_criterion_rollups": sorted(
+                tuple(str(v) for v in (*key, sum(n), sum(k * x for k, x in enumerate(n, start=1)), *n))
+                for key, n in ratings.items()
+            ),
+        }
+    )
+
+
+def with_months(days: dict[str, list[tuple[str, ...]]]) -> dict[str, list[tuple[str, ...]]]:
+    """The day-grain tables (as text rows) and the month-grain tables they sum to: the month is the
+    day's first of the month; per organisation, and without the ИНН; the measures added up."""
+
+    def summed(rows: list[tuple[str, ...]], key_width: int, *, keep_inn: bool) -> list[tuple[str, ...]]:
+        months: dict[tuple[str, ...], list[int]] = {}
+        for row in rows:
+            day, region, inn, *rest = row[:key_width]
+            key = (f"{day[:7]}-01", region, *([inn] if keep_inn else []), *rest)
+            measures = months.setdefault(key, [0] * (len(row) - key_width))
+            for index, value in enumerate(row[key_width:]):
+                measures[index] += int(value)
+        return sorted(tuple([*key, *(str(v) for v in measures)]) for key, measures in months.items())
+
     return {
-        "analytics_rollups": sorted(tuple(str(v) for v in (*grain, *c)) for grain, c in counts.items()),
-        "analytics_criterion_rollups": sorted(
-            tuple(str(v) for v in (*key, sum(n), sum(k * x for k, x in enumerate(n, start=1)), *n))
-            for key, n in ratings.items()
-        ),
+        **days,
+        "analytics_org_month_rollups": summed(days["analytics_rollups"], 5, keep_inn=True),
+        "analytics_org_month_criterion_rollups": summed(days["analytics_criterion_rollups"], 6, keep_inn=True),
+        "analytics_month_rollups": summed(days["analytics_rollups"], 5, keep_inn=False),
+        "analytics_month_criterion_rollups": summed(days["analytics_criterion_rollups"], 6, keep_inn=False),
     }
 
 
@@ -265,12 +290,17 @@ async def test_a_rebuild_sums_any_stored_items_as_the_deltas_do(backend: str, tm
             deltas.add(stored_card_contribution(CardItem(**card)))
         for response in responses:
             deltas.add(stored_response_contribution(ResponseItem(**response)))
-        expected = {
-            "analytics_rollups": sorted(tuple(str(v) for v in row.values()) for row in deltas.count_rows()),
-            "analytics_criterion_rollups": sorted(
-                tuple(str(v) for v in row.values()) for row in deltas.criterion_rows()
-            ),
-        }
+        expected = with_months(
+            {
+                "analytics_rollups": sorted(tuple(str(v) for v in row.values()) for row in deltas.count_rows()),
+                "analytics_criterion_rollups": sorted(
+                    tuple(str(v) for v in row.values()) for row in deltas.criterion_rows()
+                ),
+            }
+        )
         assert await as_text(system) == expected
         assert (result.cards, result.responses) == (len(cards), len(responses))
-        assert (result.rollups, result.criterion_rollups) == tuple(len(rows) for rows in expected.values())
+        assert (result.rollups, result.criterion_rollups) == (
+            len(expected["analytics_rollups"]),
+            len(expected["analytics_criterion_rollups"]),
+        )

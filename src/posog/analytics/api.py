@@ -6,12 +6,15 @@ and the module's ИАС export. Every ``/api/v1`` route is service-authenticated
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Hashable
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from posog.analytics.cache import AnswerCache, rollups_version
 from posog.analytics.contracts import (
     Bucket,
     CallerScope,
@@ -33,6 +36,8 @@ from posog.core.service_auth import ServiceKeyring, require_service
 from posog.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 # Which operations each calling system may perform on analytics.
 SERVICE_OPERATIONS: dict[str, frozenset[str]] = {
@@ -105,6 +110,15 @@ def _figures_target(scope: CallerScope | None, level: Level, region_code: str | 
     return target
 
 
+async def _answer(request: Request, session: AsyncSession, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
+    """The answer to ``key`` from this process's cache when the rollups have not changed since it was
+    computed (:mod:`posog.analytics.cache`), else ``compute()``."""
+    answers: AnswerCache = request.app.state.answers
+    if not answers.enabled:
+        return await compute()
+    return await answers.get(key, await rollups_version(session), compute)
+
+
 def create_app(db: Database, settings: Settings) -> FastAPI:
     """The analytics application over ``db``, accepting the service keys of ``settings``."""
     # No Swagger/ReDoc pages (FastAPI loads them from a CDN); /openapi.json stays.
@@ -118,6 +132,7 @@ def create_app(db: Database, settings: Settings) -> FastAPI:
     app.state.db = db
     app.state.settings = settings
     app.state.service_keyring = ServiceKeyring(settings.service_keys, SERVICE_OPERATIONS)
+    app.state.answers = AnswerCache(settings.analytics_cache_entries)
     install_error_handlers(app, system="analytics", unexpected_message="Внутренняя ошибка модуля аналитики")
     app.include_router(
         operations_router(system="analytics", unavailable_message="База данных модуля аналитики недоступна")
@@ -150,7 +165,10 @@ def _analytics_router() -> APIRouter:
         )
         db: Database = request.app.state.db
         async with db.uow() as uow:
-            return await reports.summary(uow.session, answer_scope, filters, period)
+            key = ("summary", answer_scope.model_dump_json(), filters, period.model_dump_json())
+            return await _answer(
+                request, uow.session, key, lambda: reports.summary(uow.session, answer_scope, filters, period)
+            )
 
     @router.get("/ratings", response_model=Ratings)
     async def ratings(
@@ -179,9 +197,14 @@ def _analytics_router() -> APIRouter:
         )
         settings: Settings = request.app.state.settings
         db: Database = request.app.state.db
+        minimum = settings.analytics_min_responses
         async with db.uow() as uow:
-            return await reports.ratings(
-                uow.session, level, answer_scope, filters, period, min_responses=settings.analytics_min_responses
+            key = ("ratings", level, answer_scope.model_dump_json(), filters, period.model_dump_json(), minimum)
+            return await _answer(
+                request,
+                uow.session,
+                key,
+                lambda: reports.ratings(uow.session, level, answer_scope, filters, period, min_responses=minimum),
             )
 
     @router.get("/timeseries", response_model=Timeseries)
@@ -206,8 +229,14 @@ def _analytics_router() -> APIRouter:
         )
         db: Database = request.app.state.db
         async with db.uow() as uow:
+            key = ("timeseries", answer_scope.model_dump_json(), filters, period.model_dump_json(), bucket)
             try:
-                return await reports.timeseries(uow.session, answer_scope, filters, period, bucket)
+                return await _answer(
+                    request,
+                    uow.session,
+                    key,
+                    lambda: reports.timeseries(uow.session, answer_scope, filters, period, bucket),
+                )
             except reports.PeriodTooLong:
                 raise _fail(
                     422, "period_too_long", f"Слишком много интервалов (больше {reports.MAX_POINTS}): сузьте период"

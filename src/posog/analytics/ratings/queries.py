@@ -1,22 +1,31 @@
-"""Read side: the day-grain rollups summed at query time for any scope, period and grouping (weeks,
-months, regions and the country are sums of days, regions and organisations — of counts, never of
-ratios)."""
+"""Read side: the rollups summed at query time for any scope, period and grouping (weeks, months,
+regions and the country are sums of days, months, regions and organisations — of counts, never of
+ratios), from the month grain where it can answer and the day grain for the rest."""
 
 from __future__ import annotations
 
+import calendar
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posog.analytics.ratings.figures import Totals
-from posog.analytics.rollups.model import CriterionRollup, Organization, Rollup
+from posog.analytics.rollups.model import (
+    CriterionRollup,
+    MonthCriterionRollup,
+    MonthRollup,
+    Organization,
+    OrgMonthCriterionRollup,
+    OrgMonthRollup,
+    Rollup,
+)
 
-GROUPINGS = frozenset({"day", "region_code", "inn", "type_code", "survey_level"})
+GROUPINGS = frozenset({"day", "month", "region_code", "inn", "type_code", "survey_level"})
 
 
 @dataclass(frozen=True)
@@ -31,55 +40,167 @@ class Filters:
     date_to: date | None = None
 
 
+@dataclass(frozen=True)
+class Plan:
+    """How to sum a period from the two grains: the whole months ``months`` (first days, inclusive) from
+    the month grain, the day ranges ``days`` from the day grain."""
+
+    months: tuple[date, date] | None
+    days: tuple[tuple[date, date], ...]
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def month_end(day: date) -> date:
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+def plan(date_from: date | None, date_to: date | None, first_day: date, last_day: date) -> Plan:
+    """The period ``date_from..date_to`` (None: open) over data in scope that lies within ``first_day..
+    last_day``, cut into whole months and day ranges. A month is taken whole when the period covers
+    every day of it that can hold data in scope — so the current month counts as whole for a period up
+    to today, and the first month of the data for a period from before it; only the month at either end
+    of the period that it cuts through is summed from days."""
+    low = first_day if date_from is None else max(date_from, first_day)
+    high = last_day if date_to is None else min(date_to, last_day)
+    if low > high:
+        return Plan(None, ())
+
+    def whole(month: date) -> bool:
+        return low <= max(month, first_day) and high >= min(month_end(month), last_day)
+
+    first_month, last_month = month_start(low), month_start(high)
+    days: list[tuple[date, date]] = []
+    if not whole(first_month):
+        days.append((low, min(month_end(first_month), high)))
+        first_month = month_end(first_month) + timedelta(days=1)
+    if last_month >= first_month and not whole(last_month):
+        days.append((max(last_month, low), high))
+        last_month = month_start(last_month - timedelta(days=1))
+    months = (first_month, last_month) if first_month <= last_month else None
+    return Plan(months, tuple(days))
+
+
 def _table(model: Any) -> Table:
     table: Table = model.__table__
     return table
 
 
-def _conditions(table: Table, filters: Filters) -> list[Any]:
+_DAY_GRAIN = (_table(Rollup), _table(CriterionRollup), "day")
+_ORG_MONTH_GRAIN = (_table(OrgMonthRollup), _table(OrgMonthCriterionRollup), "month")
+_MONTH_GRAIN = (_table(MonthRollup), _table(MonthCriterionRollup), "month")
+
+
+def _conditions(table: Table, time: str, filters: Filters, first: date | None, last: date | None) -> list[Any]:
     conditions: list[Any] = []
     for name in ("region_code", "inn", "type_code", "survey_level"):
         value = getattr(filters, name)
         if value is not None:
             conditions.append(table.c[name] == value)
-    if filters.date_from is not None:
-        conditions.append(table.c.day >= filters.date_from)
-    if filters.date_to is not None:
-        conditions.append(table.c.day <= filters.date_to)
+    if first is not None:
+        conditions.append(table.c[time] >= first)
+    if last is not None:
+        conditions.append(table.c[time] <= last)
     return conditions
 
 
-async def totals_by(session: AsyncSession, filters: Filters, by: Sequence[str] = ()) -> dict[tuple[Any, ...], Totals]:
-    """Summed counts and ratings in scope, per value of the ``by`` columns (one entry ``()`` without)."""
-    if not set(by) <= GROUPINGS:
-        raise ValueError(f"cannot group by {by}")
-    found: dict[tuple[Any, ...], Totals] = defaultdict(Totals)
-    rollups = _table(Rollup)
-    keys = [rollups.c[name] for name in by]
-    query = (
-        select(
-            *keys,
-            func.sum(rollups.c.services),
-            func.sum(rollups.c.notified),
-            func.sum(rollups.c.responses),
+async def scope_bounds(session: AsyncSession, filters: Filters) -> tuple[date, date] | None:
+    """The first and last service day with data in the scope of ``filters`` (their dates ignored), or
+    None when there is none. Index look-ups: the day grain's key starts with the day, and the region
+    and ИНН have indexes of their own beginning with them."""
+    counts = _table(Rollup)
+    row = (
+        await session.execute(
+            select(func.min(counts.c.day), func.max(counts.c.day)).where(
+                *_conditions(counts, "day", filters, None, None)
+            )
         )
-        .where(*_conditions(rollups, filters))
+    ).one()
+    if row[0] is None:
+        return None
+    return _as_date(row[0]), _as_date(row[1])
+
+
+def _as_date(value: Any) -> date:
+    # SQLite returns min()/max() of a date column as its ISO text.
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+async def _sum_into(
+    found: dict[tuple[Any, ...], Totals],
+    session: AsyncSession,
+    grain: tuple[Table, Table, str],
+    filters: Filters,
+    by: Sequence[str],
+    first: date | None,
+    last: date | None,
+) -> None:
+    """Add the sums of one grain's rows in scope between ``first`` and ``last`` (its time column: a day,
+    or a month's first day) to ``found``, per value of the ``by`` columns. On the day grain a ``month``
+    grouping is grouped by day and folded into the day's month here."""
+    counts, criteria, time = grain
+    columns = [time if name in ("day", "month") else name for name in by]
+    fold = [index for index, name in enumerate(by) if name == "month" and time == "day"]
+    width = len(by)
+
+    def key_of(row: Any) -> tuple[Any, ...]:
+        key = list(row[:width])
+        for index in fold:
+            key[index] = month_start(_as_date(key[index]))
+        return tuple(key)
+
+    keys = [counts.c[name] for name in columns]
+    query = (
+        select(*keys, func.sum(counts.c.services), func.sum(counts.c.notified), func.sum(counts.c.responses))
+        .where(*_conditions(counts, time, filters, first, last))
         .group_by(*keys)
     )
-    width = len(by)
     for row in await session.execute(query):
         if row[width] is None:  # SUM over no rows
             continue
-        found[tuple(row[:width])].add_counts(int(row[width]), int(row[width + 1]), int(row[width + 2]))
-    criteria = _table(CriterionRollup)
-    keys = [criteria.c[name] for name in by]
+        found[key_of(row)].add_counts(int(row[width]), int(row[width + 1]), int(row[width + 2]))
+    keys = [criteria.c[name] for name in columns]
     query = (
         select(*keys, criteria.c.criterion, *(func.sum(criteria.c[f"n{value}"]) for value in range(1, 6)))
-        .where(*_conditions(criteria, filters))
+        .where(*_conditions(criteria, time, filters, first, last))
         .group_by(*keys, criteria.c.criterion)
     )
     for row in await session.execute(query):
-        found[tuple(row[:width])].add_ratings(str(row[width]), [int(n) for n in row[width + 1 :]])
+        found[key_of(row)].add_ratings(str(row[width]), [int(n) for n in row[width + 1 :]])
+
+
+async def totals_by(
+    session: AsyncSession,
+    filters: Filters,
+    by: Sequence[str] = (),
+    *,
+    bounds: tuple[date, date] | None = None,
+) -> dict[tuple[Any, ...], Totals]:
+    """Summed counts and ratings in scope, per value of the ``by`` columns (one entry ``()`` without;
+    ``month`` groups by the first day of the service date's month).
+
+    Groupings by day are summed from the day grain. Everything else from a month grain for the whole
+    months of the period — per organisation for an organisation's figures or a grouping by
+    organisation, the one without organisations otherwise (the country, a region, a type, per region,
+    per month) — and from the day grain for the days of the month at either end that the period cuts
+    through (:func:`plan`; ``bounds``, the scope's first and last day of data, saves a query when the
+    caller has it)."""
+    if not set(by) <= GROUPINGS:
+        raise ValueError(f"cannot group by {by}")
+    found: dict[tuple[Any, ...], Totals] = defaultdict(Totals)
+    if "day" in by:
+        await _sum_into(found, session, _DAY_GRAIN, filters, by, filters.date_from, filters.date_to)
+    else:
+        bounds = bounds or await scope_bounds(session, filters)
+        if bounds is not None:
+            cut = plan(filters.date_from, filters.date_to, *bounds)
+            if cut.months is not None:
+                months = _ORG_MONTH_GRAIN if filters.inn is not None or "inn" in by else _MONTH_GRAIN
+                await _sum_into(found, session, months, filters, by, *cut.months)
+            for first, last in cut.days:
+                await _sum_into(found, session, _DAY_GRAIN, filters, by, first, last)
     if not by and () not in found:
         found[()] = Totals()
     return dict(found)

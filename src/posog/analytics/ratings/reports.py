@@ -21,7 +21,7 @@ from posog.analytics.contracts import (
     TimeseriesPoint,
 )
 from posog.analytics.ratings.figures import Totals, figures
-from posog.analytics.ratings.queries import Filters, organizations, totals_by
+from posog.analytics.ratings.queries import Filters, organizations, scope_bounds, totals_by
 from posog.analytics.rollups.model import Organization
 from posog.core import regions
 
@@ -143,10 +143,11 @@ def buckets(first: date, last: date, bucket: Bucket) -> Iterator[tuple[date, dat
 async def timeseries(
     session: AsyncSession, scope: Scope, filters: Filters, period: Period, bucket: Bucket
 ) -> Timeseries:
-    """Figures per day, ISO week or month of the period (or of the data, where the period is open)."""
-    by_day = {group[0]: totals for group, totals in (await totals_by(session, filters, ("day",))).items()}
-    first = period.from_ or (min(by_day) if by_day else None)
-    last = period.to or (max(by_day) if by_day else None)
+    """Figures per day, ISO week or month of the period (or of the data in scope, where the period is
+    open). Months are summed per month (mostly from the month grain), days and weeks per day."""
+    bounds = await scope_bounds(session, filters)
+    first = period.from_ or (bounds[0] if bounds else None)
+    last = period.to or (bounds[1] if bounds else None)
     points: list[TimeseriesPoint] = []
     if first is not None and last is not None and first <= last:
         spans = []
@@ -154,12 +155,20 @@ async def timeseries(
             spans.append(span)
             if len(spans) > MAX_POINTS:
                 raise PeriodTooLong(f"more than {MAX_POINTS} buckets")
+        grouping = "month" if bucket == "month" else "day"
+        found = {
+            group[0]: totals
+            for group, totals in (await totals_by(session, filters, (grouping,), bounds=bounds)).items()
+        }
         for start, end in spans:
             totals = Totals()
-            day = start
-            while day <= end:
-                if day in by_day:
-                    totals.merge(by_day[day])
-                day += timedelta(days=1)
+            if bucket == "month":
+                totals.merge(found.get(start.replace(day=1), Totals()))
+            else:
+                day = start
+                while day <= end:
+                    if day in found:
+                        totals.merge(found[day])
+                    day += timedelta(days=1)
             points.append(TimeseriesPoint(start=start, end=end, **figures(totals).model_dump()))
     return Timeseries(scope=await describe(session, scope), period=period, bucket=bucket, points=points)

@@ -133,10 +133,13 @@ class FeedConsumer:
                 async with self._db.uow() as uow:
                     row = await lock_cursor(uow.session, source.name)
                     assert row is not None
-                    changed += await source.apply(uow.session, page.items)
+                    page_changed = await source.apply(uow.session, page.items)
+                    changed += page_changed
                     row.items_read += len(page.items)
                     now = self._clock()
                     row.updated_at = now
+                    if page_changed:
+                        mark_changed(row, now)
                     safe = moved and bound is not None and bound <= horizon
                     if safe and (row.base_bound is None or bound is None or row.base_bound <= bound):
                         row.base_cursor, row.base_bound = page.next_cursor, bound
@@ -159,6 +162,13 @@ class FeedConsumer:
         return PollResult(source.name, pages, items, changed)
 
 
+def mark_changed(row: FeedCursor, now: datetime) -> None:
+    """Record on the (locked) cursor row that the rollups changed: ``changed_at`` moves forward even if
+    this host's clock is behind the last writer's."""
+    previous = row.changed_at
+    row.changed_at = now if previous is None or now > previous else previous + timedelta(microseconds=1)
+
+
 def _retrieve(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()  # a failure of a page nobody wants any more: not "never retrieved"
@@ -173,6 +183,7 @@ def _new_cursor(source: str, now: datetime) -> FeedCursor:
         last_poll_finished_at=None,
         items_read=0,
         updated_at=now,
+        changed_at=None,
     )
 
 

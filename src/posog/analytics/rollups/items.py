@@ -34,13 +34,28 @@ class Grain(NamedTuple):
     survey_level: str
 
     def as_row(self) -> dict[str, Any]:
-        return {
-            "day": self.day,
-            "region_code": self.region_code,
-            "inn": self.inn,
-            "type_code": self.type_code,
-            "survey_level": self.survey_level,
-        }
+        return dict(zip(DAY, self, strict=True))
+
+
+# The three grains the rollups are kept at, by their key columns: the day grain, and two coarser ones
+# summed from it by the same deltas — the month per organisation, and the month per (region, type, level)
+# without the organisation. Keys of the coarser grains are plain tuples in these columns' order.
+DAY = ("day", "region_code", "inn", "type_code", "survey_level")
+ORG_MONTH = ("month", "region_code", "inn", "type_code", "survey_level")
+MONTH = ("month", "region_code", "type_code", "survey_level")
+GRAINS = (DAY, ORG_MONTH, MONTH)
+
+GrainKey = tuple[Any, ...]
+
+
+def coarsen(grain: Grain, key: tuple[str, ...]) -> GrainKey:
+    """``grain`` at the grain with the key columns ``key``."""
+    if key == DAY:
+        return grain
+    month = grain.day.replace(day=1)
+    if key == ORG_MONTH:
+        return (month, grain.region_code, grain.inn, grain.type_code, grain.survey_level)
+    return (month, grain.region_code, grain.type_code, grain.survey_level)
 
 
 @dataclass(frozen=True)
@@ -129,49 +144,56 @@ class Deltas:
         if new is not None:
             self.add(new, +1)
 
-    def count_rows(self) -> list[dict[str, Any]]:
-        """The count rows to add, in grain order (writers lock rollup rows in one order: no deadlocks)."""
-        return [
-            {
-                "day": grain[0],
-                "region_code": grain[1],
-                "inn": grain[2],
-                "type_code": grain[3],
-                "survey_level": grain[4],
-                "services": c[0],
-                "notified": c[1],
-                "responses": c[2],
-            }
-            for grain, c in sorted(self.counts.items())
-            if c[0] or c[1] or c[2]
-        ]
+    def counts_at(self, key: tuple[str, ...]) -> dict[GrainKey, list[int]]:
+        """:attr:`counts` summed at the grain ``key`` (:data:`GRAINS`)."""
+        found: dict[GrainKey, list[int]]
+        if key == DAY:
+            found = dict(self.counts.items())
+            return found
+        found = defaultdict(lambda: [0, 0, 0])
+        for grain, c in self.counts.items():
+            sums = found[coarsen(grain, key)]
+            for index in range(3):
+                sums[index] += c[index]
+        return found
 
-    def criterion_rows(self) -> list[dict[str, Any]]:
-        """The criterion rows to add, in (grain, criterion) order."""
-        rows = []
-        for (grain, criterion), (n1, n2, n3, n4, n5) in sorted(self.criteria.items()):
-            if n1 or n2 or n3 or n4 or n5:
-                rows.append(
-                    {
-                        "day": grain[0],
-                        "region_code": grain[1],
-                        "inn": grain[2],
-                        "type_code": grain[3],
-                        "survey_level": grain[4],
-                        "criterion": criterion,
-                        "count": n1 + n2 + n3 + n4 + n5,
-                        "sum": n1 + 2 * n2 + 3 * n3 + 4 * n4 + 5 * n5,
-                        "n1": n1,
-                        "n2": n2,
-                        "n3": n3,
-                        "n4": n4,
-                        "n5": n5,
-                    }
-                )
+    def criteria_at(self, key: tuple[str, ...]) -> dict[tuple[GrainKey, str], list[int]]:
+        """:attr:`criteria` summed at the grain ``key``."""
+        found: dict[tuple[GrainKey, str], list[int]]
+        if key == DAY:
+            found = dict(self.criteria.items())
+            return found
+        found = defaultdict(lambda: [0] * 5)
+        for (grain, criterion), n in self.criteria.items():
+            sums = found[(coarsen(grain, key), criterion)]
+            for index in range(5):
+                sums[index] += n[index]
+        return found
+
+    def count_rows(self, key: tuple[str, ...] = DAY) -> list[dict[str, Any]]:
+        """The count rows to add at the grain ``key``, in key order (writers lock rollup rows in one
+        order: no deadlocks)."""
+        rows: list[dict[str, Any]] = []
+        for grain, (services, notified, responses) in sorted(self.counts_at(key).items()):
+            if services or notified or responses:
+                row = dict(zip(key, grain, strict=True))
+                rows.append(row | {"services": services, "notified": notified, "responses": responses})
         return rows
 
-    def shrinking_grains(self) -> list[Grain]:
-        """Grains where something decreased: rows there may have reached zero."""
-        grains = {grain for grain, c in self.counts.items() if min(c) < 0}
-        grains |= {grain for (grain, _), n in self.criteria.items() if min(n) < 0}
+    def criterion_rows(self, key: tuple[str, ...] = DAY) -> list[dict[str, Any]]:
+        """The criterion rows to add at the grain ``key``, in (key, criterion) order."""
+        rows: list[dict[str, Any]] = []
+        for (grain, criterion), (n1, n2, n3, n4, n5) in sorted(self.criteria_at(key).items()):
+            if n1 or n2 or n3 or n4 or n5:
+                row = dict(zip(key, grain, strict=True))
+                row["criterion"] = criterion
+                row["count"] = n1 + n2 + n3 + n4 + n5
+                row["sum"] = n1 + 2 * n2 + 3 * n3 + 4 * n4 + 5 * n5
+                rows.append(row | {"n1": n1, "n2": n2, "n3": n3, "n4": n4, "n5": n5})
+        return rows
+
+    def shrinking_grains(self, key: tuple[str, ...] = DAY) -> list[GrainKey]:
+        """Keys at the grain ``key`` where something decreased: rows there may have reached zero."""
+        grains = {grain for grain, c in self.counts_at(key).items() if min(c) < 0}
+        grains |= {grain for (grain, _), n in self.criteria_at(key).items() if min(n) < 0}
         return sorted(grains)

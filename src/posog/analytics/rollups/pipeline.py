@@ -9,19 +9,18 @@ from dataclasses import dataclass
 
 import structlog
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from posog.analytics.rollups.consumer import FeedConsumer, PollResult, ensure_cursors
+from posog.analytics.rollups.consumer import FeedConsumer, PollResult, ensure_cursors, mark_changed
 from posog.analytics.rollups.items import Deltas
 from posog.analytics.rollups.model import (
     SOURCES,
     CardItem,
-    CriterionRollup,
     FeedCursor,
     Organization,
     ResponseItem,
-    Rollup,
 )
-from posog.analytics.rollups.repository import lock_cursor, rebuild_rollups_in_sql, replace_rollups
+from posog.analytics.rollups.repository import ROLLUP_MODELS, lock_cursor, rebuild_rollups_in_sql, replace_rollups
 from posog.analytics.rollups.sources import (
     CardsFeed,
     CardsSource,
@@ -106,8 +105,7 @@ class AnalyticsPipeline:
             async with self._db.uow() as uow:
                 session = uow.session
                 await ensure_cursors(session, SOURCES, self._clock())
-                for source in SOURCES:
-                    await lock_cursor(session, source)
+                await self._lock_and_mark(session)
                 counts = await rebuild_rollups_in_sql(session)
                 await uow.commit()
             result = RebuildResult(**counts)
@@ -116,8 +114,7 @@ class AnalyticsPipeline:
         async with self._db.uow() as uow:
             session = uow.session
             await ensure_cursors(session, SOURCES, self._clock())
-            for source in SOURCES:
-                await lock_cursor(session, source)
+            await self._lock_and_mark(session)
             deltas = Deltas()
             cards = responses = 0
             async for card in await session.stream_scalars(select(CardItem).execution_options(yield_per=1000)):
@@ -132,6 +129,13 @@ class AnalyticsPipeline:
         log.info("analytics.rebuilt", **result.__dict__)
         return result
 
+    async def _lock_and_mark(self, session: AsyncSession) -> None:
+        """Lock every cursor (the appliers wait) and record that the rollups change in this transaction."""
+        for source in SOURCES:
+            row = await lock_cursor(session, source)
+            assert row is not None
+            mark_changed(row, self._clock())
+
     async def repull(self) -> list[PollResult]:
         """Forget everything read (items, rollups, names, cursors) and read both feeds from the start."""
         async with self._db.uow() as uow:
@@ -139,7 +143,7 @@ class AnalyticsPipeline:
             await ensure_cursors(session, SOURCES, self._clock())
             for source in SOURCES:
                 await lock_cursor(session, source)
-            for model in (Rollup, CriterionRollup, CardItem, ResponseItem, Organization):
+            for model in (*ROLLUP_MODELS, CardItem, ResponseItem, Organization):
                 await session.execute(delete(model))
             await session.execute(delete(FeedCursor))
             await uow.commit()

@@ -8,13 +8,23 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, select, text, update
+from sqlalchemy import Table, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posog.analytics.rollups.items import Deltas, Grain
-from posog.analytics.rollups.model import CardItem, CriterionRollup, FeedCursor, Organization, ResponseItem, Rollup
+from posog.analytics.rollups.items import DAY, MONTH, ORG_MONTH, Deltas, GrainKey
+from posog.analytics.rollups.model import (
+    CardItem,
+    CriterionRollup,
+    FeedCursor,
+    MonthCriterionRollup,
+    MonthRollup,
+    Organization,
+    OrgMonthCriterionRollup,
+    OrgMonthRollup,
+    ResponseItem,
+    Rollup,
+)
 
-GRAIN_COLUMNS = ("day", "region_code", "inn", "type_code", "survey_level")
 _CHUNK = 500
 
 
@@ -151,65 +161,60 @@ async def upsert_organizations(session: AsyncSession, dialect: str, names: Itera
     await session.execute(statement, [best[inn] for inn in sorted(best)])
 
 
-def _grain_filter(table: Table, grain: Grain) -> Any:
-    return and_(*(table.c[name] == value for name, value in grain.as_row().items()))
+COUNT_COLUMNS = ("services", "notified", "responses")
+
+# Each grain's key columns (``items.GRAINS``) and its two tables: counts, criterion ratings.
+ROLLUP_TABLES: tuple[tuple[tuple[str, ...], Any, Any], ...] = (
+    (DAY, Rollup, CriterionRollup),
+    (ORG_MONTH, OrgMonthRollup, OrgMonthCriterionRollup),
+    (MONTH, MonthRollup, MonthCriterionRollup),
+)
+ROLLUP_MODELS = tuple(model for _, counts, criteria in ROLLUP_TABLES for model in (counts, criteria))
+
+
+async def _add_rows(
+    session: AsyncSession, dialect: str, table: Table, rows: list[dict[str, Any]], keys: Sequence[str]
+) -> None:
+    """Add ``rows`` to ``table``'s rows with the same ``keys`` (creating them as needed)."""
+    if not rows:
+        return
+    measures = [name for name in rows[0] if name not in keys]
+    if dialect == "postgresql":
+        update = ", ".join(f"{name} = {table.name}.{name} + EXCLUDED.{name}" for name in measures)
+        await _bulk_upsert(session, table, rows, keys, update)
+        return
+    statement = _insert(dialect, table)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(keys), set_={name: table.c[name] + statement.excluded[name] for name in measures}
+    )
+    await session.execute(statement, rows)
+
+
+async def _remove_empty(
+    session: AsyncSession, key: tuple[str, ...], counts: Table, criteria: Table, grains: Sequence[GrainKey]
+) -> None:
+    """Remove the rows of ``grains`` (keys in the columns ``key``) that have fallen to zero."""
+    for grain in grains:
+        where = [counts.c[name] == value for name, value in zip(key, grain, strict=True)]
+        await session.execute(delete(counts).where(*where, *(counts.c[name] == 0 for name in COUNT_COLUMNS)))
+        where = [criteria.c[name] == value for name, value in zip(key, grain, strict=True)]
+        await session.execute(delete(criteria).where(*where, criteria.c.count == 0))
 
 
 async def apply_deltas(session: AsyncSession, dialect: str, deltas: Deltas) -> None:
-    """Add ``deltas`` to the rollup rows (creating them as needed); rows that fall to zero are removed,
-    so the tables hold exactly what a rebuild from the stored items would write."""
-    counts = deltas.count_rows()
-    if counts and dialect == "postgresql":
-        table = _table(Rollup)
-        update = ", ".join(
-            f"{name} = {table.name}.{name} + EXCLUDED.{name}" for name in ("services", "notified", "responses")
-        )
-        await _bulk_upsert(session, table, counts, GRAIN_COLUMNS, update)
-    elif counts:
-        table = _table(Rollup)
-        statement = _insert(dialect, table)
-        statement = statement.on_conflict_do_update(
-            index_elements=list(GRAIN_COLUMNS),
-            set_={name: table.c[name] + statement.excluded[name] for name in ("services", "notified", "responses")},
-        )
-        await session.execute(statement, counts)
-    criteria = deltas.criterion_rows()
-    if criteria and dialect == "postgresql":
-        table = _table(CriterionRollup)
-        update = ", ".join(
-            f"{name} = {table.name}.{name} + EXCLUDED.{name}" for name in ("count", "sum", "n1", "n2", "n3", "n4", "n5")
-        )
-        await _bulk_upsert(session, table, criteria, [*GRAIN_COLUMNS, "criterion"], update)
-    elif criteria:
-        table = _table(CriterionRollup)
-        statement = _insert(dialect, table)
-        statement = statement.on_conflict_do_update(
-            index_elements=[*GRAIN_COLUMNS, "criterion"],
-            set_={
-                name: table.c[name] + statement.excluded[name]
-                for name in ("count", "sum", "n1", "n2", "n3", "n4", "n5")
-            },
-        )
-        await session.execute(statement, criteria)
-    for grain in deltas.shrinking_grains():
-        rollups, criterion_rollups = _table(Rollup), _table(CriterionRollup)
-        await session.execute(
-            delete(rollups).where(
-                _grain_filter(rollups, grain),
-                rollups.c.services == 0,
-                rollups.c.notified == 0,
-                rollups.c.responses == 0,
-            )
-        )
-        await session.execute(
-            delete(criterion_rollups).where(_grain_filter(criterion_rollups, grain), criterion_rollups.c.count == 0)
-        )
+    """Add ``deltas`` to the rollup rows of every grain (creating them as needed); rows that fall to zero
+    are removed, so the tables hold exactly what a rebuild from the stored items would write."""
+    for key, counts, criteria in ROLLUP_TABLES:
+        await _add_rows(session, dialect, _table(counts), deltas.count_rows(key), key)
+        await _add_rows(session, dialect, _table(criteria), deltas.criterion_rows(key), [*key, "criterion"])
+    for key, counts, criteria in ROLLUP_TABLES:
+        await _remove_empty(session, key, _table(counts), _table(criteria), deltas.shrinking_grains(key))
 
 
 async def replace_rollups(session: AsyncSession, dialect: str, deltas: Deltas) -> None:
     """Empty the rollup tables and write ``deltas`` as their whole content (the rebuild)."""
-    await session.execute(delete(Rollup))
-    await session.execute(delete(CriterionRollup))
+    for model in ROLLUP_MODELS:
+        await session.execute(delete(model))
     await apply_deltas(session, dialect, deltas)
 
 
@@ -242,6 +247,7 @@ WITH written AS (
     ) AS e
     WHERE e.value BETWEEN 1 AND 5
     GROUP BY 1, 2, 3, 4, 5, 6
+    ORDER BY 1
     RETURNING 1
 )
 SELECT count(*) FROM written
@@ -264,7 +270,7 @@ WITH grains AS (
     GROUP BY 1, 2, 3, 4, 5
 ), written AS (
     INSERT INTO analytics_rollups (day, region_code, inn, type_code, survey_level, services, notified, responses)
-    SELECT day, region_code, inn, type_code, survey_level, services, notified, responses FROM grains
+    SELECT day, region_code, inn, type_code, survey_level, services, notified, responses FROM grains ORDER BY 1
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM written) AS rollups,
@@ -273,16 +279,33 @@ SELECT (SELECT count(*) FROM written) AS rollups,
 """
 
 
+def _coarser_sql(key: tuple[str, ...], counts: Table, criteria: Table) -> tuple[str, str]:
+    """The two ``INSERT … SELECT`` that sum the day grain's tables into a coarser grain's."""
+    columns = ", ".join(key)
+    values = ", ".join("date_trunc('month', day)::date" if name == "month" else name for name in key)
+    groups = ", ".join(str(n) for n in range(1, len(key) + 2))
+    sums = ", ".join(f"sum({name})::int" for name in ("services", "notified", "responses"))
+    ratings = ", ".join(f"sum({name})::int" for name in ("count", "sum", "n1", "n2", "n3", "n4", "n5"))
+    return (
+        f"INSERT INTO {counts.name} ({columns}, services, notified, responses) "  # noqa: S608 (names: ours)
+        f"SELECT {values}, {sums} FROM {_table(Rollup).name} GROUP BY {groups[: groups.rindex(',')]}",
+        f"INSERT INTO {criteria.name} ({columns}, criterion, count, sum, n1, n2, n3, n4, n5) "  # noqa: S608
+        f"SELECT {values}, criterion, {ratings} FROM {_table(CriterionRollup).name} GROUP BY {groups}",
+    )
+
+
 async def rebuild_rollups_in_sql(session: AsyncSession) -> dict[str, int]:
     """PostgreSQL: empty the rollup tables and write them anew from the stored items, in the database,
-    within the session's transaction (which holds the tables exclusively until it ends). Returns the
-    counts of :class:`~posog.analytics.rollups.pipeline.RebuildResult`."""
+    within the session's transaction (which holds the tables exclusively until it ends): the day grain
+    from the items, in day order (a period's days are then neighbours on disk, as they are when rows
+    arrive day after day), the coarser grains summed from it. Returns the counts of
+    :class:`~posog.analytics.rollups.pipeline.RebuildResult`."""
     from sqlalchemy.schema import CreateIndex, DropIndex
 
     # Millions of groups: hashed in memory rather than spilled in batches; indexes built in one sort.
     await session.execute(text("SET LOCAL work_mem = '512MB'"))
     await session.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
-    tables = (_table(Rollup), _table(CriterionRollup))
+    tables = [_table(model) for model in ROLLUP_MODELS]
     await session.execute(text(f"TRUNCATE {', '.join(table.name for table in tables)}"))
     for table in tables:
         for index in sorted(table.indexes, key=lambda i: str(i.name)):
@@ -290,6 +313,10 @@ async def rebuild_rollups_in_sql(session: AsyncSession) -> dict[str, int]:
         await session.execute(text(f"ALTER TABLE {table.name} DROP CONSTRAINT {table.primary_key.name}"))
     counts = (await session.execute(text(_REBUILD_COUNTS_SQL))).one()
     criterion_rollups = int((await session.execute(text(_REBUILD_CRITERIA_SQL))).scalar_one())
+    for key, coarser_counts, coarser_criteria in ROLLUP_TABLES:
+        if key != DAY:
+            for statement in _coarser_sql(key, _table(coarser_counts), _table(coarser_criteria)):
+                await session.execute(text(statement))
     for table in tables:
         # As text: SQLAlchemy's AddConstraint would mark the model's constraint as "added later", and a
         # later metadata.create_all in the same process would then create the table without it.
