@@ -3,9 +3,13 @@ other systems make — ЛКО announces a published questionnaire so waiting car
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel, ConfigDict
+from starlette.types import Receive, Scope, Send
 
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Database
@@ -16,6 +20,7 @@ from posog.module.contracts import ReleaseResult, SurveyLevel
 from posog.module.intake.feed import router as cards_feed_router
 from posog.module.links.api import router as links_router
 from posog.module.links.catalog import QuestionnaireCatalog
+from posog.module.links.fastpath import LinkFastPath, link_token
 from posog.module.links.release import WaitingCardsReleaser
 from posog.settings import Settings
 
@@ -27,6 +32,39 @@ SERVICE_OPERATIONS: dict[str, frozenset[str]] = {
     "lkp": frozenset({"links:read"}),
     "analytics": frozenset({"cards:read"}),
 }
+
+
+class ModuleApp(FastAPI):
+    """The module's FastAPI app, with a lean path for its hottest request: ``GET
+    /api/v1/survey-links/{token}`` is answered by :class:`~posog.module.links.fastpath.LinkFastPath`
+    before the middleware stack and routing, with the route's own answers (see there for what it
+    hands back to the full app). ``link_fast_path = False`` sends every request through FastAPI."""
+
+    link_fast_path: bool = True
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._links = LinkFastPath(self)
+        self._telemetry_off = False
+        self._telemetry_checked_until = float("-inf")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = link_token(scope) if self.link_fast_path else None
+        if token is not None and self._stack_is_plain(scope) and await self._links(scope, receive, send, token):
+            return
+        await super().__call__(scope, receive, send)
+
+    def _stack_is_plain(self, scope: Scope) -> bool:
+        """Nothing in the app's stack that the fast path would skip is in use: no middleware added,
+        no debug pages, no ``root_path``, and FastAPI's native telemetry off (its providers are asked
+        at most once a second: that check alone costs ≈3 µs, a few per cent of the request)."""
+        if self.user_middleware or self.debug or self.root_path or "fastapi.telemetry" in scope:
+            return False
+        now = time.monotonic()
+        if now >= self._telemetry_checked_until:
+            self._telemetry_off = not self._native_telemetry.enabled()
+            self._telemetry_checked_until = now + 1.0
+        return self._telemetry_off
 
 
 class ReleaseRequest(BaseModel):
@@ -46,7 +84,7 @@ def create_app(
 ) -> FastAPI:
     # No Swagger/ReDoc pages: FastAPI loads them from a CDN, and nothing may load from outside at run
     # time. The OpenAPI document itself is served at /openapi.json.
-    app = FastAPI(title="Модуль оценки качества ПОС ОГ", version="1.0.0", docs_url=None, redoc_url=None)
+    app = ModuleApp(title="Модуль оценки качества ПОС ОГ", version="1.0.0", docs_url=None, redoc_url=None)
     app.state.db = db
     app.state.releaser = releaser
     app.state.catalog = catalog  # links answer 503 without it

@@ -1,18 +1,20 @@
 """The process's web application: every system this process serves, each under its prefix
 (``/module``, ``/lko``, ``/lkp``, ``/analytics``, ``/emulators``) on one port — or one system alone at
-``/``. In the embedded mode the background workers (intake, outbox relay, ЕПГУ inbox,
+``/`` (its own app, not mounted). In the embedded mode the background workers (intake, outbox relay, ЕПГУ inbox,
 analytics) run inside it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import traceback
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from html import escape
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from posog.bootstrap import System
 from posog.lko.questionnaires.announcements import AnnouncementRelay
@@ -60,15 +62,51 @@ async def _drain_embedded(system: System, tasks: list[asyncio.Task[None]], timeo
     await asyncio.sleep(0.3)  # the inbox commits its last batch
 
 
+class ServedApp:
+    """One system's ASGI app served at ``/``, with the process's lifespan (workers, shutdown): the
+    lifespan protocol is answered here (as Starlette's router answers it), every other scope goes
+    straight to the app. The app's own lifespan does not run — as when it was mounted under a root
+    app, which never passes a lifespan on to mounted apps."""
+
+    def __init__(self, app: ASGIApp, lifespan: Callable[[], AbstractAsyncContextManager[None]]) -> None:
+        self.app = app
+        self._lifespan = lifespan
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._serve_lifespan(receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _serve_lifespan(self, receive: Receive, send: Send) -> None:
+        started = False
+        await receive()  # lifespan.startup
+        try:
+            async with self._lifespan():
+                await send({"type": "lifespan.startup.complete"})
+                started = True
+                await receive()  # lifespan.shutdown
+        except BaseException:
+            failure = traceback.format_exc()
+            if started:
+                await send({"type": "lifespan.shutdown.failed", "message": failure})
+            else:
+                await send({"type": "lifespan.startup.failed", "message": failure})
+            raise
+        else:
+            await send({"type": "lifespan.shutdown.complete"})
+
+
 def create_web_app(system: System, *, serve: Sequence[str], run_workers: bool) -> ASGIApp:
-    """``serve`` names the systems to mount; a single one is served at ``/``."""
+    """``serve`` names the systems to mount; a single one is served at ``/`` — its own app, wrapped
+    only for the process's lifespan (:class:`ServedApp`), so its requests cross one middleware stack."""
     apps = system_apps(system)
     unknown = [name for name in serve if name not in apps]
     if unknown:
         raise ValueError(f"this process cannot serve {', '.join(unknown)} (not available yet or configured remote)")
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan() -> AsyncIterator[None]:
         tasks: list[asyncio.Task[None]] = []
         if run_workers:
             await system.start_bus()
@@ -94,10 +132,15 @@ def create_web_app(system: System, *, serve: Sequence[str], run_workers: bool) -
             await asyncio.gather(*tasks, return_exceptions=True)
             await system.close()
 
-    root = FastAPI(title="ПОС ОГ", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     if len(serve) == 1:
-        root.mount("/", apps[serve[0]])
-        return root
+        return ServedApp(apps[serve[0]], lifespan)
+
+    @contextlib.asynccontextmanager
+    async def root_lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with lifespan():
+            yield
+
+    root = FastAPI(title="ПОС ОГ", lifespan=root_lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
     @root.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> str:

@@ -148,14 +148,14 @@ def refusal_response(refusal: LinkRefusal) -> JSONResponse:
     return error_response(refusal.status, refusal.code, message, headers=headers)
 
 
-def _unavailable() -> JSONResponse:
+def unavailable() -> JSONResponse:
     LINK_OUTCOMES.labels("service_unavailable").inc()
     return error_response(
         503, "service_unavailable", MESSAGES["service_unavailable"], headers={**_NO_STORE, "Retry-After": "30"}
     )
 
 
-_LINKS_READ = frozenset({"links:read"})
+LINKS_READ = frozenset({"links:read"})
 
 
 @router.get("/survey-links/{token:posog_any_token}", response_model=LinkData, openapi_extra=SERVICE_KEY_SECURITY)
@@ -163,13 +163,16 @@ async def get_survey_link(token: str, request: Request) -> Response:
     """The survey behind a link (SPEC §6): the pinned questionnaire version with the card and the
     organisation it rates; the link becomes ``opened``. Any string is accepted as a token: malformed
     and unknown tokens get the same answer at the same cost."""
+    # The module app answers most of these requests before they reach this route, with the same
+    # code and answers (posog.module.links.fastpath); this route answers the rest (401/403, no
+    # catalog, an app with added middleware) and documents the operation in the OpenAPI document.
     # The module's hottest route authenticates here rather than through a dependency (as
     # require_service("links:read") would, with the same answers): one dependency less per request.
-    caller = authenticate(request, _LINKS_READ, presented_key(request))
+    caller = authenticate(request, LINKS_READ, presented_key(request))
     catalog: QuestionnaireCatalog | None = getattr(request.app.state, "catalog", None)
     limiter: RateLimiter = request.app.state.link_attempts
     if catalog is None:
-        return _unavailable()
+        return unavailable()
     try:
         data = await resolve_link(
             ResolveLink(token=token, client=client_key(request, caller)),
@@ -182,7 +185,7 @@ async def get_survey_link(token: str, request: Request) -> Response:
         return refusal_response(refusal)
     except LkoError as exc:
         log.warning("links.lko_unavailable", error=str(exc))
-        return _unavailable()
+        return unavailable()
     return Response(link_json(data, catalog), media_type="application/json", headers=_NO_STORE)
 
 

@@ -47,6 +47,8 @@ from posog.module.links.queries import (
 
 log = structlog.get_logger(__name__)
 
+_OPENED = LINK_OUTCOMES.labels("opened")  # the usual outcome, its counter looked up once
+
 
 class LinkRefusal(Exception):
     """The link cannot be used: ``code`` is a SPEC §6 code, ``status`` the HTTP status to answer,
@@ -140,7 +142,7 @@ async def resolve_link(
 
     if not opened and link.state in (ISSUED, NOTIFIED):
         await _open(db, link.link_id, now)
-    LINK_OUTCOMES.labels("opened").inc()
+    _OPENED.inc()
     return _link_data(link, document)
 
 
