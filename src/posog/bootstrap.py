@@ -259,6 +259,7 @@ def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | No
         LkoClient(lko_http_for_analytics),
         overlap_s=settings.analytics_feed_overlap_s,
         page_size=settings.analytics_page_size,
+        batch_items=settings.analytics_batch_items,
         poll_interval_s=settings.analytics_poll_interval_s,
     )
     if settings.analytics_url is None:

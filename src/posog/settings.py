@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     analytics_poll_interval_s: float = Field(default=5.0, gt=0)
     analytics_feed_overlap_s: float = Field(default=30.0, ge=0)
     analytics_page_size: int = Field(default=500, ge=1, le=500)
+    # Consecutive pages applied in one transaction, up to this many items (their deltas summed first).
+    analytics_batch_items: int = Field(default=5000, ge=1)
     # Answers of the analytics API kept per rollup version (never stale: a change to the rollups is a
     # new version); how many, at most, per process. 0: none kept.
     analytics_cache_entries: int = Field(default=4096, ge=0)

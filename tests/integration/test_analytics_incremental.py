@@ -218,6 +218,7 @@ async def test_two_workers_polling_at_once_count_each_item_once(backend: str, tm
             overlap_s=s.analytics_feed_overlap_s,
             page_size=2,
             poll_interval_s=s.analytics_poll_interval_s,
+            batch_items=3,  # pages of 2 applied three items at a time: batches end within pages
         )
         for _ in range(2):
             await asyncio.gather(system.analytics.poll_once(), other.poll_once(), system.analytics.poll_once())

@@ -86,10 +86,12 @@ async def services(db: Database) -> tuple[int, int]:
     return int(row[0] or 0), int(row[1] or 0)
 
 
-async def test_an_item_committed_late_behind_the_cursor_is_still_counted(db: Database) -> None:
+@pytest.mark.parametrize("batch_items", [1, 5])
+async def test_an_item_committed_late_behind_the_cursor_is_still_counted(db: Database, batch_items: int) -> None:
+    """Page by page, or pages applied together: the safe cursor stops at the last page that is safe."""
     clock, feed = Clock(T), FakeCardsFeed()
     source = CardsSource(feed, db.dialect)
-    consumer = FeedConsumer(db, clock, overlap_s=30, page_size=1)
+    consumer = FeedConsumer(db, clock, overlap_s=30, page_size=1, batch_items=batch_items)
     feed.commit("X", T - timedelta(seconds=100))
     feed.commit("Y", T - timedelta(seconds=5))
     first = await consumer.poll(source)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import date
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posog.analytics.cache import AnswerCache, rollups_version
@@ -37,7 +38,6 @@ from posog.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-T = TypeVar("T")
 
 # Which operations each calling system may perform on analytics.
 SERVICE_OPERATIONS: dict[str, frozenset[str]] = {
@@ -110,13 +110,23 @@ def _figures_target(scope: CallerScope | None, level: Level, region_code: str | 
     return target
 
 
-async def _answer(request: Request, session: AsyncSession, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
-    """The answer to ``key`` from this process's cache when the rollups have not changed since it was
-    computed (:mod:`posog.analytics.cache`), else ``compute()``."""
+async def _answer(
+    request: Request, session: AsyncSession, key: Hashable, compute: Callable[[], Awaitable[BaseModel]]
+) -> Response:
+    """The answer to ``key``, serialised: from this process's cache when the rollups have not changed
+    since it was computed (:mod:`posog.analytics.cache`), else ``compute()``. The route's
+    ``response_model`` documents it; the JSON is pydantic's own (``by_alias``, as FastAPI would give it),
+    kept as bytes — FastAPI would validate the whole answer again before serialising it."""
+
+    async def serialised() -> bytes:
+        return (await compute()).model_dump_json(by_alias=True).encode()
+
     answers: AnswerCache = request.app.state.answers
-    if not answers.enabled:
-        return await compute()
-    return await answers.get(key, await rollups_version(session), compute)
+    if answers.enabled:
+        body = await answers.get(key, await rollups_version(session), serialised)
+    else:
+        body = await serialised()
+    return Response(body, media_type="application/json")
 
 
 def create_app(db: Database, settings: Settings) -> FastAPI:
@@ -155,7 +165,7 @@ def _analytics_router() -> APIRouter:
         date_to: ToParam = None,
         type_code: TypeParam = None,
         survey_level: SurveyLevelQuery = None,
-    ) -> Summary:
+    ) -> Response:
         """The SPEC §8 figures of the country, a region or an organisation for a period of service dates."""
         period = _period(date_from, date_to)
         target = _figures_target(scope, level, region_code, inn)
@@ -180,7 +190,7 @@ def _analytics_router() -> APIRouter:
         date_to: ToParam = None,
         type_code: TypeParam = None,
         survey_level: SurveyLevelQuery = None,
-    ) -> Ratings:
+    ) -> Response:
         """Regions, or organisations (of one region with ``region_code``), ranked by satisfaction index;
         groups under the configured minimum of responses are flagged ``small_sample`` and not ranked."""
         period = _period(date_from, date_to)
@@ -219,7 +229,7 @@ def _analytics_router() -> APIRouter:
         date_to: ToParam = None,
         type_code: TypeParam = None,
         survey_level: SurveyLevelQuery = None,
-    ) -> Timeseries:
+    ) -> Response:
         """The figures per day, ISO week or month; every bucket of the period, empty ones included."""
         period = _period(date_from, date_to)
         target = _figures_target(scope, level, region_code, inn)

@@ -4,7 +4,6 @@ of counts, so a region is never the mean of its organisations' means."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 from posog.analytics.contracts import CriterionFigures, Figures
@@ -14,11 +13,13 @@ VALUES = (1, 2, 3, 4, 5)
 
 
 def rounded(value: Fraction | None, places: int) -> float | None:
-    """``value`` rounded half up to ``places`` decimals (exactly, from the fraction)."""
+    """``value`` (≥ 0) rounded half up to ``places`` decimals, exactly, from the fraction: integer
+    arithmetic, then the nearest float to that decimal (what ``float("0.6667")`` gives)."""
     if value is None:
         return None
-    decimal = Decimal(value.numerator) / Decimal(value.denominator)
-    return float(decimal.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+    scale: int = 10**places
+    numerator, denominator = int(value.numerator), int(value.denominator)
+    return ((2 * numerator * scale + denominator) // (2 * denominator)) / scale
 
 
 def ratio(numerator: int, denominator: int) -> Fraction | None:

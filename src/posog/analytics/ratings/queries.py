@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, literal_column, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posog.analytics.ratings.figures import Totals
@@ -128,47 +128,40 @@ def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
-async def _sum_into(
-    found: dict[tuple[Any, ...], Totals],
-    session: AsyncSession,
-    grain: tuple[Table, Table, str],
-    filters: Filters,
-    by: Sequence[str],
-    first: date | None,
-    last: date | None,
-) -> None:
-    """Add the sums of one grain's rows in scope between ``first`` and ``last`` (its time column: a day,
-    or a month's first day) to ``found``, per value of the ``by`` columns. On the day grain a ``month``
-    grouping is grouped by day and folded into the day's month here."""
-    counts, criteria, time = grain
+Segment = tuple[tuple[Table, Table, str], date | None, date | None]
+
+
+def _selects(segment: Segment, filters: Filters, by: Sequence[str]) -> list[Any]:
+    """The two ``SELECT``s of one grain's rows in scope between ``first`` and ``last`` (its time column:
+    a day, or a month's first day), grouped by the ``by`` columns — counts, then criterion ratings —
+    in one shape for ``UNION ALL``: the ``by`` values, the criterion (NULL for counts), three counts,
+    five ratings (NULL where the other kind). On the day grain a ``month`` grouping is by day."""
+    (counts, criteria, time), first, last = segment
     columns = [time if name in ("day", "month") else name for name in by]
-    fold = [index for index, name in enumerate(by) if name == "month" and time == "day"]
-    width = len(by)
-
-    def key_of(row: Any) -> tuple[Any, ...]:
-        key = list(row[:width])
-        for index in fold:
-            key[index] = month_start(_as_date(key[index]))
-        return tuple(key)
-
+    none: Any = literal_column("NULL")
     keys = [counts.c[name] for name in columns]
-    query = (
-        select(*keys, func.sum(counts.c.services), func.sum(counts.c.notified), func.sum(counts.c.responses))
+    count_sums = [func.sum(counts.c[name]) for name in ("services", "notified", "responses")]
+    count_query = (
+        select(*keys, none, *count_sums, *([none] * 5))
         .where(*_conditions(counts, time, filters, first, last))
         .group_by(*keys)
     )
-    for row in await session.execute(query):
-        if row[width] is None:  # SUM over no rows
-            continue
-        found[key_of(row)].add_counts(int(row[width]), int(row[width + 1]), int(row[width + 2]))
     keys = [criteria.c[name] for name in columns]
-    query = (
-        select(*keys, criteria.c.criterion, *(func.sum(criteria.c[f"n{value}"]) for value in range(1, 6)))
+    rating_sums = [func.sum(criteria.c[f"n{value}"]) for value in range(1, 6)]
+    criteria_query = (
+        select(*keys, criteria.c.criterion, *([none] * 3), *rating_sums)
         .where(*_conditions(criteria, time, filters, first, last))
         .group_by(*keys, criteria.c.criterion)
     )
-    for row in await session.execute(query):
-        found[key_of(row)].add_ratings(str(row[width]), [int(n) for n in row[width + 1 :]])
+    return [count_query, criteria_query]
+
+
+def _aligned(filters: Filters) -> bool:
+    """Whether the period starts on a month's first day and ends on a month's last (or is open there):
+    then its months are whole whatever the data, and no bounds are needed to cut it."""
+    starts = filters.date_from is None or filters.date_from.day == 1
+    ends = filters.date_to is None or filters.date_to == month_end(filters.date_to)
+    return starts and ends
 
 
 async def totals_by(
@@ -186,21 +179,37 @@ async def totals_by(
     organisation, the one without organisations otherwise (the country, a region, a type, per region,
     per month) — and from the day grain for the days of the month at either end that the period cuts
     through (:func:`plan`; ``bounds``, the scope's first and last day of data, saves a query when the
-    caller has it)."""
+    caller has it; a period of whole months needs none). One statement: the parts as ``UNION ALL``."""
     if not set(by) <= GROUPINGS:
         raise ValueError(f"cannot group by {by}")
-    found: dict[tuple[Any, ...], Totals] = defaultdict(Totals)
+    segments: list[Segment] = []
+    months = _ORG_MONTH_GRAIN if filters.inn is not None or "inn" in by else _MONTH_GRAIN
     if "day" in by:
-        await _sum_into(found, session, _DAY_GRAIN, filters, by, filters.date_from, filters.date_to)
+        segments.append((_DAY_GRAIN, filters.date_from, filters.date_to))
+    elif bounds is None and _aligned(filters):
+        first, last = filters.date_from, filters.date_to
+        segments.append((months, first, None if last is None else month_start(last)))
     else:
         bounds = bounds or await scope_bounds(session, filters)
         if bounds is not None:
             cut = plan(filters.date_from, filters.date_to, *bounds)
             if cut.months is not None:
-                months = _ORG_MONTH_GRAIN if filters.inn is not None or "inn" in by else _MONTH_GRAIN
-                await _sum_into(found, session, months, filters, by, *cut.months)
-            for first, last in cut.days:
-                await _sum_into(found, session, _DAY_GRAIN, filters, by, first, last)
+                segments.append((months, *cut.months))
+            segments += [(_DAY_GRAIN, first, last) for first, last in cut.days]
+    found: dict[tuple[Any, ...], Totals] = defaultdict(Totals)
+    if segments:
+        width = len(by)
+        fold = [index for index, name in enumerate(by) if name == "month"]  # a day (or a month) → its month
+        parts = [query for segment in segments for query in _selects(segment, filters, by)]
+        for row in await session.execute(union_all(*parts)):
+            key = list(row[:width])
+            for index in fold:
+                key[index] = month_start(_as_date(key[index]))
+            if row[width] is None:
+                if row[width + 1] is not None:  # SUM over no rows: nothing
+                    found[tuple(key)].add_counts(int(row[width + 1]), int(row[width + 2]), int(row[width + 3]))
+            else:
+                found[tuple(key)].add_ratings(str(row[width]), [int(n) for n in row[width + 4 :]])
     if not by and () not in found:
         found[()] = Totals()
     return dict(found)

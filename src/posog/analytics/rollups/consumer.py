@@ -88,11 +88,12 @@ class PollResult:
 class FeedConsumer:
     """Polls sources with the overlap scheme of this module; one stored cursor per source."""
 
-    def __init__(self, db: Database, clock: Clock, *, overlap_s: float, page_size: int) -> None:
+    def __init__(self, db: Database, clock: Clock, *, overlap_s: float, page_size: int, batch_items: int = 1) -> None:
         self._db = db
         self._clock = clock
         self._lag = timedelta(seconds=overlap_s)
         self._page_size = page_size
+        self._batch_items = batch_items
 
     async def _start(self, source: str, now: datetime) -> FeedCursor:
         async with self._db.uow() as uow:
@@ -111,9 +112,12 @@ class FeedConsumer:
         return page
 
     async def poll(self, source: FeedSource[Any]) -> PollResult:
-        """Read ``source`` from its safe cursor to the end of its feed, applying every page. The next page
-        is asked for while this one is applied (the source answers meanwhile): reading it a moment
-        earlier changes nothing the overlap does not already cover."""
+        """Read ``source`` from its safe cursor to the end of its feed, applying consecutive pages together
+        up to ``batch_items`` items a transaction (a batch is one bigger page: its items deduplicated,
+        their deltas summed before they are written — a month's rollup row is written once per batch
+        rather than once per page). The next page is asked for while a batch is applied (the source
+        answers meanwhile): reading it a moment earlier changes nothing the overlap does not already
+        cover."""
         started = self._clock()
         state = await self._start(source.name, started)
         cursor, bound = state.base_cursor, state.base_bound
@@ -122,31 +126,39 @@ class FeedConsumer:
         pending: asyncio.Future[FeedPage[Any]] | None = asyncio.ensure_future(self._fetch(source, cursor))
         try:
             while pending is not None:
-                page = await pending
-                pending = None
-                if page.items:
-                    newest = max(source.stamp(item) for item in page.items)
-                    bound = newest if bound is None else max(bound, newest)
-                moved = page.next_cursor is not None and page.next_cursor != cursor
-                if page.items and moved and page.has_more is not False:
-                    pending = asyncio.ensure_future(self._fetch(source, page.next_cursor))
+                batch: list[Any] = []
+                safe: tuple[str, datetime] | None = None  # the last position of the batch that became safe
+                while pending is not None and (not batch or len(batch) < self._batch_items):
+                    page = await pending
+                    pending = None
+                    pages += 1
+                    if page.items:
+                        newest = max(source.stamp(item) for item in page.items)
+                        bound = newest if bound is None else max(bound, newest)
+                    batch.extend(page.items)
+                    moved = page.next_cursor is not None and page.next_cursor != cursor
+                    if moved and bound is not None and bound <= horizon:
+                        assert page.next_cursor is not None
+                        safe = (page.next_cursor, bound)
+                    if page.items and moved and page.has_more is not False:
+                        pending = asyncio.ensure_future(self._fetch(source, page.next_cursor))
+                    cursor = page.next_cursor
+                    if not page.items:
+                        break
                 async with self._db.uow() as uow:
                     row = await lock_cursor(uow.session, source.name)
                     assert row is not None
-                    page_changed = await source.apply(uow.session, page.items)
-                    changed += page_changed
-                    row.items_read += len(page.items)
+                    batch_changed = await source.apply(uow.session, batch)
+                    changed += batch_changed
+                    row.items_read += len(batch)
                     now = self._clock()
                     row.updated_at = now
-                    if page_changed:
+                    if batch_changed:
                         mark_changed(row, now)
-                    safe = moved and bound is not None and bound <= horizon
-                    if safe and (row.base_bound is None or bound is None or row.base_bound <= bound):
-                        row.base_cursor, row.base_bound = page.next_cursor, bound
+                    if safe is not None and (row.base_bound is None or row.base_bound <= safe[1]):
+                        row.base_cursor, row.base_bound = safe
                     await uow.commit()
-                pages += 1
-                items += len(page.items)
-                cursor = page.next_cursor
+                items += len(batch)
         finally:
             if pending is not None:  # applying failed: the page read ahead is not wanted
                 pending.cancel()

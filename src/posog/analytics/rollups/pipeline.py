@@ -56,10 +56,11 @@ class AnalyticsPipeline:
         overlap_s: float,
         page_size: int,
         poll_interval_s: float,
+        batch_items: int = 1,
     ) -> None:
         self._db = db
         self._clock = clock
-        self._consumer = FeedConsumer(db, clock, overlap_s=overlap_s, page_size=page_size)
+        self._consumer = FeedConsumer(db, clock, overlap_s=overlap_s, page_size=page_size, batch_items=batch_items)
         self._cards = CardsSource(cards, db.dialect)
         self._responses = ResponsesSource(responses, db.dialect)
         self._poll_interval_s = poll_interval_s
