@@ -61,7 +61,7 @@ def _fail(status: int, code: str, message: str) -> HTTPException:
     return HTTPException(status_code=status, detail={"code": code, "message": message})
 
 
-def caller_scope(
+async def caller_scope(
     scope_role: Annotated[ScopeRole | None, Query(description="Роль пользователя кабинета")] = None,
     scope_region: Annotated[str | None, Query(pattern=_REGION, description="Регион регионального оператора")] = None,
     scope_inn: Annotated[str | None, Query(pattern=_INN, description="ИНН пользователя организации")] = None,

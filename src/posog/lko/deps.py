@@ -23,11 +23,17 @@ def database(request: Request) -> Database:
     return db
 
 
-async def unit_of_work(db: Annotated[Database, Depends(database)]) -> AsyncIterator[UnitOfWork]:
+async def _database(request: Request) -> Database:
+    """:func:`database` as a dependency: ``async``, so FastAPI calls it in the event loop rather than
+    sending every request's look-up to a worker thread."""
+    return database(request)
+
+
+async def unit_of_work(db: Annotated[Database, Depends(_database)]) -> AsyncIterator[UnitOfWork]:
     """One unit of work per request; it rolls back unless a handler commits."""
     async with db.uow() as uow:
         yield uow
 
 
-DatabaseDep = Annotated[Database, Depends(database)]
+DatabaseDep = Annotated[Database, Depends(_database)]
 UowDep = Annotated[UnitOfWork, Depends(unit_of_work)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 from posog.analytics.contracts import CriterionFigures, Figures
 from posog.lko.contracts import CRITERIA
@@ -75,16 +76,23 @@ def criterion_figures(distribution: list[int]) -> CriterionFigures:
     )
 
 
-def figures(totals: Totals) -> Figures:
-    """The figures of ``totals``; every criterion of Постановление № 1284 is present, unrated ones empty."""
-    return Figures(
-        services=totals.services,
-        notified=totals.notified,
-        responses=totals.responses,
-        response_rate=rounded(ratio(totals.responses, totals.notified), 4),
-        criteria={
+def figure_fields(totals: Totals) -> dict[str, Any]:
+    """The fields of :class:`Figures` for ``totals``, to build it or a model extending it (``Summary``,
+    ``RatingItem``, ``TimeseriesPoint``) directly; every criterion of Постановление № 1284 is present,
+    unrated ones empty."""
+    return {
+        "services": totals.services,
+        "notified": totals.notified,
+        "responses": totals.responses,
+        "response_rate": rounded(ratio(totals.responses, totals.notified), 4),
+        "criteria": {
             criterion: criterion_figures(totals.criteria.get(criterion, [0] * 5))
             for criterion in (*CRITERIA, *sorted(set(totals.criteria) - set(CRITERIA)))
         },
-        satisfaction_index=rounded(totals.satisfaction(), 4),
-    )
+        "satisfaction_index": rounded(totals.satisfaction(), 4),
+    }
+
+
+def figures(totals: Totals) -> Figures:
+    """The figures of ``totals`` (:func:`figure_fields`)."""
+    return Figures(**figure_fields(totals))

@@ -20,7 +20,7 @@ from posog.analytics.contracts import (
     Timeseries,
     TimeseriesPoint,
 )
-from posog.analytics.ratings.figures import Totals, figures
+from posog.analytics.ratings.figures import Totals, figure_fields
 from posog.analytics.ratings.queries import Filters, organizations, scope_bounds, totals_by
 from posog.analytics.rollups.model import Organization
 from posog.core import regions
@@ -48,7 +48,7 @@ async def describe(session: AsyncSession, scope: Scope) -> Scope:
 
 async def summary(session: AsyncSession, scope: Scope, filters: Filters, period: Period) -> Summary:
     totals = (await totals_by(session, filters))[()]
-    return Summary(scope=await describe(session, scope), period=period, **figures(totals).model_dump())
+    return Summary(scope=await describe(session, scope), period=period, **figure_fields(totals))
 
 
 async def ratings(
@@ -111,7 +111,7 @@ def _rating_item(
         region_name=region_name(region_code),
         inn=inn,
         org_name=org_name,
-        **figures(totals).model_dump(),
+        **figure_fields(totals),
     )
 
 
@@ -170,5 +170,5 @@ async def timeseries(
                     if day in found:
                         totals.merge(found[day])
                     day += timedelta(days=1)
-            points.append(TimeseriesPoint(start=start, end=end, **figures(totals).model_dump()))
+            points.append(TimeseriesPoint(start=start, end=end, **figure_fields(totals)))
     return Timeseries(scope=await describe(session, scope), period=period, bucket=bucket, points=points)

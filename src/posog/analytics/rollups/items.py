@@ -151,10 +151,11 @@ class Deltas:
             found = dict(self.counts.items())
             return found
         found = defaultdict(lambda: [0, 0, 0])
-        for grain, c in self.counts.items():
+        for grain, (services, notified, responses) in self.counts.items():
             sums = found[coarsen(grain, key)]
-            for index in range(3):
-                sums[index] += c[index]
+            sums[0] += services
+            sums[1] += notified
+            sums[2] += responses
         return found
 
     def criteria_at(self, key: tuple[str, ...]) -> dict[tuple[GrainKey, str], list[int]]:
@@ -163,12 +164,24 @@ class Deltas:
         if key == DAY:
             found = dict(self.criteria.items())
             return found
-        found = defaultdict(lambda: [0] * 5)
-        for (grain, criterion), n in self.criteria.items():
-            sums = found[(coarsen(grain, key), criterion)]
-            for index in range(5):
-                sums[index] += n[index]
+        coarser = {grain: coarsen(grain, key) for grain in self.counts}  # every rated grain is counted
+        found = {}
+        for (grain, criterion), (n1, n2, n3, n4, n5) in self.criteria.items():
+            at = (coarser[grain], criterion)
+            sums = found.get(at)
+            if sums is None:
+                found[at] = [n1, n2, n3, n4, n5]
+            else:
+                sums[0] += n1
+                sums[1] += n2
+                sums[2] += n3
+                sums[3] += n4
+                sums[4] += n5
         return found
+
+    def decreases(self) -> bool:
+        """Whether anything decreased: only then can a rollup row (of any grain) fall to zero."""
+        return any(min(c) < 0 for c in self.counts.values()) or any(min(n) < 0 for n in self.criteria.values())
 
     def count_rows(self, key: tuple[str, ...] = DAY) -> list[dict[str, Any]]:
         """The count rows to add at the grain ``key``, in key order (writers lock rollup rows in one

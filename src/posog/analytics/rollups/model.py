@@ -94,7 +94,28 @@ class Organization(Base):
     name_key: Mapped[str] = mapped_column(String(120))
 
 
-class Rollup(Base):
+class _Counts:
+    """The measures of a counts rollup, after its key columns."""
+
+    services: Mapped[int] = mapped_column(Integer, sort_order=10)
+    notified: Mapped[int] = mapped_column(Integer, sort_order=10)
+    responses: Mapped[int] = mapped_column(Integer, sort_order=10)
+
+
+class _Ratings:
+    """The criterion (last of the key) and the measures of a criterion-ratings rollup."""
+
+    criterion: Mapped[str] = mapped_column(String(20), primary_key=True, sort_order=9)
+    count: Mapped[int] = mapped_column(Integer, sort_order=10)
+    sum: Mapped[int] = mapped_column(Integer, sort_order=10)
+    n1: Mapped[int] = mapped_column(Integer, sort_order=10)
+    n2: Mapped[int] = mapped_column(Integer, sort_order=10)
+    n3: Mapped[int] = mapped_column(Integer, sort_order=10)
+    n4: Mapped[int] = mapped_column(Integer, sort_order=10)
+    n5: Mapped[int] = mapped_column(Integer, sort_order=10)
+
+
+class Rollup(_Counts, Base):
     """Counts at the grain: services (cards), notified (cards whose citizen was notified), responses."""
 
     __tablename__ = "analytics_rollups"
@@ -109,12 +130,9 @@ class Rollup(Base):
     inn: Mapped[str] = mapped_column(String(12), primary_key=True)
     type_code: Mapped[str] = mapped_column(String(40), primary_key=True)
     survey_level: Mapped[str] = mapped_column(String(16), primary_key=True)
-    services: Mapped[int] = mapped_column(Integer)
-    notified: Mapped[int] = mapped_column(Integer)
-    responses: Mapped[int] = mapped_column(Integer)
 
 
-class CriterionRollup(Base):
+class CriterionRollup(_Ratings, Base):
     """Ratings of one criterion at the grain: how many, their sum, and how many of each value 1..5."""
 
     __tablename__ = "analytics_criterion_rollups"
@@ -129,17 +147,9 @@ class CriterionRollup(Base):
     inn: Mapped[str] = mapped_column(String(12), primary_key=True)
     type_code: Mapped[str] = mapped_column(String(40), primary_key=True)
     survey_level: Mapped[str] = mapped_column(String(16), primary_key=True)
-    criterion: Mapped[str] = mapped_column(String(20), primary_key=True)
-    count: Mapped[int] = mapped_column(Integer)
-    sum: Mapped[int] = mapped_column(Integer)
-    n1: Mapped[int] = mapped_column(Integer)
-    n2: Mapped[int] = mapped_column(Integer)
-    n3: Mapped[int] = mapped_column(Integer)
-    n4: Mapped[int] = mapped_column(Integer)
-    n5: Mapped[int] = mapped_column(Integer)
 
 
-class OrgMonthRollup(Base):
+class OrgMonthRollup(_Counts, Base):
     """:class:`Rollup` summed over the days of a month: ``month`` is the month's first day."""
 
     __tablename__ = "analytics_org_month_rollups"
@@ -154,12 +164,9 @@ class OrgMonthRollup(Base):
     inn: Mapped[str] = mapped_column(String(12), primary_key=True)
     type_code: Mapped[str] = mapped_column(String(40), primary_key=True)
     survey_level: Mapped[str] = mapped_column(String(16), primary_key=True)
-    services: Mapped[int] = mapped_column(Integer)
-    notified: Mapped[int] = mapped_column(Integer)
-    responses: Mapped[int] = mapped_column(Integer)
 
 
-class OrgMonthCriterionRollup(Base):
+class OrgMonthCriterionRollup(_Ratings, Base):
     """:class:`CriterionRollup` at the month grain of :class:`OrgMonthRollup`."""
 
     __tablename__ = "analytics_org_month_criterion_rollups"
@@ -174,17 +181,9 @@ class OrgMonthCriterionRollup(Base):
     inn: Mapped[str] = mapped_column(String(12), primary_key=True)
     type_code: Mapped[str] = mapped_column(String(40), primary_key=True)
     survey_level: Mapped[str] = mapped_column(String(16), primary_key=True)
-    criterion: Mapped[str] = mapped_column(String(20), primary_key=True)
-    count: Mapped[int] = mapped_column(Integer)
-    sum: Mapped[int] = mapped_column(Integer)
-    n1: Mapped[int] = mapped_column(Integer)
-    n2: Mapped[int] = mapped_column(Integer)
-    n3: Mapped[int] = mapped_column(Integer)
-    n4: Mapped[int] = mapped_column(Integer)
-    n5: Mapped[int] = mapped_column(Integer)
 
 
-class MonthRollup(Base):
+class MonthRollup(_Counts, Base):
     """:class:`Rollup` summed over the days of a month and the organisations of a (region, type, level):
     ``month`` is the month's first day."""
 
@@ -198,12 +197,9 @@ class MonthRollup(Base):
     region_code: Mapped[str] = mapped_column(String(2), primary_key=True)
     type_code: Mapped[str] = mapped_column(String(40), primary_key=True)
     survey_level: Mapped[str] = mapped_column(String(16), primary_key=True)
-    services: Mapped[int] = mapped_column(Integer)
-    notified: Mapped[int] = mapped_column(Integer)
-    responses: Mapped[int] = mapped_column(Integer)
 
 
-class MonthCriterionRollup(Base):
+class MonthCriterionRollup(_Ratings, Base):
     """:class:`CriterionRollup` at the month grain of :class:`MonthRollup`."""
 
     __tablename__ = "analytics_month_criterion_rollups"
@@ -216,11 +212,3 @@ class MonthCriterionRollup(Base):
     region_code: Mapped[str] = mapped_column(String(2), primary_key=True)
     type_code: Mapped[str] = mapped_column(String(40), primary_key=True)
     survey_level: Mapped[str] = mapped_column(String(16), primary_key=True)
-    criterion: Mapped[str] = mapped_column(String(20), primary_key=True)
-    count: Mapped[int] = mapped_column(Integer)
-    sum: Mapped[int] = mapped_column(Integer)
-    n1: Mapped[int] = mapped_column(Integer)
-    n2: Mapped[int] = mapped_column(Integer)
-    n3: Mapped[int] = mapped_column(Integer)
-    n4: Mapped[int] = mapped_column(Integer)
-    n5: Mapped[int] = mapped_column(Integer)

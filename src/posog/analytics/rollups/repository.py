@@ -6,9 +6,9 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Table, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -88,12 +88,6 @@ async def responses_by_id(session: AsyncSession, dialect: str, response_ids: Seq
     return await _rows_by_key(session, dialect, ResponseItem, "response_id", response_ids)
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 async def _bulk_upsert(
     session: AsyncSession, table: Table, rows: list[dict[str, Any]], conflict: Sequence[str], update: str
 ) -> None:
@@ -113,7 +107,7 @@ async def _bulk_upsert(
         f"FROM json_to_recordset(CAST(:rows AS json)) AS r ({record}) "
         f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {update}"
     )
-    await session.execute(statement, {"rows": json.dumps(rows, default=_json_value, ensure_ascii=False)})
+    await session.execute(statement, {"rows": orjson.dumps(rows).decode()})
 
 
 async def upsert_items(session: AsyncSession, dialect: str, model: Any, key: str, rows: list[dict[str, Any]]) -> None:
@@ -208,8 +202,9 @@ async def apply_deltas(session: AsyncSession, dialect: str, deltas: Deltas) -> N
     for key, counts, criteria in ROLLUP_TABLES:
         await _add_rows(session, dialect, _table(counts), deltas.count_rows(key), key)
         await _add_rows(session, dialect, _table(criteria), deltas.criterion_rows(key), [*key, "criterion"])
-    for key, counts, criteria in ROLLUP_TABLES:
-        await _remove_empty(session, key, _table(counts), _table(criteria), deltas.shrinking_grains(key))
+    if deltas.decreases():  # sums of increases never reach zero
+        for key, counts, criteria in ROLLUP_TABLES:
+            await _remove_empty(session, key, _table(counts), _table(criteria), deltas.shrinking_grains(key))
 
 
 async def replace_rollups(session: AsyncSession, dialect: str, deltas: Deltas) -> None:
