@@ -40,6 +40,9 @@ class Filters:
     date_to: date | None = None
 
 
+_FILTERED = ("region_code", "inn", "type_code", "survey_level")  # the Filters that are columns
+
+
 @dataclass(frozen=True)
 class Plan:
     """How to sum a period from the two grains: the whole months ``months`` (first days, inclusive) from
@@ -93,17 +96,8 @@ _ORG_MONTH_GRAIN = (_table(OrgMonthRollup), _table(OrgMonthCriterionRollup), "mo
 _MONTH_GRAIN = (_table(MonthRollup), _table(MonthCriterionRollup), "month")
 
 
-def _conditions(table: Table, time: str, filters: Filters, first: date | None, last: date | None) -> list[Any]:
-    conditions: list[Any] = []
-    for name in ("region_code", "inn", "type_code", "survey_level"):
-        value = getattr(filters, name)
-        if value is not None:
-            conditions.append(table.c[name] == value)
-    if first is not None:
-        conditions.append(table.c[time] >= first)
-    if last is not None:
-        conditions.append(table.c[time] <= last)
-    return conditions
+def _conditions(table: Table, filters: Filters) -> list[Any]:
+    return [table.c[name] == getattr(filters, name) for name in _FILTERED if getattr(filters, name) is not None]
 
 
 async def scope_bounds(session: AsyncSession, filters: Filters) -> tuple[date, date] | None:
@@ -113,9 +107,7 @@ async def scope_bounds(session: AsyncSession, filters: Filters) -> tuple[date, d
     counts = _table(Rollup)
     row = (
         await session.execute(
-            select(func.min(counts.c.day), func.max(counts.c.day)).where(
-                *_conditions(counts, "day", filters, None, None)
-            )
+            select(func.min(counts.c.day), func.max(counts.c.day)).where(*_conditions(counts, filters))
         )
     ).one()
     if row[0] is None:
@@ -129,7 +121,6 @@ def _as_date(value: Any) -> date:
 
 
 Segment = tuple[tuple[Table, Table, str], date | None, date | None]
-_FILTERED = ("region_code", "inn", "type_code", "survey_level")
 
 
 def _segment_sql(segment: Segment, index: int, filtered: Sequence[str], by: Sequence[str]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 from fractions import Fraction
@@ -21,7 +20,7 @@ from posog.analytics.contracts import (
     TimeseriesPoint,
 )
 from posog.analytics.ratings.figures import Totals, figure_fields
-from posog.analytics.ratings.queries import Filters, organizations, scope_bounds, totals_by
+from posog.analytics.ratings.queries import Filters, month_end, month_start, organizations, scope_bounds, totals_by
 from posog.analytics.rollups.model import Organization
 from posog.core import regions
 
@@ -119,7 +118,7 @@ def bucket_start(day: date, bucket: Bucket) -> date:
     if bucket == "week":
         return day - timedelta(days=day.weekday())
     if bucket == "month":
-        return day.replace(day=1)
+        return month_start(day)
     return day
 
 
@@ -127,7 +126,7 @@ def bucket_end(start: date, bucket: Bucket) -> date:
     if bucket == "week":
         return start + timedelta(days=6)
     if bucket == "month":
-        return start.replace(day=calendar.monthrange(start.year, start.month)[1])
+        return month_end(start)
     return start
 
 
@@ -163,7 +162,7 @@ async def timeseries(
         for start, end in spans:
             totals = Totals()
             if bucket == "month":
-                totals.merge(found.get(start.replace(day=1), Totals()))
+                totals.merge(found.get(month_start(start), Totals()))
             else:
                 day = start
                 while day <= end:

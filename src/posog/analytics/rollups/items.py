@@ -33,9 +33,6 @@ class Grain(NamedTuple):
     type_code: str
     survey_level: str
 
-    def as_row(self) -> dict[str, Any]:
-        return dict(zip(DAY, self, strict=True))
-
 
 # The three grains the rollups are kept at, by their key columns: the day grain, and two coarser ones
 # summed from it by the same deltas — the month per organisation, and the month per (region, type, level)
@@ -43,7 +40,6 @@ class Grain(NamedTuple):
 DAY = ("day", "region_code", "inn", "type_code", "survey_level")
 ORG_MONTH = ("month", "region_code", "inn", "type_code", "survey_level")
 MONTH = ("month", "region_code", "type_code", "survey_level")
-GRAINS = (DAY, ORG_MONTH, MONTH)
 
 GrainKey = tuple[Any, ...]
 
@@ -145,7 +141,7 @@ class Deltas:
             self.add(new, +1)
 
     def counts_at(self, key: tuple[str, ...]) -> dict[GrainKey, list[int]]:
-        """:attr:`counts` summed at the grain ``key`` (:data:`GRAINS`)."""
+        """:attr:`counts` summed at the grain ``key`` (:data:`DAY`, :data:`ORG_MONTH` or :data:`MONTH`)."""
         found: dict[GrainKey, list[int]]
         if key == DAY:
             found = dict(self.counts.items())

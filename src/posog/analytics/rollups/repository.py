@@ -157,6 +157,7 @@ async def upsert_organizations(session: AsyncSession, dialect: str, names: Itera
 
 
 COUNT_COLUMNS = ("services", "notified", "responses")
+RATING_COLUMNS = ("count", "sum", "n1", "n2", "n3", "n4", "n5")
 
 # Each grain's key columns (``items.GRAINS``) and its two tables: counts, criterion ratings.
 ROLLUP_TABLES: tuple[tuple[tuple[str, ...], Any, Any], ...] = (
@@ -285,8 +286,8 @@ def _coarser_sql(
     columns = ", ".join(key)
     values = ", ".join(month if name == "month" else name for name in key)
     groups = ", ".join(str(n) for n in range(1, len(key) + 2))
-    sums = ", ".join(f"sum({name})::int" for name in ("services", "notified", "responses"))
-    ratings = ", ".join(f"sum({name})::int" for name in ("count", "sum", "n1", "n2", "n3", "n4", "n5"))
+    sums = ", ".join(f"sum({name})::int" for name in COUNT_COLUMNS)
+    ratings = ", ".join(f"sum({name})::int" for name in RATING_COLUMNS)
     return (
         f"INSERT INTO {counts.name} ({columns}, services, notified, responses) "  # noqa: S608 (names: ours)
         f"SELECT {values}, {sums} FROM {finer_counts.name} GROUP BY {groups[: groups.rindex(',')]}",
