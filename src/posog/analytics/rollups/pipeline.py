@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import structlog
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from posog.analytics.rollups.consumer import FeedConsumer, PollResult, ensure_cursors, mark_changed
 from posog.analytics.rollups.items import Deltas
@@ -20,7 +21,8 @@ from posog.analytics.rollups.model import (
     Organization,
     ResponseItem,
 )
-from posog.analytics.rollups.repository import ROLLUP_MODELS, lock_cursor, rebuild_rollups_in_sql, replace_rollups
+from posog.analytics.rollups.rebuild import rebuild_rollups_in_parallel
+from posog.analytics.rollups.repository import ROLLUP_MODELS, lock_cursor, replace_rollups
 from posog.analytics.rollups.sources import (
     CardsFeed,
     CardsSource,
@@ -98,17 +100,22 @@ class AnalyticsPipeline:
             await asyncio.sleep(self._poll_interval_s)
 
     async def rebuild(self) -> RebuildResult:
-        """Recompute every rollup from the stored cards and responses, in one transaction (the feeds'
-        appliers wait on the cursors' locks meanwhile). On PostgreSQL the database does it, set-based
-        (:func:`~posog.analytics.rollups.repository.rebuild_rollups_in_sql`); elsewhere the items are
-        summed here with the incremental path's own arithmetic. Both write the same rows."""
+        """Recompute every rollup from the stored cards and responses; the new rollups become visible at
+        once, in one commit (the feeds' appliers wait on the cursors' locks meanwhile). On PostgreSQL the
+        database does it, set-based, on two more connections of their own, while readers go on reading
+        the old rollups (:mod:`~posog.analytics.rollups.rebuild`); elsewhere the items are summed here
+        with the incremental path's own arithmetic, in one transaction. Both write the same rows."""
         if self._db.dialect == "postgresql":
-            async with self._db.uow() as uow:
-                session = uow.session
-                await ensure_cursors(session, SOURCES, self._clock())
-                await self._lock_and_mark(session)
-                counts = await rebuild_rollups_in_sql(session)
-                await uow.commit()
+            lanes = create_async_engine(self._db.engine.url, poolclass=NullPool)
+            try:
+                async with self._db.uow() as uow:
+                    session = uow.session
+                    await ensure_cursors(session, SOURCES, self._clock())
+                    await self._lock_and_mark(session)
+                    counts = await rebuild_rollups_in_parallel(lanes, session)
+                    await uow.commit()
+            finally:
+                await lanes.dispose()
             result = RebuildResult(**counts)
             log.info("analytics.rebuilt", **result.__dict__)
             return result
