@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import socket
 from collections.abc import Iterator
@@ -21,6 +22,22 @@ class Server(uvicorn.Server):
 
     def stop(self) -> None:
         self.should_exit = True
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            settle_heap()
+
+
+def settle_heap() -> None:
+    """Collect once what starting the process left, and move everything still alive — modules, the
+    app, its routes and models, pools: hundreds of thousands of objects that live as long as the process
+    — out of the garbage collector's sight (``gc.freeze``). Otherwise every full collection walks them
+    all: the analytics server paused 100–130 ms each time (measured with ``gc.callbacks``), holding
+    every request in flight, and the dashboard's p99 went from ≈ 55 ms to ≈ 150 ms whenever one fell in
+    the timed run. Afterwards a full collection walks only what was made since (≈ 5 ms)."""
+    gc.collect()
+    gc.freeze()
 
 
 async def serve_until_signalled(server: Server, sockets: list[socket.socket] | None = None) -> None:
