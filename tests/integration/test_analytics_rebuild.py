@@ -73,6 +73,20 @@ async def _store(system: System, seed: int, n: int, prefix: str) -> None:
         await uow.commit()
 
 
+async def _rebuilt_then_more(system: System, seed: int, n: int, more: int) -> dict[str, list[tuple[Any, ...]]]:
+    """``n`` cards stored and rebuilt, then ``more`` stored: the rollups as the rebuild left them."""
+    await _store(system, seed, n, "A")
+    await system.analytics.rebuild()
+    before = await rollups(system)
+    await _store(system, seed + 1, more, "B")
+    return before
+
+
+async def _services(system: System) -> int:
+    """Services counted by the day counts (their sixth column)."""
+    return sum(row[5] for row in (await rollups(system))["analytics_rollups"])
+
+
 def _asyncpg_url(system: System) -> str:
     return system.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -128,10 +142,7 @@ async def test_readers_read_the_old_rollups_until_the_new_ones_are_swapped_in(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with analytics_stack("production", tmp_path) as system:
-        await _store(system, 2, 120, "A")
-        await system.analytics.rebuild()
-        before = await rollups(system)
-        await _store(system, 3, 80, "B")
+        before = await _rebuilt_then_more(system, 2, 120, 80)
         seen: list[dict[str, int]] = []
         run_lanes = rebuild_module._run_lanes
 
@@ -149,19 +160,15 @@ async def test_readers_read_the_old_rollups_until_the_new_ones_are_swapped_in(
         monkeypatch.setattr(rebuild_module, "_run_lanes", observed)
         await system.analytics.rebuild()
         assert seen == [{table: len(rows) for table, rows in before.items()}]
-        after = await rollups(system)
-        assert sum(row[5] for row in after["analytics_rollups"]) == 200  # services: both batches of cards
-        assert after != before
+        assert await _services(system) == 200  # both batches of cards
+        assert await rollups(system) != before
 
 
 async def test_a_failed_rebuild_keeps_the_rollups_and_leaves_nothing_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with analytics_stack("production", tmp_path) as system:
-        await _store(system, 4, 100, "C")
-        await system.analytics.rebuild()
-        before = await rollups(system)
-        await _store(system, 5, 50, "D")
+        before = await _rebuilt_then_more(system, 4, 100, 50)
         monkeypatch.setattr(rebuild_module, "_COUNTS_SQL", "SELECT 1 / 0 -- {target}")
         with pytest.raises(Exception, match="division by zero"):
             await system.analytics.rebuild()
@@ -169,7 +176,7 @@ async def test_a_failed_rebuild_keeps_the_rollups_and_leaves_nothing_behind(
         assert await _shadow_tables(system) == []
         monkeypatch.undo()
         await system.analytics.rebuild()  # the cursors were released: the next rebuild goes through
-        assert sum(row[5] for row in (await rollups(system))["analytics_rollups"]) == 150
+        assert await _services(system) == 150
 
 
 async def test_a_rebuild_drops_what_a_rebuild_that_died_left(tmp_path: Path) -> None:
@@ -182,4 +189,4 @@ async def test_a_rebuild_drops_what_a_rebuild_that_died_left(tmp_path: Path) -> 
         result = await system.analytics.rebuild()
         assert result.cards == 60
         assert await _shadow_tables(system) == []
-        assert sum(row[5] for row in (await rollups(system))["analytics_rollups"]) == 60
+        assert await _services(system) == 60
