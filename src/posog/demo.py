@@ -52,6 +52,7 @@ ORGANIZATIONS = 50
 DEMO_PASSWORD = "demo-demo-demo"  # noqa: S105 — published; `posog demo` refuses to run in production
 DEMO_REGION = "77"
 STALL_S = 60.0  # no progress for this long while waiting on the workers: give up and say so
+SETTLE_S = 3.0  # notifications short of the expected: the inbox unchanged this long means the rest never come
 
 
 class DemoError(Exception):
@@ -219,15 +220,23 @@ async def play(system: System, options: DemoOptions, console: Console, base_url:
             async def delivered() -> int:
                 return await _count(system, select(func.count()).select_from(InboxNotification)) - inbox_before
 
-            seen = [-1]
-
-            async def all_delivered(current: int) -> bool:
-                """Nothing left to send, nothing waiting on the bus, and the inbox has stopped growing."""
-                steady, seen[0] = current == seen[0], current
-                return steady and await unsent() == 0 and await system.bus.queue_depth(settings.geps_inbox_queue) == 0
-
             # At most every notification the outbox holds that the inbox does not have yet.
             expected = max(0, await _notifications_due(system) - inbox_before)
+            seen = [-1, time.monotonic()]  # the last count, and since when
+
+            async def all_delivered(current: int) -> bool:
+                """Every notification due is in the inbox — or nothing is left to send, nothing is waiting on
+                the bus, and the inbox has not grown for SETTLE_S (the queue's depth does not count a
+                message a consumer holds: a short pause alone does not mean the end)."""
+                if current >= expected:
+                    return True
+                if current != seen[0]:
+                    seen[0], seen[1] = current, time.monotonic()
+                    return False
+                if time.monotonic() - seen[1] < SETTLE_S:
+                    return False
+                return await unsent() == 0 and await system.bus.queue_depth(settings.geps_inbox_queue) == 0
+
             await _wait(progress, "ГЭПС → личные кабинеты ЕПГУ", expected, delivered, finished=all_delivered)
 
             notifications = await citizens.notifications(offset=inbox_before)
