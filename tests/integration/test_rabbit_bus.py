@@ -169,6 +169,18 @@ async def declare_queue(bus: MessageBus, names: Names, role: str = "facts") -> s
     return queue
 
 
+async def declare_directly(rabbit_url: str, names: Names) -> str:
+    """A queue declared over a connection of its own, with the suite's usual timeouts: a test of a bus
+    with a short publish timeout should not fail in its set-up (a channel opened through the proxy on
+    a loaded machine can take longer than that timeout)."""
+    bus = RabbitBus(rabbit_url, connect_timeout_s=10, publish_timeout_s=10)
+    await bus.connect()
+    try:
+        return await declare_queue(bus, names)
+    finally:
+        await bus.close()
+
+
 async def declare_with_dead_letters(bus: MessageBus, names: Names) -> tuple[str, str, str, str]:
     """exchange --rk--> queue --(reject)--> dlx (direct) --rk--> dead queue.
 
@@ -666,12 +678,14 @@ async def test_consumer_resumes_after_the_connection_drops(proxy: TcpProxy, name
         await bus.close()
 
 
-async def test_consumer_outlives_a_broker_outage_longer_than_its_timeouts(proxy: TcpProxy, names: Names) -> None:
+async def test_consumer_outlives_a_broker_outage_longer_than_its_timeouts(
+    proxy: TcpProxy, names: Names, rabbit_url: str
+) -> None:
     await proxy.start()
+    queue = await declare_directly(rabbit_url, names)
     bus = RabbitBus(proxy.url, connect_timeout_s=10, publish_timeout_s=1.0, reconnect_interval_s=0.2, max_backoff_s=0.5)
     await bus.connect()
     try:
-        queue = await declare_queue(bus, names)
         received: list[IncomingMessage] = []
 
         async def worker() -> None:
@@ -706,12 +720,14 @@ async def test_consumer_outlives_a_broker_outage_longer_than_its_timeouts(proxy:
         await bus.close()
 
 
-async def test_publish_while_the_broker_is_unreachable_raises_within_the_timeout(proxy: TcpProxy, names: Names) -> None:
+async def test_publish_while_the_broker_is_unreachable_raises_within_the_timeout(
+    proxy: TcpProxy, names: Names, rabbit_url: str
+) -> None:
     await proxy.start()
+    queue = await declare_directly(rabbit_url, names)
     bus = RabbitBus(proxy.url, connect_timeout_s=10, publish_timeout_s=1.0, reconnect_interval_s=0.2)
     await bus.connect()
     try:
-        queue = await declare_queue(bus, names)
         await proxy.stop()  # connection cut and nothing listening any more
         loop = asyncio.get_running_loop()
         started = loop.time()
