@@ -36,6 +36,33 @@ ANCHOR = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 TODAY = ANCHOR.date()
 
 
+def card_item(card_id: str, grain: dict[str, Any], *, notified: bool = True) -> dict[str, Any]:
+    """A row of ``analytics_cards`` as the feeds leave it, at ``grain`` (service date, region, ИНН, type,
+    level) — for tests that store items directly instead of reading them through the feeds."""
+    return {
+        **grain,
+        "card_id": card_id,
+        "link_state": "notified",
+        "notified": notified,
+        "source_updated_at": datetime.now(UTC),
+    }
+
+
+def response_item(
+    card_id: str, grain: dict[str, Any], ratings: list[list[Any]], *, questionnaire_id: str = "q"
+) -> dict[str, Any]:
+    """A row of ``analytics_responses`` answering ``card_id``, at the card's ``grain``."""
+    return {
+        **grain,
+        "response_id": f"R-{card_id}",
+        "card_id": card_id,
+        "questionnaire_id": questionnaire_id,
+        "questionnaire_version": 1,
+        "submitted_at": datetime.now(UTC),
+        "ratings": ratings,
+    }
+
+
 def running_clock(start: datetime = ANCHOR) -> Callable[[], datetime]:
     origin = time.monotonic()
     return lambda: start + timedelta(seconds=time.monotonic() - origin)

@@ -28,9 +28,11 @@ from tests.integration.analytics_fixture import (
     TODAY,
     Fixture,
     analytics_stack,
+    card_item,
     ingest,
     notify_all,
     respond,
+    response_item,
     rollups,
     tokens,
 )
@@ -240,7 +242,6 @@ async def test_a_rebuild_sums_any_stored_items_as_the_deltas_do(backend: str, tm
     from posog.analytics.rollups.items import Deltas
     from posog.analytics.rollups.model import CardItem, ResponseItem
     from posog.analytics.rollups.sources import stored_card_contribution, stored_response_contribution
-    from posog.core.clock import utcnow
 
     rng = random.Random(41)
     criteria = ["service_time", "queue_time", "staff", "comfort", "information"]
@@ -253,32 +254,14 @@ async def test_a_rebuild_sums_any_stored_items_as_the_deltas_do(backend: str, tm
             "survey_level": rng.choice(["federal", "regional"]),
             "service_date": date(2026, 11, rng.randint(1, 5)),
         }
-        cards.append(
-            {
-                "card_id": f"C-{n}",
-                **grain,
-                "link_state": "notified",
-                "notified": rng.random() < 0.8,
-                "source_updated_at": utcnow(),
-            }
-        )
+        cards.append(card_item(f"C-{n}", grain, notified=rng.random() < 0.8))
         if rng.random() < 0.5:
             ratings = [[c, rng.randint(1, 5)] for c in rng.sample(criteria, rng.randint(0, 5))]
             if rng.random() < 0.1:
                 ratings.append(["courtesy", rng.randint(1, 5)])  # not a built-in criterion
             if ratings and rng.random() < 0.1:
                 ratings.append([ratings[0][0], rng.randint(1, 5)])  # the same criterion twice
-            responses.append(
-                {
-                    "response_id": f"R-{n}",
-                    "card_id": f"C-{n}",
-                    **grain,
-                    "questionnaire_id": "q",
-                    "questionnaire_version": 1,
-                    "submitted_at": utcnow(),
-                    "ratings": ratings,
-                }
-            )
+            responses.append(response_item(f"C-{n}", grain, ratings))
     async with analytics_stack(backend, tmp_path) as system:
         async with system.db.uow() as uow:
             await uow.session.execute(insert(CardItem), cards)

@@ -20,8 +20,7 @@ from posog.analytics.ratings.queries import Filters, plan, scope_bounds, totals_
 from posog.analytics.rollups.items import Deltas, card_contribution, response_contribution
 from posog.analytics.rollups.model import CardItem, ResponseItem
 from posog.analytics.rollups.repository import apply_deltas
-from posog.core.clock import utcnow
-from tests.integration.analytics_fixture import analytics_stack, table_rows
+from tests.integration.analytics_fixture import analytics_stack, card_item, response_item, table_rows
 from tests.integration.test_analytics_incremental import as_text, with_months
 from tests.support import BACKENDS
 
@@ -47,26 +46,11 @@ def _items(rng: random.Random, n: int) -> tuple[list[dict[str, Any]], list[dict[
             "survey_level": rng.choice(LEVELS),
             "service_date": FIRST + timedelta(days=rng.randint(0, span)),
         }
-        cards.append(
-            {
-                "card_id": f"C-{number}",
-                **grain,
-                "link_state": "notified",
-                "notified": rng.random() < 0.8,
-                "source_updated_at": utcnow(),
-            }
-        )
+        cards.append(card_item(f"C-{number}", grain, notified=rng.random() < 0.8))
         if rng.random() < 0.5:
+            ratings = [[criterion, rng.randint(1, 5)] for criterion in rng.sample(CRITERIA, 3)]
             responses.append(
-                {
-                    "response_id": f"R-{number}",
-                    "card_id": f"C-{number}",
-                    **grain,
-                    "questionnaire_id": "00000000-0000-0000-0000-000000000001",
-                    "questionnaire_version": 1,
-                    "submitted_at": utcnow(),
-                    "ratings": [[criterion, rng.randint(1, 5)] for criterion in rng.sample(CRITERIA, 3)],
-                }
+                response_item(f"C-{number}", grain, ratings, questionnaire_id="00000000-0000-0000-0000-000000000001")
             )
     return cards, responses
 

@@ -25,9 +25,8 @@ import posog.module.tables  # noqa: F401
 from posog.analytics.rollups.model import CardItem, ResponseItem
 from posog.analytics.rollups.repository import ROLLUP_MODELS
 from posog.bootstrap import System
-from posog.core.clock import utcnow
 from posog.core.db import Base
-from tests.integration.analytics_fixture import ROLLUP_TABLES, analytics_stack, rollups
+from tests.integration.analytics_fixture import ROLLUP_TABLES, analytics_stack, card_item, response_item, rollups
 
 pytestmark = pytest.mark.integration
 
@@ -47,21 +46,9 @@ def _items(seed: int, n: int, prefix: str) -> tuple[list[dict[str, Any]], list[d
             "service_date": date(2026, rng.choice([10, 11]), rng.randint(1, 28)),
         }
         card_id = f"{prefix}-{i}"
-        cards.append(
-            {**grain, "card_id": card_id, "link_state": "notified", "notified": True, "source_updated_at": utcnow()}
-        )
+        cards.append(card_item(card_id, grain))
         if i % 2 == 0:
-            responses.append(
-                {
-                    **grain,
-                    "response_id": f"R{card_id}",
-                    "card_id": card_id,
-                    "questionnaire_id": "q",
-                    "questionnaire_version": 1,
-                    "submitted_at": utcnow(),
-                    "ratings": [[c, rng.randint(1, 5)] for c in CRITERIA],
-                }
-            )
+            responses.append(response_item(card_id, grain, [[c, rng.randint(1, 5)] for c in CRITERIA]))
     return cards, responses
 
 
