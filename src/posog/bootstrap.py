@@ -20,7 +20,7 @@ from posog.emulators.ias.model import IasStore
 from posog.lko.client import LkoClient
 from posog.module.client import ModuleClient
 from posog.module.ias_export.handlers import IasExporter, IasSchedule, IasSender
-from posog.module.intake.consumer import IntakeConsumer
+from posog.module.intake.consumer import IntakeConsumer, broker_delivery_limit
 from posog.module.intake.handlers import IntakeHandler
 from posog.module.links.catalog import QuestionnaireCatalog
 from posog.module.links.release import WaitingCardsReleaser
@@ -37,8 +37,16 @@ def topology(settings: Settings) -> Topology:
             ExchangeSpec(settings.geps_exchange, "direct"),
         ),
         queues=(
-            QueueSpec(settings.facts_queue, dead_letter_exchange=settings.facts_dead_letter_exchange),
-            QueueSpec(settings.facts_dead_letter_queue),
+            QueueSpec(
+                settings.facts_queue,
+                dead_letter_exchange=settings.facts_dead_letter_exchange,
+                delivery_limit=broker_delivery_limit(settings.facts_delivery_limit),
+            ),
+            QueueSpec(
+                settings.facts_dead_letter_queue,
+                message_ttl_ms=dead_letter_ttl_ms(settings),
+                max_length_bytes=settings.facts_dead_letter_max_bytes,
+            ),
             QueueSpec(settings.geps_inbox_queue),
         ),
         bindings=(
@@ -46,6 +54,12 @@ def topology(settings: Settings) -> Topology:
             BindingSpec(settings.geps_inbox_queue, settings.geps_exchange, settings.geps_routing_key),
         ),
     )
+
+
+def dead_letter_ttl_ms(settings: Settings) -> int:
+    """Dead letters live as long as the rejected facts' payloads in the database: the retention (SPEC
+    §10), but at least a day, so that an operator sees them even with a retention of 0."""
+    return max(settings.pii_retention_days, 1) * 86_400_000
 
 
 def make_bus(settings: Settings) -> MessageBus:
@@ -132,6 +146,8 @@ class System:
             prefetch=s.consumer_prefetch,
             batch_size=s.intake_batch_size,
             batch_wait_s=s.intake_batch_wait_ms / 1000,
+            dead_letter_exchange=s.facts_dead_letter_exchange,
+            delivery_limit=s.facts_delivery_limit,
             max_backoff_s=s.reconnect_max_backoff_s,
         )
 
@@ -152,7 +168,14 @@ class System:
     def pii_purger(self) -> PiiPurger:
         """Erases personal data after the link's life plus the retention (SPEC §10)."""
         s = self.settings
-        return PiiPurger(self.db, self.clock, retention_days=s.pii_retention_days, horizon_days=s.fact_horizon_days)
+        return PiiPurger(
+            self.db,
+            self.clock,
+            retention_days=s.pii_retention_days,
+            horizon_days=s.fact_horizon_days,
+            bus=self.bus,
+            dead_letter_queue=s.facts_dead_letter_queue,
+        )
 
     def ias_schedule(self) -> IasSchedule:
         s = self.settings
@@ -210,6 +233,7 @@ def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | No
         clock,
         horizon_days=settings.fact_horizon_days,
         lkp_base_url=settings.lkp_base_url,
+        max_fact_bytes=settings.fact_max_bytes,
     )
     the_bus = bus if bus is not None else make_bus(settings)
     relay = OutboxRelay(

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     consumer_prefetch: int = Field(default=512, ge=1, le=10_000)
     intake_batch_size: int = Field(default=256, ge=1, le=5_000)
     intake_batch_wait_ms: int = Field(default=20, ge=0, le=5_000)
+    # A fact is about 1 kB; a larger body is rejected unread (`payload: too_large`).
+    fact_max_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Attempts at one returned fact (its worker died) before intake quarantines it unhandled; the
+    # queue's x-delivery-limit is max(20, 4 × this) (docs/deployment.md, "RabbitMQ").
+    facts_delivery_limit: int = Field(default=5, ge=2, le=100)
+    # The dead-letter queue's cap besides its TTL (the retention): the oldest go first beyond it.
+    facts_dead_letter_max_bytes: int = Field(default=1024**3, ge=1024 * 1024)
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     relay_idle_sleep_ms: int = Field(default=200, ge=1)
     relay_max_backoff_s: float = 60.0

@@ -30,7 +30,7 @@ from tests.support import count, stack, wait_for
 pytestmark = pytest.mark.integration
 
 
-def spawn_worker(name: str, system: System, **env: str) -> subprocess.Popen[bytes]:
+def spawn_worker(name: str, system: System, *args: str, **env: str) -> subprocess.Popen[bytes]:
     s = system.settings
     assert s.amqp_url is not None
     environment = {
@@ -50,7 +50,7 @@ def spawn_worker(name: str, system: System, **env: str) -> subprocess.Popen[byte
     }
     log = (LOG_DIR / f"worker-{name}-{uuid.uuid4().hex[:6]}.log").open("wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "posog.cli", "worker", name], env=environment, stdout=log, stderr=log
+        [sys.executable, "-m", "posog.cli", "worker", name, *args], env=environment, stdout=log, stderr=log
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,6 +28,11 @@ class QueueSpec:
     name: str
     dead_letter_exchange: str | None = None
     quorum: bool = True
+    # Quorum queues: dead-letter a message returned more than this often (x-delivery-limit).
+    delivery_limit: int | None = None
+    # Drop messages older than this (x-message-ttl), and the oldest beyond this size (x-max-length-bytes).
+    message_ttl_ms: int | None = None
+    max_length_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,10 @@ class MessageBus(Protocol):
 
     async def queue_depth(self, queue: str) -> int:
         """Messages ready in ``queue`` (for metrics and tests)."""
+
+    async def drop_head_while(self, queue: str, expired: Callable[[dict[str, str]], bool]) -> int:
+        """Drop messages from the head of ``queue`` while ``expired(headers)`` holds; how many. For a
+        queue in arrival order (a dead-letter queue), this drops everything older than a cutoff."""
 
 
 class BusError(Exception):
@@ -179,6 +188,7 @@ class _Envelope:
     message: OutgoingMessage
     redelivered: bool = False
     routing_key: str = ""  # as published: AMQP dead-letters with the original routing key
+    returns: int = 0  # as a quorum queue's x-delivery-count: how often it came back
 
 
 class _Queue:
@@ -215,7 +225,10 @@ class _Delivery:
 
     @property
     def headers(self) -> dict[str, str]:
-        return dict(self._envelope.message.headers)
+        headers = dict(self._envelope.message.headers)
+        if self._envelope.returns:
+            headers["x-delivery-count"] = str(self._envelope.returns)
+        return headers
 
     @property
     def redelivered(self) -> bool:
@@ -243,7 +256,7 @@ class _Delivery:
     async def requeue(self) -> None:
         if self._settle():
             old = self._envelope
-            await self._queue.put(_Envelope(old.message, True, old.routing_key), front=True)
+            await self._queue.put(_Envelope(old.message, True, old.routing_key, old.returns + 1), front=True)
 
     async def abandon(self) -> None:
         """The consumer went away without settling: the broker redelivers."""
@@ -251,7 +264,7 @@ class _Delivery:
             self._settle()
             self._abandoned = True  # before the await: a concurrent late ack is then a no-op too
             old = self._envelope
-            await self._queue.put(_Envelope(old.message, True, old.routing_key), front=True)
+            await self._queue.put(_Envelope(old.message, True, old.routing_key, old.returns + 1), front=True)
 
 
 class InProcessBus:
@@ -325,3 +338,11 @@ class InProcessBus:
 
     async def queue_depth(self, queue: str) -> int:
         return len(self._queues[queue].ready) if queue in self._queues else 0
+
+    async def drop_head_while(self, queue: str, expired: Callable[[dict[str, str]], bool]) -> int:
+        q = self._queues.get(queue)
+        dropped = 0
+        while q is not None and q.ready and expired(dict(q.ready[0].message.headers)):
+            q.ready.popleft()
+            dropped += 1
+        return dropped

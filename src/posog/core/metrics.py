@@ -14,7 +14,16 @@ INTAKE_BATCH_SECONDS = Histogram(
     "Time to apply one intake batch",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-INTAKE_FAILURES = Counter("posog_intake_failures_total", "Intake batches that failed and were requeued")
+INTAKE_FAILURES = Counter(
+    "posog_intake_failures_total", "Intake attempts that failed on the database or ЛКО and will be retried"
+)
+INTAKE_DEAD_LETTERS = Counter(
+    "posog_intake_dead_letters_total",
+    "Messages intake dead-lettered (sealed), by why: rejected (invalid), processing_error (broke the "
+    "handler), delivery_limit (delivered too often: killed a process), storage_failed (not even "
+    "quarantined in the database)",
+    ["reason"],
+)
 QUEUE_DEPTH = Gauge("posog_queue_depth", "Messages waiting in a queue", ["queue"])
 OUTBOX_PUBLISHED = Counter("posog_outbox_published_total", "Outbox messages published with confirms", ["topic"])
 OUTBOX_FAILURES = Counter("posog_outbox_publish_failures_total", "Outbox publishes that failed and will be retried")

@@ -479,7 +479,8 @@ class RabbitBus:
 
     async def declare(self, topology: Topology) -> None:
         """Declare exchanges (durable, of their kind), queues (durable; quorum with
-        ``x-queue-type: quorum``; ``x-dead-letter-exchange`` when given) and bindings. Idempotent;
+        ``x-queue-type: quorum``; ``x-dead-letter-exchange``, ``x-delivery-limit``, ``x-message-ttl``
+        and ``x-max-length-bytes`` when given) and bindings. Idempotent;
         redeclaring an existing name with other arguments is a BusError (PRECONDITION_FAILED).
         A queue's dead-letter exchange must be declared too — here or earlier — or RabbitMQ drops
         what is dead-lettered to it."""
@@ -495,6 +496,12 @@ class RabbitBus:
                     arguments["x-queue-type"] = "quorum"
                 if queue.dead_letter_exchange is not None:
                     arguments["x-dead-letter-exchange"] = queue.dead_letter_exchange
+                if queue.delivery_limit is not None:
+                    arguments["x-delivery-limit"] = queue.delivery_limit
+                if queue.message_ttl_ms is not None:
+                    arguments["x-message-ttl"] = queue.message_ttl_ms
+                if queue.max_length_bytes is not None:
+                    arguments["x-max-length-bytes"] = queue.max_length_bytes
                 await channel.declare_queue(queue.name, durable=True, arguments=arguments or None)
             for binding in topology.bindings:
                 bound = await channel.get_queue(binding.queue, ensure=False)
@@ -646,6 +653,30 @@ class RabbitBus:
             declared = await channel.declare_queue(queue, passive=True)
             result = declared.declaration_result
             return int(result.message_count or 0)
+
+    async def drop_head_while(self, queue: str, expired: Callable[[dict[str, str]], bool]) -> int:
+        """``basic.get`` from the head of ``queue`` and acknowledge (drop) each message while
+        ``expired(headers)`` holds; the first that does not is given back (``basic.nack`` with requeue)
+        and the drain stops. Each call to the broker is bounded by the publish timeout."""
+        dropped = 0
+        channel = await asyncio.wait_for(self._open_channel(publisher_confirms=False), self._publish_timeout_s)
+        try:
+            target = await asyncio.wait_for(channel.get_queue(queue, ensure=True), self._publish_timeout_s)
+            while True:
+                message = await asyncio.wait_for(target.get(no_ack=False, fail=False), self._publish_timeout_s)
+                if message is None:
+                    return dropped
+                headers = {key: _header_text(value) for key, value in (message.headers or {}).items()}
+                if not expired(headers):
+                    await message.nack(requeue=True)
+                    return dropped
+                await message.ack()
+                dropped += 1
+        except _BROKER_ERRORS as exc:
+            raise BusError(f"drop_head_while({queue!r}) failed after {dropped}: {exc!r}") from exc
+        finally:
+            if not channel.is_closed:
+                await self._quietly("drain_channel.close", channel.close())
 
     async def purge(self, queue: str) -> int:
         """Drop every ready message of ``queue`` (tests, benchmarks); returns how many."""

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -28,13 +29,29 @@ from posog.core import ids, regions
 from posog.lko.contracts import QuestionnaireDocument
 
 SurveyLevel = Literal["federal", "regional", "municipal"]
+CARD_ID_PATTERN = r"^[\w.:/\-]+$"
 FACT_SCHEMA = "og.fact/1"
 GEPS_SCHEMA = "geps.notification/1"
 
 _NAME = re.compile(r"^[А-ЯЁа-яёA-Za-z][А-ЯЁа-яёA-Za-z'’ .\-]*$")
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+# C0 and C1 control characters (NUL included), DEL and the Unicode line/paragraph separators: no field
+# of a fact may hold them. PostgreSQL refuses NUL in text outright, and the others break logs, CSV and
+# XLSX exports and the pages that show the field.
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _no_control_characters(value: object) -> object:
+    if isinstance(value, str) and CONTROL_CHARACTERS.search(value):
+        raise PydanticCustomError("control_character", "control characters are not allowed")
+    return value
+
+
+Clean = BeforeValidator(_no_control_characters)
+Text = Annotated[str, Clean, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+Name = Annotated[str, Clean, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Code = Annotated[str, Clean, StringConstraints(strip_whitespace=True, max_length=100)]
+Identifier = Annotated[str, Clean, StringConstraints(max_length=100)]
 
 
 def _id_check(check: Any, value: str) -> str:
@@ -53,7 +70,7 @@ class Service(BaseModel):
     model_config = ConfigDict(extra="forbid")
     date: dt.date
     name: Text | None = None
-    code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    code: Code | None = None
 
     @field_validator("date")
     @classmethod
@@ -71,11 +88,11 @@ class Organization(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Text
     address: Text
-    inn: str
-    ogrn: str
-    kpp: str | None = None
-    type_code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
-    region_code: str | None = None
+    inn: Identifier
+    ogrn: Identifier
+    kpp: Identifier | None = None
+    type_code: Annotated[str, Clean, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+    region_code: Identifier | None = None
 
     @field_validator("type_code")
     @classmethod
@@ -147,7 +164,7 @@ class Citizen(BaseModel):
     first_name: Name
     middle_name: Name | None = None
     birth_date: date
-    snils: str
+    snils: Identifier
 
     @field_validator("last_name", "first_name", "middle_name")
     @classmethod
@@ -174,9 +191,9 @@ class OgFact(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"$id": "og.fact/1"})
     schema_: Literal["og.fact/1"] = Field(alias="schema")
-    message_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    message_id: Annotated[str, Clean, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     card_id: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[\w.:/\-]+$")
+        str, Clean, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=CARD_ID_PATTERN)
     ]
     survey_level: SurveyLevel
     service: Service

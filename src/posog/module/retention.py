@@ -13,20 +13,34 @@ When a card's personal data is due:
 Everything else that holds a sealed copy goes too: sent ГЭПС notifications of the outbox (deleted), the
 payloads of rejected facts (erased; the reasons stay, the fact can no longer be re-driven) and recorded
 conflicts (deleted), each once older than the retention. Work is done in batches, each its own
-transaction, so a purge never holds long locks; running it twice, or in two processes, is harmless."""
+transaction, so a purge never holds long locks; running it twice, or in two processes, is harmless.
+
+The broker's copies go at the same age: the facts' dead-letter queue is declared with the retention as
+its message TTL, and the purge also drops, from its head, every dead letter older than the retention
+(for a queue declared before it had a TTL, or a policy that sets none)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy import delete, or_, select, update
 
+from posog.core.bus import BusError, MessageBus
 from posog.core.clock import Clock, today
 from posog.core.db import Database
-from posog.module.intake.model import CARD_LATE, CARD_WAITING, FactConflict, RejectedFact, ServiceCard
+from posog.module.intake.dead_letters import DEAD_LETTERED_AT_HEADER
+from posog.module.intake.model import (
+    CARD_LATE,
+    CARD_WAITING,
+    FactConflict,
+    IntakeAttempt,
+    RejectedFact,
+    ServiceCard,
+)
 from posog.module.links.model import LINK_STATES, SurveyLink
 from posog.module.notifications.model import OutboxMessage
 
@@ -41,16 +55,45 @@ class PurgeResult:
     notifications: int = 0
     rejected: int = 0
     conflicts: int = 0
+    dead_letters: int = 0
 
     @property
     def total(self) -> int:
-        return self.cards + self.notifications + self.rejected + self.conflicts
+        return self.cards + self.notifications + self.rejected + self.conflicts + self.dead_letters
+
+
+def dead_lettered_at(headers: dict[str, str]) -> datetime | None:
+    """When a message was dead-lettered: intake's own header, else the broker's ``x-death`` record."""
+    stamp = headers.get(DEAD_LETTERED_AT_HEADER)
+    if stamp is None and "x-death" in headers:
+        try:
+            deaths = json.loads(headers["x-death"])
+            stamp = deaths[0]["time"] if isinstance(deaths, list) and deaths else None
+        except (ValueError, KeyError, TypeError):
+            stamp = None
+    if not isinstance(stamp, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class PiiPurger:
     def __init__(
-        self, db: Database, clock: Clock, *, retention_days: int, horizon_days: int, batch_size: int = 1000
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        retention_days: int,
+        horizon_days: int,
+        batch_size: int = 1000,
+        bus: MessageBus | None = None,
+        dead_letter_queue: str | None = None,
     ) -> None:
+        self._bus = bus
+        self._dead_letter_queue = dead_letter_queue
         self._db = db
         self._clock = clock
         self._retention = timedelta(days=retention_days)
@@ -70,6 +113,8 @@ class PiiPurger:
             result.rejected += n
         while n := await self._conflicts():
             result.conflicts += n
+        result.dead_letters = await self._dead_letters()
+        await self._attempts()
         if result.total:
             log.info(
                 "module.pii_purged",
@@ -77,6 +122,7 @@ class PiiPurger:
                 notifications=result.notifications,
                 rejected=result.rejected,
                 conflicts=result.conflicts,
+                dead_letters=result.dead_letters,
             )
         return result
 
@@ -195,3 +241,26 @@ class PiiPurger:
                 await uow.session.execute(delete(FactConflict).where(FactConflict.id.in_(ids)))
                 await uow.commit()
         return len(ids)
+
+    async def _dead_letters(self) -> int:
+        if self._bus is None or self._dead_letter_queue is None:
+            return 0
+        cutoff = self._clock() - self._retention
+
+        def expired(headers: dict[str, str]) -> bool:
+            moment = dead_lettered_at(headers)
+            return moment is not None and moment < cutoff
+
+        try:
+            return await self._bus.drop_head_while(self._dead_letter_queue, expired)
+        except BusError as exc:  # the broker is away: the next round tries again (and the TTL works)
+            log.warning("module.pii_purge_dead_letters_failed", error=type(exc).__name__)
+            return 0
+
+    async def _attempts(self) -> None:
+        """Attempt counts hold only a hash; they go with the rejected facts' age."""
+        async with self._db.uow() as uow:
+            await uow.session.execute(
+                delete(IntakeAttempt).where(IntakeAttempt.last_attempt_at < self._clock() - self._retention)
+            )
+            await uow.commit()

@@ -1,5 +1,19 @@
 """The intake worker: drains the facts queue in batches, acks only after the batch committed, and
-dead-letters rejected facts (already stored with their reasons)."""
+dead-letters rejected facts (already stored with their reasons) as sealed copies.
+
+No message can stop it. Each batch's handling is isolated: a failure of what the handler depends on
+(the database, ЛКО) holds the batch and retries it in this process, without giving it back to the
+broker (which would count a delivery each time); any other exception, of any kind, sends the batch
+through one message at a time, and the message that still fails is quarantined — stored as a rejected
+fact with ``payload: processing_error`` and dead-lettered — or, if even that cannot be stored,
+dead-lettered alone. A message that kills the process instead comes back, with an
+``x-delivery-count`` (quorum queues count every return). A returned message is handled alone and
+settled at once, after its attempt is counted in the database (``module_intake_attempts``): the
+broker's count also grows for every message that was merely in flight beside the one that killed the
+process, this one only for the message being handled. Once a message has been attempted
+``delivery_limit`` times, it is quarantined without being handled again (``payload: delivery_limit``).
+The queue's own ``x-delivery-limit`` (far higher: innocent messages collect returns too) is the
+broker's last line behind that."""
 
 from __future__ import annotations
 
@@ -13,9 +27,10 @@ import sqlalchemy.exc
 import structlog
 
 from posog.core import metrics
-from posog.core.bus import IncomingMessage, MessageBus, ack_batch, batches
+from posog.core.bus import BusError, IncomingMessage, MessageBus, OutgoingMessage, ack_batch, batches
 from posog.lko.client import LkoError
 from posog.module.intake.handlers import IntakeHandler, Outcome, RawFact
+from posog.module.intake.parsing import metric_field
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +46,29 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+DELIVERY_COUNT_HEADER = "x-delivery-count"  # set by quorum queues on every redelivery
+ISOLATE_AFTER_FAILURES = 3  # transient failures of one batch before its messages are tried one by one
+
+
+def broker_delivery_limit(delivery_limit: int) -> int:
+    """The queue's ``x-delivery-limit`` for intake's own ``delivery_limit``: a message in flight while
+    other messages kill the worker collects a return each time, so the broker's limit stays far above."""
+    return max(20, 4 * delivery_limit)
+
+
+def was_returned(message: IncomingMessage) -> bool:
+    """Handed out before: its consumer died or lost its channel while holding it."""
+    return message.redelivered or delivery_count(message) > 0
+
+
+def delivery_count(message: IncomingMessage) -> int:
+    """How often the broker has handed this message out before (0 for a first delivery)."""
+    try:
+        return max(0, int(message.headers.get(DELIVERY_COUNT_HEADER, "0")))
+    except ValueError:
+        return 0
+
+
 class IntakeConsumer:
     def __init__(
         self,
@@ -41,6 +79,8 @@ class IntakeConsumer:
         prefetch: int,
         batch_size: int,
         batch_wait_s: float,
+        dead_letter_exchange: str,
+        delivery_limit: int = 5,
         max_backoff_s: float = 30.0,
     ) -> None:
         self._bus = bus
@@ -49,11 +89,13 @@ class IntakeConsumer:
         self._prefetch = max(prefetch, batch_size)
         self._batch_size = batch_size
         self._batch_wait_s = batch_wait_s
+        self._dead_letter_exchange = dead_letter_exchange
+        self._delivery_limit = delivery_limit
         self._max_backoff_s = max_backoff_s
         self.processed = 0
 
     async def run(self) -> None:
-        """Consume until cancelled. A failing batch (database or ЛКО down) is handed back to the broker
+        """Consume until cancelled. A failing batch (database or ЛКО down) waits and is tried again
         after a growing pause, so nothing is lost and the worker never spins."""
         stream = self._bus.consume(self._queue, prefetch=self._prefetch)
         log.info("intake.started", queue=self._queue, prefetch=self._prefetch, batch=self._batch_size)
@@ -64,73 +106,135 @@ class IntakeConsumer:
             await grouped.aclose()  # stops the pump now, not when the generator is collected
 
     async def _consume(self, grouped: AsyncGenerator[list[IncomingMessage], None]) -> None:
-        failures = 0
         async for batch in grouped:
             started = time.perf_counter()
             try:
-                outcomes = await self._handler.handle([RawFact(m.body, m.message_id) for m in batch])
+                fresh = [m for m in batch if not was_returned(m)]
+                for message in batch:
+                    if was_returned(message):
+                        await self._settle([message], [await self._returned(message)])
+                if fresh:
+                    await self._settle(fresh, await self._together(fresh))
             except asyncio.CancelledError:
                 await self._requeue(batch)
                 raise
-            except TRANSIENT_ERRORS as exc:
-                failures += 1
-                await self._back_off(batch, failures, exc)
-                continue
-            except Exception as exc:
-                # Not the database or ЛКО being away: something in this batch breaks the handler.
-                # Apply the messages one by one so one poison message cannot hold up the others.
-                log.error("intake.batch_failed_isolating", size=len(batch), error=exc.__class__.__name__)
-                try:
-                    outcomes = [await self._one_by_one(message) for message in batch]
-                except TRANSIENT_ERRORS as exc2:
-                    failures += 1
-                    await self._back_off(batch, failures, exc2)
-                    continue
-            failures = 0
-            await self._settle(batch, outcomes)
             self.processed += len(batch)
             metrics.INTAKE_BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    @staticmethod
-    async def _settle(batch: list[IncomingMessage], outcomes: list[Outcome]) -> None:
-        """After the batch's commit: dead-letter the rejected facts one by one, then acknowledge all
-        the others at once (on RabbitMQ one ``basic.ack`` with ``multiple``; see ``ack_batch``)."""
+    async def _returned(self, message: IncomingMessage) -> Outcome:
+        """A message the broker gave back (its worker died, or the connection dropped): its attempt is
+        counted first, then it is handled alone — or quarantined unhandled past the limit."""
+        raw = RawFact(message.body, message.message_id)
+        failures = 0
+        while True:
+            try:
+                attempts = await self._handler.note_attempt(raw)
+                break
+            except TRANSIENT_ERRORS as exc:
+                failures += 1
+                await self._pause(1, failures, exc)
+            except Exception as exc:  # cannot even count: count it as an attempt that failed
+                log.error("intake.attempt_not_counted", error=exc.__class__.__name__)
+                return await self._quarantine(message, exc, "processing_error")
+        if attempts > self._delivery_limit:
+            log.error("intake.delivery_limit", attempts=attempts - 1, delivery_count=delivery_count(message))
+            return await self._quarantine(message, None, "delivery_limit")
+        return await self._alone(message)
+
+    async def _together(self, messages: list[IncomingMessage]) -> list[Outcome]:
+        """The messages in one transaction; on a fault of the batch, one by one."""
+        failures = 0
+        while True:
+            try:
+                return await self._handler.handle([RawFact(m.body, m.message_id) for m in messages])
+            except TRANSIENT_ERRORS as exc:
+                failures += 1
+                await self._pause(len(messages), failures, exc)
+                if failures >= ISOLATE_AFTER_FAILURES and len(messages) > 1:
+                    # Still failing: maybe one message provokes the "outage" (ЛКО refusing its
+                    # request, say). One by one, the others go through and only it keeps waiting.
+                    return [await self._alone(message) for message in messages]
+            except Exception as exc:
+                # Not the database or ЛКО being away: something in this batch breaks the handler.
+                log.error("intake.batch_failed_isolating", size=len(messages), error=exc.__class__.__name__)
+                return [await self._alone(message) for message in messages]
+
+    async def _alone(self, message: IncomingMessage) -> Outcome:
+        """One message in its own transaction: its outcome, or its quarantine if it breaks the handler.
+        A failure of the dependencies is waited out (the message stays unacknowledged)."""
+        failures = 0
+        while True:
+            try:
+                return (await self._handler.handle([RawFact(message.body, message.message_id)]))[0]
+            except TRANSIENT_ERRORS as exc:
+                failures += 1
+                await self._pause(1, failures, exc)
+            except Exception as exc:
+                return await self._quarantine(message, exc, "processing_error")
+
+    async def _quarantine(self, message: IncomingMessage, error: BaseException | None, reason: str) -> Outcome:
+        """Store the message as a rejected fact with ``payload: <reason>``, to be dead-lettered. If the
+        record cannot be stored for a reason other than the database being away, the sealed dead
+        letter goes alone (counted as ``storage_failed``): no message is ever retried forever."""
+        raw = RawFact(message.body, message.message_id)
+        failures = 0
+        while True:
+            try:
+                return await self._handler.quarantine(raw, error, reason)
+            except TRANSIENT_ERRORS as exc:
+                failures += 1
+                await self._pause(1, failures, exc)
+            except Exception as exc:
+                log.error("intake.quarantine_failed", reason=reason, error=exc.__class__.__name__)
+                metrics.INTAKE_DEAD_LETTERS.labels("storage_failed").inc()
+                return self._handler.dead_letter_only(raw, reason)
+
+    async def _settle(self, batch: list[IncomingMessage], outcomes: list[Outcome]) -> None:
+        """After the batch's commit: publish the sealed dead letters of the rejected facts (confirmed),
+        then acknowledge every message at once (on RabbitMQ one ``basic.ack`` with ``multiple``; see
+        ``ack_batch``). The broker's own dead-lettering (``basic.reject``) is not used: it would keep
+        the body in clear."""
         kinds: Counter[str] = Counter()
-        accepted: list[IncomingMessage] = []
-        for message, outcome in zip(batch, outcomes, strict=True):
+        letters: list[OutgoingMessage] = []
+        for outcome in outcomes:
             kinds[outcome.kind] += 1
             if outcome.kind == "rejected":
                 for problem in outcome.problems:
-                    metrics.FACT_REJECTIONS.labels(problem.field, problem.reason).inc()
-                await message.reject()
-            else:
-                accepted.append(message)
-        await ack_batch(accepted)
+                    metrics.FACT_REJECTIONS.labels(metric_field(problem.field), problem.reason).inc()
+                if outcome.dead_letter is not None:
+                    letters.append(outcome.dead_letter)
+                    first = outcome.problems[0].reason if outcome.problems else "rejected"
+                    reason = first if first in {"processing_error", "delivery_limit"} else "rejected"
+                    metrics.INTAKE_DEAD_LETTERS.labels(reason).inc()
+        if letters:
+            await self._publish_dead_letters(letters)
+        await ack_batch(batch)
         for kind, n in kinds.items():
             metrics.FACTS.labels(kind).inc(n)
 
-    async def _one_by_one(self, message: IncomingMessage) -> Outcome:
-        raw = RawFact(message.body, message.message_id)
-        try:
-            return (await self._handler.handle([raw]))[0]
-        except TRANSIENT_ERRORS:
-            raise
-        except Exception as exc:
-            # Kept (sealed) as a rejected fact with a processing reason, dead-lettered, re-drivable.
-            return await self._handler.quarantine(raw, exc)
+    async def _publish_dead_letters(self, letters: list[OutgoingMessage]) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._bus.publish(self._dead_letter_exchange, "", letters)
+                return
+            except BusError as exc:  # the rejections are stored; the messages stay unacknowledged
+                failures += 1
+                await self._pause(len(letters), failures, exc)
 
-    async def _back_off(self, batch: list[IncomingMessage], failures: int, exc: BaseException) -> None:
-        """The database or ЛКО is away: hand the batch back after a growing pause; nothing is lost."""
+    async def _pause(self, size: int, failures: int, exc: BaseException) -> None:
+        """A growing pause before trying the same messages again; nothing is lost meanwhile."""
         metrics.INTAKE_FAILURES.inc()
         pause = min(self._max_backoff_s, 0.2 * 2**failures) * random.uniform(0.5, 1.0)
-        log.error("intake.batch_failed", size=len(batch), error=exc.__class__.__name__, retry_in_s=round(pause, 2))
+        log.error("intake.batch_failed", size=size, error=exc.__class__.__name__, retry_in_s=round(pause, 2))
         await asyncio.sleep(pause)
-        await self._requeue(batch)
 
     @staticmethod
     async def _requeue(batch: list[IncomingMessage]) -> None:
         for message in batch:
             try:
                 await message.requeue()
+            except BusError:
+                pass  # already settled before the cancellation reached us
             except Exception as exc:  # the channel is gone: the broker redelivers anyway
                 log.warning("intake.requeue_failed", error=exc.__class__.__name__)

@@ -17,33 +17,39 @@ from datetime import datetime
 from typing import Any, Literal
 
 import structlog
-from pydantic import ValidationError
 from sqlalchemy import ColumnElement, String, any_, bindparam, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
 from posog.core import regions
+from posog.core.bus import OutgoingMessage
 from posog.core.clock import Clock, today
 from posog.core.db import Database
 from posog.core.pii import PiiCipher
 from posog.lko.contracts import QuestionnaireDocument, SurveyLevel
-from posog.module.contracts import FactContext, FactProblem, OgFact, Recipient, problems_from
+from posog.module.contracts import CONTROL_CHARACTERS, FactContext, FactProblem, OgFact, Recipient
 from posog.module.intake.bulk import insert_rows
+from posog.module.intake.dead_letters import dead_letter
 from posog.module.intake.model import (
     CARD_LATE,
     CARD_LINKED,
     CARD_WAITING,
     REDRIVEN,
     FactConflict,
+    IntakeAttempt,
     RejectedFact,
     ServiceCard,
 )
+from posog.module.intake.parsing import Rejection, card_id_of, read_fact
 from posog.module.links.catalog import QuestionnaireCatalog
 from posog.module.links.issuing import CardForLink, issue_link
 from posog.module.links.model import SurveyLink
 from posog.module.notifications.model import OutboxMessage
 
 log = structlog.get_logger(__name__)
+
+DEFAULT_MAX_FACT_BYTES = 64 * 1024  # a fact is about 1 kB
+_KEEP_AT_MOST = 1024 * 1024  # a larger rejected body is not kept (its reasons and hash are)
 
 OutcomeKind = Literal["accepted", "duplicate", "conflict", "rejected"]
 
@@ -62,6 +68,8 @@ class Outcome:
     card_id: str | None = None
     problems: tuple[FactProblem, ...] = ()
     card_status: str | None = None
+    # A rejected message's copy for the dead-letter queue: sealed, never the body in clear.
+    dead_letter: OutgoingMessage | None = None
 
 
 @dataclass
@@ -99,16 +107,13 @@ def region_of(fact: OgFact) -> str | None:
     return _resolve_region(org.region_code, org.address, org.kpp, org.inn)
 
 
-def validate(raw: bytes, context: FactContext) -> OgFact | list[FactProblem]:
-    """:func:`posog.module.contracts.validate_fact` with the region resolved through the cache above
-    (the same checks, the same problems)."""
-    try:
-        fact = OgFact.model_validate_json(raw, context=context)
-    except ValidationError as error:
-        return problems_from(error)
-    if region_of(fact) is None:
-        return [FactProblem("organization.region_code", "unresolved")]
-    return fact
+def validate(raw: bytes, context: FactContext, *, max_bytes: int = DEFAULT_MAX_FACT_BYTES) -> OgFact | Rejection:
+    """:func:`posog.module.intake.parsing.read_fact` (bounded: never raises) with the region resolved
+    through the cache above (the same checks, the same problems as ``contracts.validate_fact``)."""
+    result = read_fact(raw, context, max_bytes=max_bytes)
+    if isinstance(result, OgFact) and region_of(result) is None:
+        return Rejection((FactProblem("organization.region_code", "unresolved"),), result.card_id)
+    return result
 
 
 # The active questionnaires of the batch being handled, fetched before its transaction opens: a miss
@@ -149,13 +154,12 @@ def _comparable(fact: OgFact) -> dict[str, Any]:
     return fields
 
 
-def _card_card_id_from_raw(raw: bytes) -> str | None:
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+def safe_message_id(message_id: str | None) -> str | None:
+    """The AMQP message id as it may be stored and logged: AMQP allows any bytes in it (NUL included,
+    which PostgreSQL refuses); anything with a control character is dropped, the rest cut to 100."""
+    if not message_id or CONTROL_CHARACTERS.search(message_id):
         return None
-    card_id = value.get("card_id") if isinstance(value, dict) else None
-    return card_id[:100] if isinstance(card_id, str) else None
+    return message_id[:100]
 
 
 class IntakeHandler:
@@ -170,7 +174,9 @@ class IntakeHandler:
         *,
         horizon_days: int,
         lkp_base_url: str,
+        max_fact_bytes: int = DEFAULT_MAX_FACT_BYTES,
     ) -> None:
+        self._max_fact_bytes = max_fact_bytes
         self._db = db
         self._catalog = catalog
         self._cipher = cipher
@@ -197,7 +203,7 @@ class IntakeHandler:
             horizon_days=self._horizon_days,
             known_types=await self._catalog.known_types(),
         )
-        parsed: list[OgFact | list[FactProblem]] = [validate(m.body, context) for m in messages]
+        parsed: list[OgFact | Rejection] = [validate(m.body, context, max_bytes=self._max_fact_bytes) for m in messages]
         outcomes: list[Outcome | None] = [None] * len(messages)
 
         valid = {i: p for i, p in enumerate(parsed) if isinstance(p, OgFact)}
@@ -223,7 +229,7 @@ class IntakeHandler:
     async def _apply(
         self,
         messages: Sequence[RawFact],
-        parsed: list[OgFact | list[FactProblem]],
+        parsed: list[OgFact | Rejection],
         valid: dict[int, OgFact],
         hashes: dict[int, str],
         outcomes: list[Outcome | None],
@@ -271,10 +277,13 @@ class IntakeHandler:
 
             rejected: list[dict[str, Any]] = []
             for i, result in enumerate(parsed):
-                if isinstance(result, list):
-                    outcomes[i] = Outcome("rejected", _card_card_id_from_raw(messages[i].body), tuple(result))
+                if isinstance(result, Rejection):
                     if redrive_of is None:
-                        rejected.append(self._rejected_row(messages[i], result, now))
+                        row = self._rejected_row(messages[i], result, now)
+                        rejected.append(row)
+                        outcomes[i] = Outcome("rejected", result.card_id, result.problems, dead_letter=dead_letter(row))
+                    else:
+                        outcomes[i] = Outcome("rejected", result.card_id, result.problems)
 
             await insert_rows(session, ServiceCard.__table__, cards)  # type: ignore[arg-type]
             await insert_rows(session, SurveyLink.__table__, links)  # type: ignore[arg-type]
@@ -408,14 +417,17 @@ class IntakeHandler:
             "received_at": now,
         }
 
-    def _rejected_row(self, raw: RawFact, problems: list[FactProblem], now: datetime) -> dict[str, Any]:
+    def _rejected_row(self, raw: RawFact, rejection: Rejection, now: datetime) -> dict[str, Any]:
+        """The stored rejection: the body sealed (a body too large to keep is sealed empty), the reasons,
+        and only what was checked to be storable (no NUL reaches PostgreSQL)."""
         raw_hash = hashlib.sha256(raw.body).hexdigest()
-        key_id, sealed = self._cipher.seal(raw.body, context=f"rejected:{raw_hash}")
+        kept = raw.body if len(raw.body) <= _KEEP_AT_MOST else b""
+        key_id, sealed = self._cipher.seal(kept, context=f"rejected:{raw_hash}")
         return {
             "raw_hash": raw_hash,
-            "message_id": (raw.message_id or "")[:100] or None,
-            "card_id": _card_card_id_from_raw(raw.body),
-            "reasons": [{"field": p.field, "reason": p.reason} for p in problems],
+            "message_id": safe_message_id(raw.message_id),
+            "card_id": rejection.card_id,
+            "reasons": [{"field": p.field, "reason": p.reason} for p in rejection.problems],
             "pii_key_id": key_id,
             "payload": sealed,
             "status": "rejected",
@@ -447,17 +459,50 @@ class IntakeHandler:
         statement = dialect_insert(model).on_conflict_do_nothing(index_elements=conflict_columns)
         await session.execute(statement, rows)
 
-    async def quarantine(self, raw: RawFact, error: BaseException) -> Outcome:
-        """Record a message that made the handler fail (a bug, not bad input) as a rejected fact with
-        the reason ``payload: processing_error``, so it is kept, dead-lettered and re-drivable."""
-        problem = FactProblem("payload", "processing_error")
+    async def quarantine(self, raw: RawFact, error: BaseException | None, reason: str = "processing_error") -> Outcome:
+        """Record a message that made the handler fail (a bug, not bad input: ``payload:
+        processing_error``) or that was delivered too often (``payload: delivery_limit``) as a rejected
+        fact, so it is kept (sealed), dead-lettered and re-drivable. Nothing of the body is parsed
+        here but, boundedly, its ``card_id``."""
+        rejection = Rejection((FactProblem("payload", reason),), card_id_of(raw.body))
+        row = self._rejected_row(raw, rejection, self._clock())
+        async with self._db.uow() as uow:
+            await self._insert_ignoring(uow.session, RejectedFact, [row], ["raw_hash"])
+            await uow.commit()
+        log.error(
+            "intake.fact_quarantined",
+            reason=reason,
+            error=None if error is None else error.__class__.__name__,
+            card_id=rejection.card_id,
+        )
+        return Outcome("rejected", rejection.card_id, rejection.problems, dead_letter=dead_letter(row))
+
+    async def note_attempt(self, raw: RawFact) -> int:
+        """Count (and commit) one more attempt at handling this returned message alone; the count so far."""
+        raw_hash = hashlib.sha256(raw.body).hexdigest()
+        now = self._clock()
         async with self._db.uow() as uow:
             await self._insert_ignoring(
-                uow.session, RejectedFact, [self._rejected_row(raw, [problem], self._clock())], ["raw_hash"]
+                uow.session,
+                IntakeAttempt,
+                [{"raw_hash": raw_hash, "attempts": 0, "last_attempt_at": now}],
+                ["raw_hash"],
+            )
+            attempts = await uow.session.scalar(
+                update(IntakeAttempt)
+                .where(IntakeAttempt.raw_hash == raw_hash)
+                .values(attempts=IntakeAttempt.attempts + 1, last_attempt_at=now)
+                .returning(IntakeAttempt.attempts)
             )
             await uow.commit()
-        log.error("intake.fact_quarantined", error=error.__class__.__name__, card_id=_card_card_id_from_raw(raw.body))
-        return Outcome("rejected", _card_card_id_from_raw(raw.body), (problem,))
+        return int(attempts or 0)
+
+    def dead_letter_only(self, raw: RawFact, reason: str) -> Outcome:
+        """The last resort when even the quarantine record cannot be stored: the sealed dead letter alone
+        (the dead-letter queue keeps it; ``posog facts`` can read it back from there)."""
+        rejection = Rejection((FactProblem("payload", reason),), card_id_of(raw.body))
+        row = self._rejected_row(raw, rejection, self._clock())
+        return Outcome("rejected", rejection.card_id, rejection.problems, dead_letter=dead_letter(row))
 
     # --- Operators -------------------------------------------------------------------------------
 

@@ -86,3 +86,16 @@ class RejectedFact(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IntakeAttempt(Base):
+    """How often intake started handling one returned message on its own (by the hash of its body).
+    Written, and committed, before each such attempt: when a message kills the worker, only its own
+    count grows — not that of the messages that happened to be in flight beside it, which the
+    broker's delivery count cannot tell apart. Deleted by the personal-data purge with age."""
+
+    __tablename__ = "module_intake_attempts"
+
+    raw_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
