@@ -32,7 +32,7 @@ from posog.analytics.ratings import reports
 from posog.analytics.ratings.queries import Filters
 from posog.analytics.scope import ScopeViolation, Target, for_figures, for_ratings
 from posog.core.db import Database
-from posog.core.http import install_error_handlers, operations_router
+from posog.core.http import SERVICE_ERRORS, error_responses, install_error_handlers, operations_router
 from posog.core.service_auth import ServiceKeyring, require_service
 from posog.settings import Settings
 
@@ -48,11 +48,13 @@ SERVICE_OPERATIONS: dict[str, frozenset[str]] = {
 _REGION = r"^\d{2}$"
 _INN = r"^(\d{10}|\d{12})$"
 _TYPE_CODE = r"^[a-z0-9_\-]+$"
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Нет действительного сервисного ключа"},
-    403: {"description": "Операция не разрешена вызывающей системе или вне области видимости пользователя"},
-    422: {"description": "Некорректные параметры запроса"},
-}
+_ERRORS: dict[int | str, dict[str, Any]] = error_responses(
+    *SERVICE_ERRORS,
+    described={
+        403: "Операция не разрешена вызывающей системе или вне области видимости пользователя",
+        422: "Некорректные параметры запроса",
+    },
+)
 
 SurveyLevelParam = Literal["federal", "regional", "municipal"]
 

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from posog.core.http import log_unexpected
 from posog.lko.client import LkoClient
 from posog.lkp.pages import LkpServices, render_problem, router
 from posog.module.client import ModuleClient
@@ -74,8 +75,8 @@ class _ErrorPageMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
-            log.exception("lkp.unexpected_error", route=_route_of(scope), method=scope.get("method"))
+        except Exception as exc:
+            log_unexpected(exc, scope, system="lkp", route=_route_of(scope), event="lkp.unexpected_error")
             if started:
                 raise
             response = render_problem(Request(scope), "internal_error")

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from posog.core.http import log_unexpected
 from posog.lko.pages import auth, home, org_types, questionnaires, responses
 from posog.lko.pages.web import (
     FormRefused,
@@ -90,7 +91,7 @@ def _install_error_pages(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> Response:
         if is_api_request(request):
             return await _call(api_unexpected, request, exc)
-        log.exception("lko.pages.unexpected_error", path=request.url.path)
+        log_unexpected(exc, request.scope, system="lko", event="lko.pages.unexpected_error")
         return error_page(request, 500, "Внутренняя ошибка", "Что-то пошло не так. Повторите позже.")
 
     app.add_exception_handler(StarletteHTTPException, http_error)
