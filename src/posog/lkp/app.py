@@ -16,7 +16,7 @@ from posog.lko.client import LkoClient
 from posog.lkp.pages import LkpServices, render_problem, router
 from posog.module.client import ModuleClient
 from posog.settings import Settings
-from posog.web.security import SecurityHeadersMiddleware
+from posog.web.security import SecurityHeadersMiddleware, hsts_max_age
 from posog.web.templating import make_templates, static_files
 
 log = structlog.get_logger(__name__)
@@ -34,7 +34,7 @@ def create_app(module: ModuleClient, lko: LkoClient, settings: Settings) -> Fast
     app.add_exception_handler(StarletteHTTPException, _http_error_page)
     # Added last = outermost: every response, the error pages included, carries the headers.
     app.add_middleware(_ErrorPageMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, hsts_max_age_s=hsts_max_age(settings))
     return app
 
 

@@ -25,7 +25,7 @@ from posog.lko.pages.web import (
     render,
 )
 from posog.lko.reports import pages as reports
-from posog.web.security import SecurityHeadersMiddleware
+from posog.web.security import SecurityHeadersMiddleware, hsts_max_age
 from posog.web.templating import static_files
 
 log = structlog.get_logger(__name__)
@@ -40,7 +40,11 @@ _HTTP_ERRORS: dict[int, tuple[str, str]] = {
 def install_pages(app: FastAPI) -> None:
     """Add the cabinet to ``app`` (call after the API's error handlers are installed)."""
     app.state.lko_templates = build_templates()
-    app.add_middleware(SecurityHeadersMiddleware, cacheable_prefixes=("/static/", "/api/", "/assets/"))
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        cacheable_prefixes=("/static/", "/api/", "/assets/"),
+        hsts_max_age_s=hsts_max_age(app.state.settings),
+    )
     app.mount("/static", static_files(), name="static")
     _install_error_pages(app)
     for module in (auth, home, org_types, questionnaires, responses, reports):
