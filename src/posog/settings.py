@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     cabinet_login_lockout_minutes: float = Field(default=15, gt=0)
     # How often ЛКО re-sends publication announcements the module did not receive.
     announcement_retry_s: float = Field(default=30, gt=0)
+    # Strict-Transport-Security on the pages of ЛКП and ЛКО in production (browsers then refuse plain
+    # http for that long); 0: not sent (e.g. when the TLS proxy adds it). Never sent outside production.
+    hsts_max_age_s: int = Field(default=31_536_000, ge=0)
 
     @field_validator("pii_keys")
     @classmethod

@@ -313,8 +313,21 @@ async def test_scopes_are_enforced_by_analytics(backend: str, tmp_path: Path) ->
         ranked = await api.ratings(level="organization", scope=moscow)
         assert [i.inn for i in ranked.items] == [orgs["A"].inn, orgs["B"].inn]
         assert ranked.scope.region_code == "77"
-        # …another region's organisation is cut to nothing, never shown.
-        assert (await api.summary(level="organization", inn=orgs["C"].inn, scope=moscow)).services == 0
+        # …another region's organisation is refused, naming nothing of it — the same answer as for an
+        # ИНН known nowhere (its figures cut to the region used to come back as zeros with its name).
+        refusals = []
+        for inn in (orgs["C"].inn, "7700000000"):
+            for call in (
+                api.summary(level="organization", inn=inn, scope=moscow),
+                api.timeseries(level="organization", inn=inn, scope=moscow),
+            ):
+                with pytest.raises(AnalyticsRefused) as refused:
+                    await call
+                refusals.append((refused.value.status, refused.value.code, refused.value.message))
+        assert set(refusals) == {
+            (403, "scope_violation", "Региональному оператору доступны только организации своего региона")
+        }
+        assert orgs["C"].name not in str(refusals)
         for call in (
             api.summary(level="region", region_code="16", scope=moscow),
             api.summary(level="country", scope=moscow),

@@ -29,10 +29,10 @@ from posog.analytics.contracts import (
     Timeseries,
 )
 from posog.analytics.ratings import reports
-from posog.analytics.ratings.queries import Filters
+from posog.analytics.ratings.queries import Filters, scope_bounds
 from posog.analytics.scope import ScopeViolation, Target, for_figures, for_ratings
 from posog.core.db import Database
-from posog.core.http import install_error_handlers, operations_router
+from posog.core.http import SERVICE_ERRORS, error_responses, install_error_handlers, operations_router
 from posog.core.service_auth import ServiceKeyring, require_service
 from posog.settings import Settings
 
@@ -48,11 +48,13 @@ SERVICE_OPERATIONS: dict[str, frozenset[str]] = {
 _REGION = r"^\d{2}$"
 _INN = r"^(\d{10}|\d{12})$"
 _TYPE_CODE = r"^[a-z0-9_\-]+$"
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Нет действительного сервисного ключа"},
-    403: {"description": "Операция не разрешена вызывающей системе или вне области видимости пользователя"},
-    422: {"description": "Некорректные параметры запроса"},
-}
+_ERRORS: dict[int | str, dict[str, Any]] = error_responses(
+    *SERVICE_ERRORS,
+    described={
+        403: "Операция не разрешена вызывающей системе или вне области видимости пользователя",
+        422: "Некорректные параметры запроса",
+    },
+)
 
 SurveyLevelParam = Literal["federal", "regional", "municipal"]
 
@@ -108,6 +110,19 @@ def _figures_target(scope: CallerScope | None, level: Level, region_code: str | 
     if level == "organization" and target.inn is None:
         raise _fail(422, "inn_required", "Для уровня organization нужен параметр inn")
     return target
+
+
+OUTSIDE_REGION = "Региональному оператору доступны только организации своего региона"
+
+
+async def _check_reach(session: AsyncSession, scope: CallerScope | None, target: Target) -> None:
+    """A regional operator may ask for an organisation only if it has served in the operator's region:
+    otherwise the answer (zeros, and the organisation's name) would tell about an organisation outside
+    the scope. 403 ``scope_violation``, the same whether the ИНН is known elsewhere or nowhere."""
+    if scope is None or scope.role != "regional" or target.inn is None:
+        return
+    if await scope_bounds(session, Filters(region_code=scope.region_code, inn=target.inn)) is None:
+        raise _fail(403, "scope_violation", OUTSIDE_REGION)
 
 
 async def _answer(
@@ -175,6 +190,7 @@ def _analytics_router() -> APIRouter:
         )
         db: Database = request.app.state.db
         async with db.uow() as uow:
+            await _check_reach(uow.session, scope, target)
             key = ("summary", answer_scope.model_dump_json(), filters, period.model_dump_json())
             return await _answer(
                 request, uow.session, key, lambda: reports.summary(uow.session, answer_scope, filters, period)
@@ -239,6 +255,7 @@ def _analytics_router() -> APIRouter:
         )
         db: Database = request.app.state.db
         async with db.uow() as uow:
+            await _check_reach(uow.session, scope, target)
             key = ("timeseries", answer_scope.model_dump_json(), filters, period.model_dump_json(), bucket)
             try:
                 return await _answer(

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import structlog
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import SecretStr
@@ -109,19 +111,72 @@ def authenticate(request: Request, needed: frozenset[str], key: str | None) -> S
 SERVICE_KEY_SECURITY: dict[str, Any] = {"security": [{"ServiceKey": []}]}
 
 
+# Where ServiceKeyFirstRoute leaves the caller it authenticated, for the route's own dependency.
+_CALLER = "posog.service_caller"
+
+
+class _ServiceKeyCheck:
+    """The dependency :func:`require_service` returns (a class, so that :class:`ServiceKeyFirstRoute`
+    can find it and its operations among a route's dependencies)."""
+
+    def __init__(self, needed: frozenset[str]) -> None:
+        self.needed = needed
+
+    async def __call__(
+        self,
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> ServiceCaller:
+        checked: ServiceCaller | None = request.scope.get(_CALLER)
+        if checked is not None and self.needed <= checked.operations:
+            return checked
+        key = None if credentials is None else credentials.credentials.strip()
+        return authenticate(request, self.needed, key)
+
+
 def require_service(*operations: str) -> Callable[..., Awaitable[ServiceCaller]]:
     """A FastAPI dependency that authenticates the calling system by its bearer key (401
     ``unauthorized``) and checks that it may perform every one of ``operations`` (403 ``forbidden``);
     it returns the caller. The app must hold a ``ServiceKeyring`` in ``app.state.service_keyring``
     (``create_app`` puts it there). A hot route may call :func:`authenticate` itself instead (one
-    dependency less to solve per request) and declare ``openapi_extra=SERVICE_KEY_SECURITY``."""
-    needed = frozenset(operations)
+    dependency less to solve per request) and declare ``openapi_extra=SERVICE_KEY_SECURITY``.
 
-    async def authenticate_dependency(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> ServiceCaller:
-        key = None if credentials is None else credentials.credentials.strip()
-        return authenticate(request, needed, key)
+    A route with a request body needs :class:`ServiceKeyFirstRoute` too: FastAPI reads and parses the
+    body before it solves any dependency, so a request without a key but with a malformed body would
+    be told about its body (422) instead of its key (401)."""
+    return _ServiceKeyCheck(frozenset(operations))
 
-    return authenticate_dependency
+
+def _service_operations(dependant: Dependant) -> frozenset[str] | None:
+    """Every operation the service-key dependencies of ``dependant`` (at any depth) require; None if it
+    has none."""
+    found: frozenset[str] | None = None
+    for dependency in dependant.dependencies:
+        if isinstance(dependency.call, _ServiceKeyCheck):
+            found = (found or frozenset()) | dependency.call.needed
+        nested = _service_operations(dependency)
+        if nested is not None:
+            found = (found or frozenset()) | nested
+    return found
+
+
+class ServiceKeyFirstRoute(APIRoute):
+    """A route that checks the service key before anything of the request is read. FastAPI reads and
+    parses the body first and solves the dependencies afterwards, so with :func:`require_service` alone
+    a request with a bad body and no key is answered 422 — telling an unauthenticated caller about the
+    request rather than about the key. For a route with a body and a service-key dependency, this
+    route authenticates first (401/403, exactly as the dependency would) and only then hands the
+    request to FastAPI's handler; the dependency reuses the caller it found. Routes without a body, or
+    without a service key, are FastAPI's own. Use it as ``APIRouter(route_class=ServiceKeyFirstRoute)``."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        needed = _service_operations(self.dependant)
+        if needed is None or self.body_field is None:
+            return handler
+
+        async def key_first(request: Request) -> Response:
+            request.scope[_CALLER] = authenticate(request, needed, presented_key(request))
+            return await handler(request)
+
+        return key_first

@@ -11,11 +11,10 @@ from sqlalchemy import text
 
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Database
-from posog.core.http import error_response, install_error_handlers
+from posog.core.http import error_response, error_responses, install_error_handlers
 from posog.core.service_auth import ServiceKeyring
 from posog.lko.accounts.handlers import SessionPolicy
 from posog.lko.auth import SERVICE_OPERATIONS
-from posog.lko.contracts import ErrorEnvelope
 from posog.lko.deps import DatabaseDep
 from posog.lko.org_types.api import router as org_types_router
 from posog.lko.pages.setup import install_pages
@@ -68,7 +67,7 @@ def _health_router() -> APIRouter:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @router.get("/readyz", responses={503: {"model": ErrorEnvelope}})
+    @router.get("/readyz", responses=error_responses(503, described={503: "База данных ЛКО недоступна"}))
     async def readyz(db: DatabaseDep) -> Response:
         """Readiness: the database answers."""
         try:

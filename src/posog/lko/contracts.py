@@ -6,6 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The shared v1 error envelope, re-exported: ЛКО's contracts name it.
+from posog.core.http import ApiError as ApiError
+from posog.core.http import ErrorEnvelope as ErrorEnvelope
+
 SurveyLevel = Literal["federal", "regional", "municipal"]
 QuestionKind = Literal["rating", "single_choice", "multiple_choice", "text", "yes_no"]
 Criterion = Literal["service_time", "queue_time", "staff", "comfort", "information"]
@@ -57,15 +61,6 @@ class OrgType(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=300)]
     sphere: str | None = None
     active: bool = True
-
-
-class ApiError(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorEnvelope(BaseModel):
-    error: ApiError
 
 
 class OrgTypeList(BaseModel):

@@ -8,14 +8,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from posog.core.db import Database, UnitOfWork
-from posog.lko.contracts import ErrorEnvelope
+from posog.core.http import SERVICE_ERRORS, error_responses
 
 # Error responses every service-authenticated route may give (for the OpenAPI document).
-API_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorEnvelope, "description": "Нет действительного сервисного ключа"},
-    403: {"model": ErrorEnvelope, "description": "Вызывающей системе операция не разрешена"},
-    422: {"model": ErrorEnvelope, "description": "Некорректные параметры запроса"},
-}
+API_ERRORS: dict[int | str, dict[str, Any]] = error_responses(*SERVICE_ERRORS)
 
 
 def database(request: Request) -> Database:

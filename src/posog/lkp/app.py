@@ -11,11 +11,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from posog.core.http import log_unexpected
 from posog.lko.client import LkoClient
 from posog.lkp.pages import LkpServices, render_problem, router
 from posog.module.client import ModuleClient
 from posog.settings import Settings
-from posog.web.security import SecurityHeadersMiddleware
+from posog.web.security import SecurityHeadersMiddleware, hsts_max_age
 from posog.web.templating import make_templates, static_files
 
 log = structlog.get_logger(__name__)
@@ -33,7 +34,7 @@ def create_app(module: ModuleClient, lko: LkoClient, settings: Settings) -> Fast
     app.add_exception_handler(StarletteHTTPException, _http_error_page)
     # Added last = outermost: every response, the error pages included, carries the headers.
     app.add_middleware(_ErrorPageMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, hsts_max_age_s=hsts_max_age(settings))
     return app
 
 
@@ -74,8 +75,8 @@ class _ErrorPageMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
-            log.exception("lkp.unexpected_error", route=_route_of(scope), method=scope.get("method"))
+        except Exception as exc:
+            log_unexpected(exc, scope, system="lkp", route=_route_of(scope), event="lkp.unexpected_error")
             if started:
                 raise
             response = render_problem(Request(scope), "internal_error")

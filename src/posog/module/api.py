@@ -4,18 +4,19 @@ other systems make — ЛКО announces a published questionnaire so waiting car
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Request
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Database
-from posog.core.http import install_error_handlers, operations_router
+from posog.core.http import SERVICE_ERRORS, error_response, error_responses, install_error_handlers, operations_router
 from posog.core.ratelimit import InMemoryRateLimiter, RateLimiter
-from posog.core.service_auth import ServiceKeyring, require_service
+from posog.core.service_auth import ServiceKeyFirstRoute, ServiceKeyring, require_service
+from posog.lko.client import LkoError
 from posog.module.contracts import ReleaseResult, SurveyLevel
 from posog.module.intake.feed import router as cards_feed_router
 from posog.module.links.api import router as links_router
@@ -67,9 +68,14 @@ class ModuleApp(FastAPI):
         return self._telemetry_off
 
 
+LKO_UNAVAILABLE = "ЛКО сейчас недоступен: ссылки для ожидающих карточек будут выданы при повторном запросе"
+
+
 class ReleaseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    type_code: str
+    # As ЛКО constrains an organisation type's code: a code it could never have is refused here (422),
+    # not passed on for ЛКО to refuse.
+    type_code: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_\-]+$")]
     level: SurveyLevel
 
 
@@ -100,17 +106,24 @@ def create_app(
 
 
 def _cards_router() -> APIRouter:
-    router = APIRouter(tags=["cards"])
+    router = APIRouter(tags=["cards"], route_class=ServiceKeyFirstRoute)
 
     @router.post(
         "/cards/release",
         response_model=ReleaseResult,
+        responses=error_responses(*SERVICE_ERRORS, 400, 503, described={503: "ЛКО недоступен, повторите позже"}),
         dependencies=[Depends(require_service("cards:release"))],
     )
-    async def release(body: ReleaseRequest, request: Request) -> ReleaseResult:
+    async def release(body: ReleaseRequest, request: Request) -> Response | ReleaseResult:
         """ЛКО published a questionnaire for (type, level): issue links for the cards waiting for it."""
         releaser: WaitingCardsReleaser = request.app.state.releaser
-        counts = await releaser.release(body.type_code, body.level)
+        try:
+            counts = await releaser.release(body.type_code, body.level)
+        except LkoError as exc:
+            # ЛКО could not be asked for the active questionnaire (unreachable, or refused the call):
+            # nothing was released; ЛКО's announcement relay asks again.
+            log.warning("cards.release.lko_unavailable", error=str(exc))
+            return error_response(503, "lko_unavailable", LKO_UNAVAILABLE, headers={"Retry-After": "30"})
         return ReleaseResult(type_code=body.type_code, level=body.level, issued=counts.issued, late=counts.late)
 
     return router

@@ -3,6 +3,8 @@ it holds an in-process transport over the module's app, so the code path is the 
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import httpx
 
 from posog.module.contracts import CardFeedPage, CompleteLink, LinkData, ReleaseResult, SurveyLevel
@@ -20,6 +22,12 @@ class LinkRefused(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+def _token_path(token: str) -> str:
+    """``token`` as one path segment: whatever a citizen put in it (``/``, ``?``, ``#``, control or
+    unpaired surrogate characters) reaches the module's look-up as a token, never as another URL."""
+    return quote(token, safe="", errors="replace")
 
 
 def _refusal(response: httpx.Response) -> LinkRefused | None:
@@ -49,7 +57,7 @@ class ModuleClient:
         ``client_id`` identifies the citizen's client for the module's rate limiting."""
         headers = {"X-Posog-Client": client_id} if client_id else {}
         try:
-            response = await self._http.get(f"/api/v1/survey-links/{token}", headers=headers)
+            response = await self._http.get(f"/api/v1/survey-links/{_token_path(token)}", headers=headers)
         except httpx.HTTPError as exc:
             raise ModuleError(f"module unreachable: {exc.__class__.__name__}") from exc
         if response.status_code == 200:
@@ -63,7 +71,7 @@ class ModuleClient:
         """Mark the link completed by ``response_id`` (idempotent); raises :class:`LinkRefused`."""
         try:
             response = await self._http.post(
-                f"/api/v1/survey-links/{token}/complete",
+                f"/api/v1/survey-links/{_token_path(token)}/complete",
                 json=CompleteLink(response_id=response_id).model_dump(),
             )
         except httpx.HTTPError as exc:

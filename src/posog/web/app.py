@@ -14,9 +14,11 @@ from html import escape
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
+from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from posog.bootstrap import System
+from posog.core.http import ServerErrorBoundary, install_error_handlers
 from posog.lko.questionnaires.announcements import AnnouncementRelay
 
 SYSTEMS: dict[str, str] = {
@@ -71,12 +73,13 @@ class ServedApp:
     def __init__(self, app: ASGIApp, lifespan: Callable[[], AbstractAsyncContextManager[None]]) -> None:
         self.app = app
         self._lifespan = lifespan
+        self._bounded = ServerErrorBoundary(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._serve_lifespan(receive, send)
             return
-        await self.app(scope, receive, send)
+        await self._bounded(scope, receive, send)
 
     async def _serve_lifespan(self, receive: Receive, send: Send) -> None:
         started = False
@@ -153,6 +156,18 @@ def create_web_app(system: System, *, serve: Sequence[str], run_workers: bool) -
             f"<body><h1>ПОС ОГ — оценка качества услуг</h1><ul>{items}</ul></body></html>"
         )
 
+    # The root's own answers (an unknown prefix, a wrong method) in the envelope, as the systems' own.
+    install_error_handlers(root, system="web", unexpected_message="Внутренняя ошибка, повторите запрос позже")
     for name in serve:
-        root.mount(f"/{name}", apps[name])
-    return root
+        root.routes.append(SystemMount(f"/{name}", apps[name], name=name))
+    return ServerErrorBoundary(root)
+
+
+class SystemMount(Mount):
+    """A system's app under its prefix, for every path below it: Starlette's mount stops matching at a
+    line break in the path (its ``path`` convertor is ``.*``), so ``/lko/api/v1/questionnaires/%0A``
+    missed the ЛКО app and got the root's 404 instead of ЛКО's own answer."""
+
+    def __init__(self, path: str, app: ASGIApp, *, name: str | None = None) -> None:
+        super().__init__(path, app=app, name=name)
+        self.path_regex, self.path_format, self.param_convertors = compile_path(self.path + "/{path:posog_any_path}")

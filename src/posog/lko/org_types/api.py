@@ -7,16 +7,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from posog.core.http import error_response
-from posog.core.service_auth import require_service
-from posog.lko.contracts import ApiError, ErrorEnvelope, OrgTypeList
+from posog.core.http import error_response, error_responses
+from posog.core.service_auth import ServiceKeyFirstRoute, require_service
+from posog.lko.contracts import ApiError, OrgTypeList
 from posog.lko.deps import API_ERRORS, UowDep
 from posog.lko.org_types.contracts import ImportRejected, ImportResult, RowProblem
 from posog.lko.org_types.handlers import OrgTypeConflict, import_org_types
 from posog.lko.org_types.io import parse_json_rows
 from posog.lko.org_types.queries import list_org_types
 
-router = APIRouter(responses=API_ERRORS, tags=["org-types"])
+router = APIRouter(responses=API_ERRORS, tags=["org-types"], route_class=ServiceKeyFirstRoute)
 
 
 @router.get("/org-types", response_model=OrgTypeList, dependencies=[Depends(require_service("org-types:read"))])
@@ -28,10 +28,15 @@ async def get_org_types(uow: UowDep) -> OrgTypeList:
 @router.put(
     "/org-types",
     response_model=ImportResult,
-    responses={
-        422: {"model": ImportRejected, "description": "Ничего не импортировано: названа каждая ошибочная строка"},
-        409: {"model": ErrorEnvelope, "description": "Справочник одновременно изменили"},
-    },
+    responses=error_responses(
+        400,
+        models={422: ImportRejected},
+        described={
+            422: "Ничего не импортировано: названа каждая ошибочная строка (rows); "
+            "или некорректный запрос (только error)",
+            409: "Справочник одновременно изменили",
+        },
+    ),
     dependencies=[Depends(require_service("org-types:write"))],
 )
 async def put_org_types(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel
 
 from posog.lko.contracts import ApiError
@@ -17,6 +19,11 @@ class ImportRejected(BaseModel):
 
     error: ApiError
     rows: list[RowProblem]
+
+    @classmethod
+    def for_request_problems(cls, error: ApiError, problems: Sequence[tuple[str, str]]) -> ImportRejected:
+        """A malformed request (no JSON body): row 0, the body as a whole, with each problem."""
+        return cls(error=error, rows=[RowProblem(row=0, message=message) for _, message in problems])
 
 
 class ImportResult(BaseModel):

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from posog.core.http import log_unexpected
 from posog.lko.pages import auth, home, org_types, questionnaires, responses
 from posog.lko.pages.web import (
     FormRefused,
@@ -24,7 +25,7 @@ from posog.lko.pages.web import (
     render,
 )
 from posog.lko.reports import pages as reports
-from posog.web.security import SecurityHeadersMiddleware
+from posog.web.security import SecurityHeadersMiddleware, hsts_max_age
 from posog.web.templating import static_files
 
 log = structlog.get_logger(__name__)
@@ -39,7 +40,11 @@ _HTTP_ERRORS: dict[int, tuple[str, str]] = {
 def install_pages(app: FastAPI) -> None:
     """Add the cabinet to ``app`` (call after the API's error handlers are installed)."""
     app.state.lko_templates = build_templates()
-    app.add_middleware(SecurityHeadersMiddleware, cacheable_prefixes=("/static/", "/api/", "/assets/"))
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        cacheable_prefixes=("/static/", "/api/", "/assets/"),
+        hsts_max_age_s=hsts_max_age(app.state.settings),
+    )
     app.mount("/static", static_files(), name="static")
     _install_error_pages(app)
     for module in (auth, home, org_types, questionnaires, responses, reports):
@@ -90,7 +95,7 @@ def _install_error_pages(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> Response:
         if is_api_request(request):
             return await _call(api_unexpected, request, exc)
-        log.exception("lko.pages.unexpected_error", path=request.url.path)
+        log_unexpected(exc, request.scope, system="lko", event="lko.pages.unexpected_error")
         return error_page(request, 500, "Внутренняя ошибка", "Что-то пошло не так. Повторите позже.")
 
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from posog.core.http import error_response
-from posog.core.service_auth import require_service
-from posog.lko.contracts import ApiError, ErrorEnvelope, QuestionnaireDocument, QuestionnaireState, SurveyLevel
+from posog.core.http import error_response, error_responses, printable
+from posog.core.service_auth import ServiceKeyFirstRoute, require_service
+from posog.lko.contracts import ApiError, QuestionnaireDocument, QuestionnaireState, SurveyLevel
 from posog.lko.deps import API_ERRORS, UowDep
 from posog.lko.questionnaires.announcements import AnnouncementRelay
 from posog.lko.questionnaires.contracts import (
@@ -46,15 +46,19 @@ from posog.lko.questionnaires.validation import DraftInvalid
 IMMUTABLE_CACHE = "public, max-age=86400, immutable"
 _MAX_VERSION = 2**31 - 1  # the INTEGER column's range; beyond it nothing can exist
 _TYPE_CODE_PATTERN = r"^[a-z0-9_\-]+$"
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorEnvelope, "description": "Анкета не найдена"}}
+_NOT_FOUND = error_responses(described={404: "Анкета не найдена"})
+# A version answered to a matching If-None-Match.
+_NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Не изменилась (If-None-Match)"}}
+# A request body that could not be read as JSON at all.
+_BODY = error_responses(400)
 
-router = APIRouter(responses=API_ERRORS, tags=["questionnaires"])
+router = APIRouter(responses=API_ERRORS, tags=["questionnaires"], route_class=ServiceKeyFirstRoute)
 
 
 @router.get(
     "/questionnaires/active",
     response_model=QuestionnaireDocument,
-    responses=_NOT_FOUND,
+    responses={**_NOT_FOUND, **_NOT_MODIFIED},
     dependencies=[Depends(require_service("questionnaires:read"))],
 )
 async def get_active_questionnaire(
@@ -78,7 +82,7 @@ async def get_active_questionnaire(
 @router.get(
     "/questionnaires/{questionnaire_id}/versions/{version}",
     response_model=QuestionnaireDocument,
-    responses=_NOT_FOUND,
+    responses={**_NOT_FOUND, **_NOT_MODIFIED},
     dependencies=[Depends(require_service("questionnaires:read"))],
 )
 async def get_questionnaire_version(request: Request, uow: UowDep, questionnaire_id: str, version: int) -> Response:
@@ -88,18 +92,19 @@ async def get_questionnaire_version(request: Request, uow: UowDep, questionnaire
     if canonical_id is not None and 1 <= version <= _MAX_VERSION:
         document = await version_document(uow.session, canonical_id, version)
     if document is None:
-        raise _questionnaire_not_found(f"Версия {version} анкеты {questionnaire_id[:64]} не найдена")
+        raise _questionnaire_not_found(f"Версия {version} анкеты {printable(questionnaire_id)} не найдена")
     return _document_response(request, document, cache_control=IMMUTABLE_CACHE)
 
 
 # --- Administration (``questionnaires:write``): drafts, publication, withdrawal ---------------------------
 
-_DRAFT_INVALID: dict[int | str, dict[str, Any]] = {
-    422: {"model": DraftProblems, "description": "Анкета не прошла проверку: каждая проблема названа"}
-}
-_REFUSED: dict[int | str, dict[str, Any]] = {
-    409: {"model": ErrorEnvelope, "description": "Операция невозможна в текущем состоянии анкеты"}
-}
+_DRAFT_INVALID = error_responses(
+    models={422: DraftProblems},
+    described={
+        422: "Анкета не прошла проверку: каждая проблема названа (problems); или некорректный запрос (только error)"
+    },
+)
+_REFUSED = error_responses(described={409: "Операция невозможна в текущем состоянии анкеты"})
 
 
 @router.get(
@@ -135,7 +140,7 @@ async def get_questionnaire(uow: UowDep, questionnaire_id: str) -> Questionnaire
     "/questionnaires",
     status_code=201,
     response_model=QuestionnaireDetailOut,
-    responses=_DRAFT_INVALID,
+    responses={**_DRAFT_INVALID, **_BODY},
     dependencies=[Depends(require_service("questionnaires:write"))],
 )
 async def create_questionnaire_api(
@@ -168,7 +173,7 @@ async def create_questionnaire_api(
 @router.put(
     "/questionnaires/{questionnaire_id}",
     response_model=QuestionnaireDetailOut,
-    responses={**_NOT_FOUND, **_DRAFT_INVALID},
+    responses={**_NOT_FOUND, **_DRAFT_INVALID, **_BODY},
     dependencies=[Depends(require_service("questionnaires:write"))],
 )
 async def edit_questionnaire_api(
@@ -182,7 +187,7 @@ async def edit_questionnaire_api(
     try:
         await edit_draft(uow, canonical_id, body, now=request.app.state.clock())
     except QuestionnaireNotFound:
-        raise _questionnaire_not_found(f"Анкета {questionnaire_id[:64]} не найдена") from None
+        raise _questionnaire_not_found(f"Анкета {printable(questionnaire_id)} не найдена") from None
     except DraftInvalid as invalid:
         return _problems_response(invalid)
     detail = await _detail_or_404(uow, canonical_id)
@@ -202,7 +207,7 @@ async def publish_questionnaire_api(request: Request, uow: UowDep, questionnaire
     try:
         publication = await publish_questionnaire(uow, canonical_id, now=request.app.state.clock())
     except QuestionnaireNotFound:
-        raise _questionnaire_not_found(f"Анкета {questionnaire_id[:64]} не найдена") from None
+        raise _questionnaire_not_found(f"Анкета {printable(questionnaire_id)} не найдена") from None
     except DraftInvalid as invalid:
         return _problems_response(invalid)
     except QuestionnaireRefused as refused:
@@ -224,7 +229,7 @@ async def withdraw_questionnaire_api(request: Request, uow: UowDep, questionnair
     try:
         await withdraw_questionnaire(uow, canonical_id, now=request.app.state.clock())
     except QuestionnaireNotFound:
-        raise _questionnaire_not_found(f"Анкета {questionnaire_id[:64]} не найдена") from None
+        raise _questionnaire_not_found(f"Анкета {printable(questionnaire_id)} не найдена") from None
     except QuestionnaireRefused as refused:
         return error_response(409, refused.code, refused.message)
     detail = await _detail_or_404(uow, canonical_id)
@@ -244,7 +249,7 @@ async def announce(request: Request, announcement_id: str) -> ReleaseOut:
 def _existing_id(questionnaire_id: str) -> str:
     canonical_id = _canonical_uuid(questionnaire_id)
     if canonical_id is None:
-        raise _questionnaire_not_found(f"Анкета {questionnaire_id[:64]} не найдена")
+        raise _questionnaire_not_found(f"Анкета {printable(questionnaire_id)} не найдена")
     return canonical_id
 
 
@@ -252,7 +257,7 @@ async def _detail_or_404(uow: UowDep, questionnaire_id: str) -> QuestionnaireDet
     canonical_id = _existing_id(questionnaire_id)
     detail = await questionnaire_detail(uow.session, canonical_id)
     if detail is None:
-        raise _questionnaire_not_found(f"Анкета {questionnaire_id[:64]} не найдена")
+        raise _questionnaire_not_found(f"Анкета {printable(questionnaire_id)} не найдена")
     return detail
 
 
@@ -306,6 +311,6 @@ async def get_questionnaire_status(uow: UowDep, questionnaire_id: str, response:
     canonical_id = _canonical_uuid(questionnaire_id)
     state = None if canonical_id is None else await questionnaire_state(uow.session, canonical_id)
     if state is None:
-        raise _questionnaire_not_found(f"Анкета {questionnaire_id[:64]} не найдена")
+        raise _questionnaire_not_found(f"Анкета {printable(questionnaire_id)} не найдена")
     response.headers["Cache-Control"] = "no-cache"
     return state

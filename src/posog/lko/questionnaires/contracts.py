@@ -3,6 +3,7 @@ version history, validation problems and the outcome of a publication."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -67,6 +68,11 @@ class DraftProblems(BaseModel):
 
     error: ApiError
     problems: list[ProblemOut]
+
+    @classmethod
+    def for_request_problems(cls, error: ApiError, problems: Sequence[tuple[str, str]]) -> DraftProblems:
+        """A malformed request (no JSON object as the body): its problems, as a draft's are listed."""
+        return cls(error=error, problems=[ProblemOut(path=path, message=message) for path, message in problems])
 
 
 class ReleaseOut(BaseModel):

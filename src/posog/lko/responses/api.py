@@ -21,9 +21,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from posog.core.http import error_response
-from posog.core.service_auth import ServiceCaller, require_service
-from posog.lko.contracts import ApiError, ErrorEnvelope, FieldErrors, ResponsePage, ResponseSubmission, StoredResponse
+from posog.core.http import error_response, error_responses
+from posog.core.service_auth import ServiceCaller, ServiceKeyFirstRoute, require_service
+from posog.lko.contracts import ApiError, FieldErrors, ResponsePage, ResponseSubmission, StoredResponse
 from posog.lko.deps import API_ERRORS, UowDep
 from posog.lko.responses.handlers import (
     MODULE_UNAVAILABLE,
@@ -43,15 +43,22 @@ VALIDATION_MESSAGE = "Проверьте ответы: в некоторых в�
 
 _SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
     200: {"model": StoredResponse, "description": "Повтор с тем же ключом идемпотентности: сохранённый ответ"},
-    404: {"model": ErrorEnvelope, "description": "link_not_found"},
-    409: {"model": ErrorEnvelope, "description": "survey_completed / questionnaire_unavailable / idempotency_conflict"},
-    410: {"model": ErrorEnvelope, "description": "link_expired / link_revoked"},
-    422: {"model": FieldErrors, "description": "Ответы не соответствуют анкете: сообщение по каждому вопросу"},
-    429: {"model": ErrorEnvelope, "description": "too_many_requests"},
-    503: {"model": ErrorEnvelope, "description": "module_unavailable"},
+    **error_responses(
+        400,
+        models={422: FieldErrors},
+        described={
+            404: "link_not_found",
+            409: "survey_completed / questionnaire_unavailable / idempotency_conflict",
+            410: "link_expired / link_revoked",
+            422: "Ответы не соответствуют анкете: сообщение по каждому вопросу (fields); "
+            "или некорректный запрос (только error)",
+            429: "too_many_requests",
+            503: "module_unavailable",
+        },
+    ),
 }
 
-router = APIRouter(responses=API_ERRORS, tags=["responses"])
+router = APIRouter(responses=API_ERRORS, tags=["responses"], route_class=ServiceKeyFirstRoute)
 
 
 def _scope_of(caller: ServiceCaller) -> Scope:
@@ -135,7 +142,11 @@ async def get_responses(
     return Response(page.model_dump_json(), media_type="application/json")
 
 
-@router.get("/responses/{response_id}", response_model=StoredResponse)
+@router.get(
+    "/responses/{response_id}",
+    response_model=StoredResponse,
+    responses=error_responses(described={404: "response_not_found"}),
+)
 async def get_one_response(
     uow: UowDep,
     response_id: str,

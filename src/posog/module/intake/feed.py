@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from posog.core.clock import as_utc
 from posog.core.db import Database
+from posog.core.http import SERVICE_ERRORS, error_responses
 from posog.core.service_auth import require_service
 from posog.module.contracts import CardFeedItem, CardFeedPage, FeedLinkState, SurveyLevel
 from posog.module.intake.queries import FeedPosition, cards_changed_after
@@ -50,6 +51,7 @@ def decode_cursor(cursor: str) -> FeedPosition:
 @router.get(
     "/cards/feed",
     response_model=CardFeedPage,
+    responses=error_responses(*SERVICE_ERRORS),
     dependencies=[Depends(require_service("cards:read"))],
 )
 async def cards_feed(

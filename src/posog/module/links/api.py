@@ -25,12 +25,13 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Database
-from posog.core.http import error_response
+from posog.core.http import error_response, error_responses
 from posog.core.metrics import LINK_OUTCOMES
 from posog.core.ratelimit import RateLimiter, retry_after_header
 from posog.core.service_auth import (
     SERVICE_KEY_SECURITY,
     ServiceCaller,
+    ServiceKeyFirstRoute,
     authenticate,
     presented_key,
     require_service,
@@ -90,20 +91,22 @@ MESSAGES: dict[str, str] = {
     "service_unavailable": "Анкета временно недоступна. Попробуйте открыть ссылку через несколько минут.",
 }
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"description": description}
-    for status, description in (
-        (401, "Нет действительного сервисного ключа"),
-        (403, "Вызывающей системе операция не разрешена"),
-        (404, "link_not_found"),
-        (409, "questionnaire_unavailable / survey_completed (завершение другим ответом)"),
-        (410, "link_revoked / survey_completed / link_expired"),
-        (429, "too_many_requests, см. Retry-After"),
-        (503, "service_unavailable: ЛКО недоступен"),
-    )
-}
+_ERRORS: dict[int | str, dict[str, Any]] = error_responses(
+    described={
+        401: "Нет действительного сервисного ключа",
+        403: "Вызывающей системе операция не разрешена",
+        404: "link_not_found",
+        409: "questionnaire_unavailable / survey_completed (завершение другим ответом)",
+        410: "link_revoked / survey_completed / link_expired",
+    }
+)
 
-router = APIRouter(tags=["survey-links"], responses=_ERRORS)
+# Only the checks of ЛКО's questionnaires and the attempt limiter are the look-up's.
+_LOOKUP_ERRORS = error_responses(
+    described={429: "too_many_requests, см. Retry-After", 503: "service_unavailable: ЛКО недоступен"}
+)
+
+router = APIRouter(tags=["survey-links"], responses=_ERRORS, route_class=ServiceKeyFirstRoute)
 
 
 class LinkCompleted(BaseModel):
@@ -158,7 +161,12 @@ def unavailable() -> JSONResponse:
 LINKS_READ = frozenset({"links:read"})
 
 
-@router.get("/survey-links/{token:posog_any_token}", response_model=LinkData, openapi_extra=SERVICE_KEY_SECURITY)
+@router.get(
+    "/survey-links/{token:posog_any_token}",
+    response_model=LinkData,
+    responses=_LOOKUP_ERRORS,
+    openapi_extra=SERVICE_KEY_SECURITY,
+)
 async def get_survey_link(token: str, request: Request) -> Response:
     """The survey behind a link (SPEC §6): the pinned questionnaire version with the card and the
     organisation it rates; the link becomes ``opened``. Any string is accepted as a token: malformed
@@ -200,6 +208,7 @@ def link_json(data: LinkData, catalog: QuestionnaireCatalog) -> bytes:
 @router.post(
     "/survey-links/{token}/complete",
     response_model=LinkCompleted,
+    responses=error_responses(400, 422),
     dependencies=[Depends(require_service("links:complete"))],
 )
 async def post_survey_link_completion(token: str, body: CompleteLink, request: Request) -> Response:
