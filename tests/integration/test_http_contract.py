@@ -215,6 +215,18 @@ async def test_paths_with_a_line_break_reach_the_mounted_system_and_get_its_own_
         assert_envelope(await http.delete("/module/api/v1/cards/release"), 405, "method_not_allowed")
 
 
+async def test_the_mounted_systems_pages_still_link_their_own_assets(system: System) -> None:
+    """The mount that passes line breaks must not hide the systems' route names from ``url_for``
+    (a named mount did: every page answered 500)."""
+    web = create_web_app(system, serve=["module", "lko", "lkp"], run_workers=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://test") as http:
+        login = await http.get("/lko/login")
+        assert login.status_code == 200
+        assert 'href="/lko/static/posog.css"' in login.text
+        assert (await http.get("/lko/static/posog.css")).status_code == 200
+        assert (await http.get("/lko/", follow_redirects=False)).status_code == 303
+
+
 async def test_metrics_are_documented_and_served_as_prometheus_text(system: System) -> None:
     for name in ("module", "analytics"):
         app = _apps(system)[name]

@@ -159,7 +159,7 @@ def create_web_app(system: System, *, serve: Sequence[str], run_workers: bool) -
     # The root's own answers (an unknown prefix, a wrong method) in the envelope, as the systems' own.
     install_error_handlers(root, system="web", unexpected_message="Внутренняя ошибка, повторите запрос позже")
     for name in serve:
-        root.routes.append(SystemMount(f"/{name}", apps[name], name=name))
+        root.routes.append(SystemMount(f"/{name}", apps[name]))
     return ServerErrorBoundary(root)
 
 
