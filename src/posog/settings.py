@@ -136,6 +136,14 @@ class Settings(BaseSettings):
     # or a JSON list). A request from anywhere else is the client itself; from a trusted proxy, the client
     # is the right-most address of X-Forwarded-For that is not a trusted proxy. Empty: none is trusted.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Redis, for limits shared by every process (the module's failed link look-ups per client). Unset:
+    # each process counts alone (embedded mode); production requires it. Keys start with the prefix.
+    redis_url: str | None = None
+    redis_key_prefix: str = "posog:"
+    # How long one Redis command may take; and after a failure, how long Redis is not asked (each
+    # process counts alone meanwhile, with a warning and posog_rate_limit_store_errors_total).
+    redis_timeout_s: float = Field(default=0.25, gt=0)
+    redis_retry_after_s: float = Field(default=5, gt=0)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -208,6 +216,8 @@ class Settings(BaseSettings):
             problems.append("POSOG_DATABASE_URL must point at PostgreSQL (postgresql+asyncpg://…)")
         if not self.amqp_url:
             problems.append("POSOG_AMQP_URL must point at RabbitMQ (amqp://…)")
+        if not self.redis_url:
+            problems.append("POSOG_REDIS_URL must point at Redis (redis://…): processes share their limits there")
         if self.lkp_base_url == DEFAULT_LKP_BASE_URL:
             problems.append("POSOG_LKP_BASE_URL must be ЛКП's public address (links go to citizens)")
         dev_pii = set(DEV_PII_KEYS.values())
