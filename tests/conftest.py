@@ -22,6 +22,7 @@ from posog.settings import Settings
 
 PG_ADMIN_DSN = os.environ.get("POSOG_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("POSOG_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+REDIS_URL = os.environ.get("POSOG_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 LOG_DIR = Path("test-output/logs")
 
 
@@ -101,6 +102,32 @@ def amqp_url() -> str:
     except Exception as exc:
         _unavailable("RabbitMQ", exc)
     return AMQP_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """Redis for the shared limiters (skipped locally when absent, required in CI). Tests give their
+    keys a prefix of their own (``redis_prefix``), so they never see each other's."""
+
+    async def probe() -> None:
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:
+        _unavailable("Redis", exc)
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    return f"posog-test:{uuid.uuid4().hex[:12]}:"
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """intake: attempts of returned messages handled alone (a message that kills the worker is quarantined)
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-01 21:30:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import posog.core.db
 
 revision: str = "0010"
-down_revision: str | Sequence[str] | None = "0008"
+down_revision: str | Sequence[str] | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

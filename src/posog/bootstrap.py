@@ -14,6 +14,7 @@ from posog.core.bus import BindingSpec, ExchangeSpec, InProcessBus, MessageBus, 
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Database
 from posog.core.pii import PiiCipher
+from posog.core.ratelimit import InMemoryRateLimiter, RedisRateLimiter
 from posog.emulators.epgu.inbox import EpguInbox
 from posog.emulators.ias.api import create_app as create_ias_app
 from posog.emulators.ias.model import IasStore
@@ -136,6 +137,8 @@ class System:
     ias_asgi: LateBoundApp
     ias_http: httpx.AsyncClient
     extras: dict[str, object] = field(default_factory=dict)
+    # The module's limiter of failed link look-ups (its Redis connections are closed with the system).
+    link_attempts: InMemoryRateLimiter | RedisRateLimiter | None = None
 
     def intake_consumer(self) -> IntakeConsumer:
         s = self.settings
@@ -206,6 +209,8 @@ class System:
             self.ias_http,
         ):
             await http.aclose()
+        if self.link_attempts is not None:
+            await self.link_attempts.aclose()
         await self.bus.close()
         await self.db.dispose()
 
@@ -254,10 +259,15 @@ def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | No
         from posog.lko.api import create_app as create_lko_app
 
         lko_asgi.app = create_lko_app(db, settings, module=ModuleClient(module_http_for_lko), clock=clock)
+    link_attempts = None
     if settings.module_url is None:
         from posog.module.api import create_app as create_module_app
+        from posog.module.api import make_link_attempts
 
-        module_asgi.app = create_module_app(db, releaser, settings, catalog=catalog, clock=clock)
+        link_attempts = make_link_attempts(settings)  # shared through Redis when POSOG_REDIS_URL is set
+        module_asgi.app = create_module_app(
+            db, releaser, settings, catalog=catalog, clock=clock, link_attempts=link_attempts
+        )
     # ЛКП keeps nothing durable: any process can serve it.
     from posog.lkp.app import create_app as create_lkp_app
 
@@ -329,4 +339,5 @@ def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | No
         analytics_for_module=AnalyticsClient(analytics_http_for_module),
         ias_asgi=ias_asgi,
         ias_http=ias_http,
+        link_attempts=link_attempts,
     )

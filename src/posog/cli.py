@@ -350,7 +350,18 @@ def serve(
     run_workers = settings.embedded if workers_inside is None else workers_inside
     _run(_prepare_schema(settings, system))
     web = create_web_app(system, serve=chosen, run_workers=run_workers)
-    server = Server(uvicorn.Config(web, host=host or settings.host, port=port or settings.port, log_config=None))
+    # X-Forwarded-For/-Proto are believed from POSOG_TRUSTED_PROXIES only (the apps resolve the
+    # client with the same list: posog.core.clientaddr); uvicorn's own FORWARDED_ALLOW_IPS is not used.
+    proxies = settings.trusted_proxies
+    config = uvicorn.Config(
+        web,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or "",
+    )
+    server = Server(config)
     _use_uvloop()  # what uvicorn.run would choose ("auto")
     _run(serve_until_signalled(server))
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from posog.core.clientaddr import parse_networks
 
 # Development-only secrets: usable out of the box for `make demo` and the tests, refused in production.
 DEV_PII_KEYS = {"dev1": base64.b64encode(b"posog-development-pii-key-32byte").decode()}
@@ -117,13 +120,59 @@ class Settings(BaseSettings):
     cabinet_cookie_secure: bool | None = None
     cabinet_session_hours: float = Field(default=12, gt=0, le=24 * 7)
     cabinet_idle_minutes: float = Field(default=30, gt=0)
+    # Failed sign-ins of one login from one client before each further attempt of that pair waits
+    # (1, 2, 4 … s, see cabinet_login_delay_max_s below); the login is never locked for that alone.
     cabinet_login_max_failures: int = Field(default=5, ge=1)
-    cabinet_login_lockout_minutes: float = Field(default=15, gt=0)
     # How often ЛКО re-sends publication announcements the module did not receive.
     announcement_retry_s: float = Field(default=30, gt=0)
     # Strict-Transport-Security on the pages of ЛКП and ЛКО in production (browsers then refuse plain
     # http for that long); 0: not sent (e.g. when the TLS proxy adds it). Never sent outside production.
     hsts_max_age_s: int = Field(default=31_536_000, ge=0)
+
+    # Sign-in throttle (ЛКО, kept in the database: every ЛКО process sees the same state). Beyond the
+    # free failures of a (login, client) pair (cabinet_login_max_failures) or of a client over every
+    # login (cabinet_login_client_max_failures), each attempt waits twice as long as the last, from 1 s
+    # to cabinet_login_delay_max_s; a pair's or a client's failures are forgotten after
+    # cabinet_login_forget_minutes without one. A login (existing or not) is locked only after
+    # cabinet_login_lock_failures failures from all clients within cabinet_login_lock_window_hours, for
+    # cabinet_login_lock_hours or until an operator runs `posog users unlock LOGIN`.
+    cabinet_login_client_max_failures: int = Field(default=20, ge=1)
+    cabinet_login_delay_max_s: float = Field(default=60, ge=1)
+    cabinet_login_forget_minutes: float = Field(default=15, gt=0)
+    cabinet_login_lock_failures: int = Field(default=50, ge=1)
+    cabinet_login_lock_window_hours: float = Field(default=24, gt=0)
+    cabinet_login_lock_hours: float = Field(default=24, gt=0)
+    # The reverse proxies whose X-Forwarded-For is believed (IP addresses or CIDR networks, comma-separated
+    # or a JSON list). A request from anywhere else is the client itself; from a trusted proxy, the client
+    # is the right-most address of X-Forwarded-For that is not a trusted proxy. Empty: none is trusted.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Redis, for limits shared by every process (the module's failed link look-ups per client). Unset:
+    # each process counts alone (embedded mode); production requires it. Keys start with the prefix.
+    redis_url: str | None = None
+    redis_key_prefix: str = "posog:"
+    # How long one Redis command may take; and after a failure, how long Redis is not asked (each
+    # process counts alone meanwhile, with a warning and posog_rate_limit_store_errors_total).
+    redis_timeout_s: float = Field(default=0.25, gt=0)
+    redis_retry_after_s: float = Field(default=5, gt=0)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
+        try:
+            parse_networks(value)
+        except ValueError as exc:
+            raise ValueError(f"POSOG_TRUSTED_PROXIES: {exc}") from None
+        return value
 
     @field_validator("pii_keys")
     @classmethod
@@ -177,6 +226,8 @@ class Settings(BaseSettings):
             problems.append("POSOG_DATABASE_URL must point at PostgreSQL (postgresql+asyncpg://…)")
         if not self.amqp_url:
             problems.append("POSOG_AMQP_URL must point at RabbitMQ (amqp://…)")
+        if not self.redis_url:
+            problems.append("POSOG_REDIS_URL must point at Redis (redis://…): processes share their limits there")
         if self.lkp_base_url == DEFAULT_LKP_BASE_URL:
             problems.append("POSOG_LKP_BASE_URL must be ЛКП's public address (links go to citizens)")
         dev_pii = set(DEV_PII_KEYS.values())

@@ -39,9 +39,13 @@ async def make_user(
 
 
 @contextlib.asynccontextmanager
-async def browser(system: System, *, base_url: str = BASE_URL) -> AsyncIterator[httpx.AsyncClient]:
+async def browser(
+    system: System, *, base_url: str = BASE_URL, address: str = "127.0.0.1"
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser at ``address`` (the peer address the cabinet sees)."""
     app = system.lko_asgi.app
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as client:
+    transport = httpx.ASGITransport(app=app, client=(address, 50123))
+    async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
         yield client
 
 
@@ -51,10 +55,14 @@ def token_of(html: str) -> str:
     return found.group(1)
 
 
-async def sign_in(client: httpx.AsyncClient, login: str, password: str = PASSWORD) -> httpx.Response:
+async def sign_in(
+    client: httpx.AsyncClient, login: str, password: str = PASSWORD, *, headers: dict[str, str] | None = None
+) -> httpx.Response:
     page = await client.get("/login")
     assert page.status_code == 200, page.text
-    return await client.post("/login", data={"login": login, "password": password, "csrf_token": token_of(page.text)})
+    return await client.post(
+        "/login", data={"login": login, "password": password, "csrf_token": token_of(page.text)}, headers=headers
+    )
 
 
 async def signed_in(system: System, client: httpx.AsyncClient, login: str) -> None:

@@ -126,6 +126,7 @@ def test_the_demo_refuses_to_run_in_production(tmp_path: Path) -> None:
         "POSOG_VAR_DIR": str(tmp_path / "var"),
         "POSOG_DATABASE_URL": "postgresql+asyncpg://posog@db/posog",
         "POSOG_AMQP_URL": "amqp://mq/",
+        "POSOG_REDIS_URL": "redis://redis/0",
         "POSOG_LKP_BASE_URL": "https://lkp.example.gov.ru",
         "POSOG_PII_KEYS": '{"k1": "' + "A" * 43 + '="}',
         "POSOG_SNILS_HASH_KEY": "a-real-hash-key",

@@ -33,7 +33,7 @@ FACTS = 120
 
 
 class Stack:
-    def __init__(self, tmp_path: Path, database_url: str, amqp_url: str) -> None:
+    def __init__(self, tmp_path: Path, database_url: str, amqp_url: str, redis_url: str, redis_prefix: str) -> None:
         self.tmp_path = tmp_path
         self.ports = {name: free_port() for name in SYSTEMS}
         self.keys = {caller: secrets.token_urlsafe(24) for caller in ("module", "lkp", "analytics", "lko", "admin")}
@@ -44,6 +44,8 @@ class Stack:
             "POSOG_VAR_DIR": str(tmp_path / "var"),
             "POSOG_DATABASE_URL": database_url,
             "POSOG_AMQP_URL": amqp_url,
+            "POSOG_REDIS_URL": redis_url,
+            "POSOG_REDIS_KEY_PREFIX": redis_prefix,
             "POSOG_PII_KEYS": json.dumps({"k2026": base64.b64encode(secrets.token_bytes(32)).decode()}),
             "POSOG_SNILS_HASH_KEY": secrets.token_urlsafe(32),
             "POSOG_SERVICE_KEYS": json.dumps(self.keys),
@@ -118,8 +120,8 @@ def _answers(url: str, path: str, headers: dict[str, str] | None = None) -> bool
 
 
 @pytest.fixture
-def stack(tmp_path: Path, pg_url: str, amqp_url: str) -> Iterator[Stack]:
-    made = Stack(tmp_path, pg_url, amqp_url)
+def stack(tmp_path: Path, pg_url: str, amqp_url: str, redis_url: str, redis_prefix: str) -> Iterator[Stack]:
+    made = Stack(tmp_path, pg_url, amqp_url, redis_url, redis_prefix)
     try:
         yield made
     finally:
@@ -194,9 +196,39 @@ def test_production_processes_run_the_whole_flow(stack: Stack) -> None:
         env="production",
         database_url=stack.env["POSOG_DATABASE_URL"],
         amqp_url=stack.env["POSOG_AMQP_URL"],
+        redis_url=stack.env["POSOG_REDIS_URL"],
         lkp_base_url=stack.env["POSOG_LKP_BASE_URL"],
         pii_keys=json.loads(stack.env["POSOG_PII_KEYS"]),
         snils_hash_key=stack.env["POSOG_SNILS_HASH_KEY"],
         service_keys=stack.keys,
     )
     assert len(citizens_in(settings)) == valid
+
+
+def test_two_module_processes_share_one_link_attempt_budget(stack: Stack) -> None:
+    """Issue 13: real `posog serve module` processes count a client's failed look-ups in one Redis
+    budget (after N on one, the other answers 429), and a forged X-Forwarded-For from a peer that is
+    not a trusted proxy does not make a new client (uvicorn's own default would have believed it
+    from 127.0.0.1)."""
+    stack.command("db", "upgrade")
+    env = stack.env_for("module") | {"POSOG_LINK_ATTEMPTS_PER_MINUTE": "4"}
+    ports = {label: free_port() for label in ("module-a", "module-b")}
+    for label, port in ports.items():
+        stack.start(label, "serve", "module", "--host", "127.0.0.1", "--port", str(port), env=env)
+    urls = {label: f"http://127.0.0.1:{port}" for label, port in ports.items()}
+    for label, url in urls.items():
+        _until(lambda u=url: _answers(u, "/healthz"), f"{label} to answer /healthz")
+    key = {"Authorization": f"Bearer {stack.keys['lkp']}"}
+
+    def look_up(label: str, headers: dict[str, str]) -> int:
+        token = secrets.token_urlsafe(32)
+        return httpx.get(f"{urls[label]}/api/v1/survey-links/{token}", headers=key | headers, timeout=10).status_code
+
+    citizen = {"X-Posog-Client": "198.51.100.31"}
+    assert [look_up("module-a", citizen) for _ in range(4)] == [404] * 4
+    assert look_up("module-b", citizen) == 429
+    assert look_up("module-a", citizen) == 429
+    assert look_up("module-b", {"X-Posog-Client": "198.51.100.32"}) == 404
+
+    forged = [look_up("module-b", {"X-Forwarded-For": f"192.0.2.{n}"}) for n in range(5)]
+    assert forged == [404] * 4 + [429], "the peer (127.0.0.1) is the client: the header is not believed"

@@ -166,11 +166,11 @@ class Backends:
         return [json.loads(r.content) for r in self.lko_calls if r.method == "POST"]
 
 
-def lkp_client(backends: Backends) -> httpx.AsyncClient:
-    """An HTTP client on the ЛКП app wired to the fakes, as a citizen's browser (at 203.0.113.7)."""
+def lkp_client(backends: Backends, *, peer: str = "203.0.113.7", **overrides: Any) -> httpx.AsyncClient:
+    """An HTTP client on the ЛКП app wired to the fakes, as a citizen's browser (at ``peer``)."""
     module = ModuleClient(httpx.AsyncClient(transport=httpx.MockTransport(backends.module), base_url="http://module"))
     lko = LkoClient(httpx.AsyncClient(transport=httpx.MockTransport(backends.lko), base_url="http://lko"))
-    settings = Settings(env="test", _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(env="test", _env_file=None, **overrides)  # type: ignore[call-arg]
     app = create_app(module, lko, settings)
-    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    transport = httpx.ASGITransport(app=app, client=(peer, 50000))
     return httpx.AsyncClient(transport=transport, base_url="http://lkp.test")

@@ -86,6 +86,24 @@ async def test_the_survey_shows_the_organisation_the_service_and_every_question_
     assert backends.module_calls[0].headers["X-Posog-Client"] == "203.0.113.7"
 
 
+async def test_the_citizen_s_address_is_taken_from_x_forwarded_for_only_behind_a_trusted_proxy() -> None:
+    """Issue 13: the module's per-client limit must not be escapable with a forged header."""
+    forged = {"X-Forwarded-For": "6.6.6.6"}
+    backends = Backends()
+    async with lkp_client(backends, peer="198.51.100.9", trusted_proxies=["10.0.0.0/24"]) as direct:
+        assert (await direct.get(SURVEY, headers=forged)).status_code == 200
+    async with lkp_client(backends, peer="10.0.0.2", trusted_proxies=["10.0.0.0/24"]) as proxied:
+        chain = {"X-Forwarded-For": "6.6.6.6, 198.51.100.44"}  # the client's forgery, then what the proxy saw
+        assert (await proxied.get(SURVEY, headers=chain)).status_code == 200
+    async with lkp_client(backends, peer="10.0.0.2") as untrusting:  # the default: no proxy is trusted
+        assert (await untrusting.get(SURVEY, headers=forged)).status_code == 200
+    assert [call.headers["X-Posog-Client"] for call in backends.module_calls] == [
+        "198.51.100.9",
+        "198.51.100.44",
+        "10.0.0.2",
+    ]
+
+
 async def test_pages_carry_the_security_headers_and_are_never_cached() -> None:
     async with lkp_client(Backends()) as browser:
         for path in (SURVEY, f"/s/{TOKEN}/done", "/s/unknown-token-0123456789", "/", "/nowhere"):

@@ -399,12 +399,13 @@ async def test_each_compose_process_serves_its_system_and_calls_the_others(
 async def test_env_example_filled_in_starts_production(clean_environment: pytest.MonkeyPatch, tmp_path: Path) -> None:
     dotenv = tmp_path / ".env"
     dotenv.write_text(filled_in(ENV_EXAMPLE.read_text(encoding="utf-8")), encoding="utf-8")
-    # compose builds the two service URLs from the passwords of its bundled PostgreSQL and RabbitMQ.
+    # compose builds the three service URLs from the passwords of its bundled PostgreSQL, RabbitMQ, Redis.
     settings = Settings(
         _env_file=dotenv,
         var_dir=tmp_path / "var",
         database_url="postgresql+asyncpg://posog:x@postgres:5432/posog",
         amqp_url="amqp://rabbitmq/",
+        redis_url="redis://:x@redis:6379/0",
     )
     assert settings.env == "production"
     assert settings.pii_active_key in settings.pii_keys

@@ -146,6 +146,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 PRODUCTION_SERVICES = {
     "database_url": "postgresql+asyncpg://posog@db/posog",
     "amqp_url": "amqp://posog:secret@mq/",
+    "redis_url": "redis://:secret@redis/0",
     "lkp_base_url": "https://lkp.example.gov.ru",
 }
 
@@ -260,6 +261,7 @@ def test_secrets_are_not_shown_in_the_settings_repr() -> None:
         ({"database_url": None}, "POSOG_DATABASE_URL must point at PostgreSQL"),
         ({"database_url": "sqlite+aiosqlite:///var/posog.sqlite3"}, "POSOG_DATABASE_URL must point at PostgreSQL"),
         ({"amqp_url": None}, "POSOG_AMQP_URL must point at RabbitMQ"),
+        ({"redis_url": None}, "POSOG_REDIS_URL must point at Redis"),
         ({"lkp_base_url": "http://127.0.0.1:8000/lkp"}, "POSOG_LKP_BASE_URL must be ЛКП's public address"),
         ({"pii_keys": DEV_PII_KEYS}, "POSOG_PII_KEYS holds the development key"),
         ({"service_keys": {"module": "m", "lkp": "dev-lkp-key"}}, "development keys for lkp"),

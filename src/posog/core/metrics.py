@@ -29,3 +29,8 @@ OUTBOX_PUBLISHED = Counter("posog_outbox_published_total", "Outbox messages publ
 OUTBOX_FAILURES = Counter("posog_outbox_publish_failures_total", "Outbox publishes that failed and will be retried")
 OUTBOX_BACKLOG = Gauge("posog_outbox_backlog", "Outbox messages not yet published")
 LINK_OUTCOMES = Counter("posog_link_outcomes_total", "Link resolutions, by outcome", ["outcome"])
+RATE_LIMIT_STORE_ERRORS = Counter(
+    "posog_rate_limit_store_errors_total",
+    "Failures of the shared rate-limit store; each process counted alone meanwhile",
+    ["store"],
+)

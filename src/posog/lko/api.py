@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from posog.core.clientaddr import TrustedProxies
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Database
 from posog.core.http import error_response, error_responses, install_error_handlers
@@ -45,6 +46,7 @@ def create_app(
     app.state.module = module
     app.state.clock = clock
     app.state.session_policy = SessionPolicy.from_settings(settings)
+    app.state.trusted_proxies = TrustedProxies(settings.trusted_proxies)  # whose X-Forwarded-For is believed
     # Publications are announced to the module through app.state.module, whatever it is at the time.
     app.state.announcements = AnnouncementRelay(db, lambda: app.state.module, clock=clock)
     app.state.service_keyring = ServiceKeyring(settings.service_keys, SERVICE_OPERATIONS)

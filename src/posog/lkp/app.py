@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from posog.core.clientaddr import TrustedProxies
 from posog.core.http import log_unexpected
 from posog.lko.client import LkoClient
 from posog.lkp.pages import LkpServices, render_problem, router
@@ -28,6 +29,7 @@ def create_app(module: ModuleClient, lko: LkoClient, settings: Settings) -> Fast
     """The ЛКП app: ``/s/{token}`` (the survey; POST submits it), ``/s/{token}/done``, ``/static``."""
     app = FastAPI(title="ЛКП ПОС ОГ", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
+    app.state.trusted_proxies = TrustedProxies(settings.trusted_proxies)  # whose X-Forwarded-For is believed
     app.state.lkp = LkpServices(module=module, lko=lko, templates=make_templates(TEMPLATES_DIR))
     app.mount("/static", static_files(), name="static")
     app.include_router(router)

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from posog.core.clientaddr import TrustedProxies
 from posog.core.clock import MOSCOW
 from posog.lko.client import LkoClient, LkoError, ResponseRejected
 from posog.lko.contracts import QuestionnaireDocument
@@ -197,9 +198,13 @@ def services(request: Request) -> LkpServices:
 
 
 def client_id(request: Request) -> str | None:
-    """The citizen's address, for the module's per-client rate limiting (behind a reverse proxy the
-    server is run with trusted proxy headers, so this is the citizen's, not the proxy's)."""
-    return request.client.host if request.client else None
+    """The citizen's address, for the module's per-client rate limiting: the peer, or behind one of
+    the trusted proxies (``POSOG_TRUSTED_PROXIES``) the address it puts in ``X-Forwarded-For`` — a
+    header from anyone else is ignored, so a citizen cannot pick the key its failures count under."""
+    if request.client is None:
+        return None
+    proxies: TrustedProxies | None = getattr(request.app.state, "trusted_proxies", None)
+    return proxies.client_of(request.scope) if proxies is not None else request.client.host
 
 
 def render_problem(request: Request, code: str, *, message: str | None = None, status: int | None = None) -> Response:

@@ -11,10 +11,11 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
+from posog.core.clientaddr import TrustedProxies
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Database
 from posog.core.http import SERVICE_ERRORS, error_response, error_responses, install_error_handlers, operations_router
-from posog.core.ratelimit import InMemoryRateLimiter, RateLimiter
+from posog.core.ratelimit import InMemoryRateLimiter, RateLimiter, RedisRateLimiter, make_rate_limiter
 from posog.core.service_auth import ServiceKeyFirstRoute, ServiceKeyring, require_service
 from posog.lko.client import LkoError
 from posog.module.contracts import ReleaseResult, SurveyLevel
@@ -79,6 +80,11 @@ class ReleaseRequest(BaseModel):
     level: SurveyLevel
 
 
+def make_link_attempts(settings: Settings) -> InMemoryRateLimiter | RedisRateLimiter:
+    """The limiter of failed link look-ups (``POSOG_LINK_ATTEMPTS_PER_MINUTE`` per client)."""
+    return make_rate_limiter(settings, name="link-attempts", limit=settings.link_attempts_per_minute, window_s=60)
+
+
 def create_app(
     db: Database,
     releaser: WaitingCardsReleaser,
@@ -95,7 +101,10 @@ def create_app(
     app.state.releaser = releaser
     app.state.catalog = catalog  # links answer 503 without it
     app.state.clock = clock
-    app.state.link_attempts = link_attempts or InMemoryRateLimiter(settings.link_attempts_per_minute, window_s=60)
+    # Failed link look-ups per client: shared by every module process through Redis when
+    # POSOG_REDIS_URL is set, else counted by this process (bootstrap passes the one it closes).
+    app.state.link_attempts = link_attempts or make_link_attempts(settings)
+    app.state.trusted_proxies = TrustedProxies(settings.trusted_proxies)
     app.state.service_keyring = ServiceKeyring(settings.service_keys, SERVICE_OPERATIONS)
     install_error_handlers(app, system="module", unexpected_message="Внутренняя ошибка модуля, повторите позже")
     app.include_router(operations_router(system="module", unavailable_message="База данных модуля недоступна"))

@@ -8,6 +8,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, TypeVar
 
 import typer
@@ -17,12 +18,14 @@ from rich.table import Table
 from posog.core.clock import MOSCOW, utcnow
 from posog.core.db import Database
 from posog.core.migrate import upgrade
-from posog.lko.accounts.handlers import AccountError, NewUser, create_user, disable_user
-from posog.lko.accounts.queries import UserSummary, list_users
+from posog.lko.accounts.handlers import AccountError, NewUser, create_user, disable_user, normalize_login, unlock_login
+from posog.lko.accounts.queries import LockSummary, UserSummary, list_login_locks, list_users
 from posog.lko.scope import ROLE_NAMES
 from posog.settings import Settings
 
-users_app = typer.Typer(help="Учётные записи кабинета ЛКО: создать, показать, отключить.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="Учётные записи кабинета ЛКО: создать, показать, отключить; блокировки входа.", no_args_is_help=True
+)
 console = Console()
 T = TypeVar("T")
 
@@ -133,3 +136,68 @@ def disable(login: Annotated[str, typer.Argument(help="Логин")]) -> None:
         console.print(f"[red]{exc.message}[/]")
         raise typer.Exit(2) from None
     console.print(f"Пользователь «{login.strip().casefold()}» отключён; его сеансы завершены.")
+
+
+_LOCK_STATES = {"active": "действует", "released": "снята оператором", "expired": "истекла"}
+
+
+@users_app.command("locks")
+def locks(
+    login: Annotated[str | None, typer.Argument(help="Только этого логина")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """List login locks (after many failed sign-ins), newest first: active, released, expired."""
+    key = normalize_login(login)[:100] if login is not None else None
+
+    async def action(db: Database) -> list[LockSummary]:
+        async with db.uow() as uow:
+            return await list_login_locks(uow.session, login=key)
+
+    found = _with_database(action)
+    now = utcnow()
+    if as_json:
+        items = [
+            {
+                "login": lock.login,
+                "locked_at": lock.locked_at.isoformat(),
+                "locked_until": lock.locked_until.isoformat(),
+                "failures": lock.failures,
+                "state": lock.state(now),
+                "released_at": lock.released_at.isoformat() if lock.released_at else None,
+                "released_by": lock.released_by,
+            }
+            for lock in found
+        ]
+        typer.echo(json.dumps(items, ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"Блокировки входа ({len(found)})")
+    for column in ("логин", "заблокирован", "до", "неудачных попыток", "состояние"):
+        table.add_column(column, overflow="fold")
+
+    def moscow(moment: datetime) -> str:
+        return moment.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M")
+
+    for lock in found:
+        table.add_row(
+            lock.login,
+            moscow(lock.locked_at),
+            moscow(lock.locked_until),
+            str(lock.failures),
+            _LOCK_STATES[lock.state(now)],
+        )
+    console.print(table)
+
+
+@users_app.command("unlock")
+def unlock(login: Annotated[str, typer.Argument(help="Логин")]) -> None:
+    """Release a login locked after many failed sign-ins (the audit records the release)."""
+
+    async def action(db: Database) -> bool:
+        async with db.uow() as uow:
+            return await unlock_login(uow, login, now=utcnow())
+
+    key = normalize_login(login)[:100]
+    if _with_database(action):
+        console.print(f"Блокировка входа для логина «{key}» снята.")
+    else:
+        console.print(f"Логин «{key}» не заблокирован.")

@@ -4,6 +4,7 @@ request, sign out. Each takes a unit of work and commits what it changes."""
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -11,12 +12,19 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 import structlog
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from posog.core import ids, regions
 from posog.core.db import UnitOfWork, new_uuid
-from posog.lko.accounts.model import ROLES, CabinetPrincipal, CabinetSession, CabinetUser, LoginThrottle
+from posog.lko.accounts.model import (
+    ROLES,
+    CabinetPrincipal,
+    CabinetSession,
+    CabinetUser,
+    LoginLock,
+    LoginThrottle,
+)
 from posog.lko.accounts.passwords import hash_password, needs_rehash, password_problem, verify_password
 from posog.lko.questionnaires.repository import insert_ignoring_conflicts
 from posog.lko.scope import Role
@@ -50,21 +58,40 @@ def hash_session_id(session_id: str) -> str:
 
 @dataclass(frozen=True)
 class SessionPolicy:
-    """How long sessions live and how hard password guessing is throttled."""
+    """How long sessions live and how password guessing is slowed (see :func:`sign_in`)."""
 
     lifetime: timedelta = timedelta(hours=12)
     idle: timedelta = timedelta(minutes=30)
-    max_failures: int = 5
-    lockout: timedelta = timedelta(minutes=15)
+    # Failures of one (login, client) pair, and of one client over every login, before each further
+    # attempt under that key waits: 1 s, then twice as long per failure, at most ``delay_max``.
+    pair_free_failures: int = 5
+    client_free_failures: int = 20
+    delay_max: timedelta = timedelta(seconds=60)
+    forget: timedelta = timedelta(minutes=15)  # a pair's or a client's failures, after a quiet while
+    # A login, from every client together: this many failures within ``lock_window`` lock it.
+    lock_failures: int = 50
+    lock_window: timedelta = timedelta(hours=24)
+    lock_duration: timedelta = timedelta(hours=24)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SessionPolicy:
         return cls(
             lifetime=timedelta(hours=settings.cabinet_session_hours),
             idle=timedelta(minutes=settings.cabinet_idle_minutes),
-            max_failures=settings.cabinet_login_max_failures,
-            lockout=timedelta(minutes=settings.cabinet_login_lockout_minutes),
+            pair_free_failures=settings.cabinet_login_max_failures,
+            client_free_failures=settings.cabinet_login_client_max_failures,
+            delay_max=timedelta(seconds=settings.cabinet_login_delay_max_s),
+            forget=timedelta(minutes=settings.cabinet_login_forget_minutes),
+            lock_failures=settings.cabinet_login_lock_failures,
+            lock_window=timedelta(hours=settings.cabinet_login_lock_window_hours),
+            lock_duration=timedelta(hours=settings.cabinet_login_lock_hours),
         )
+
+    def delay(self, failures: int, free: int) -> timedelta | None:
+        """How long the next attempt waits after ``failures`` failures of a key allowed ``free``."""
+        if failures < free:
+            return None
+        return min(timedelta(seconds=2 ** min(failures - free, 30)), self.delay_max)
 
 
 # --- Accounts (CLI) ------------------------------------------------------------------------------------
@@ -155,32 +182,55 @@ class SignedIn:
 
 @dataclass(frozen=True)
 class SignInRefused:
-    reason: Literal["invalid", "locked"]
-    retry_after_minutes: int = 0
+    """Why a sign-in was refused: ``invalid`` (wrong login or password — which, is not said),
+    ``throttled`` (this client or this (login, client) failed too often: wait ``retry_after_s``) or
+    ``locked`` (the login is locked until ``locked_until``, or until an operator releases it)."""
+
+    reason: Literal["invalid", "throttled", "locked"]
+    retry_after_s: int = 0
+    locked_until: datetime | None = None
+
+
+_PAIR, _CLIENT, _LOGIN = "pair", "client", "login"
+MAX_CLIENT = 64
 
 
 async def sign_in(
-    uow: UnitOfWork, login: str, password: str, *, now: datetime, policy: SessionPolicy
+    uow: UnitOfWork, login: str, password: str, *, client: str, now: datetime, policy: SessionPolicy
 ) -> SignedIn | SignInRefused:
-    """Check a login and password and open a session. A wrong login and a wrong password are refused
-    alike, after verifying a hash either way; too many failures for one login lock it for a while."""
+    """Check a login and password from ``client`` (its address) and open a session.
+
+    A wrong login and a wrong password are refused alike, after verifying a hash either way (a dummy
+    one for an unknown login), and counted alike under three keys: the (login, client) pair, the
+    client over every login, the login over every client — logins that do not exist included, so
+    the answers and their timing say nothing about accounts. Beyond a pair's or a client's free
+    failures each attempt under that key waits (``throttled``, without checking the password: the
+    right one waits too), 1 s and doubling up to ``policy.delay_max`` — someone else's guessing from
+    another address never keeps a user out. Only ``policy.lock_failures`` failures of a login within
+    ``policy.lock_window`` lock it, for ``policy.lock_duration`` or until ``posog users unlock``; each
+    lock is recorded in ``lko_login_locks`` (the login and the time, never a password)."""
     session = uow.session
     key = normalize_login(login)[:100]
-    throttle = await session.get(LoginThrottle, key)
-    if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
-        return SignInRefused("locked", _minutes_until(throttle.locked_until, now))
+    client = client[:MAX_CLIENT]
+    refused = await _throttled(uow, key, client, now=now)
+    if refused is not None:
+        log.info("lko.accounts.sign_in_throttled", reason=refused.reason, retry_after_s=refused.retry_after_s)
+        return refused
     user = await session.scalar(select(CabinetUser).where(CabinetUser.login == key)) if key else None
     usable = user is not None and user.active
     matches = await verify_password(user.password_hash if usable and user is not None else None, password)
     if not matches or user is None:
-        locked_until = await _record_failure(uow, key, now=now, policy=policy)
+        locked_until = await _record_failure(
+            uow, key, client, now=now, policy=policy, user_id=user.id if user else None
+        )
         await uow.commit()
         log.info("lko.accounts.sign_in_refused", locked=locked_until is not None)
         if locked_until is not None:
-            return SignInRefused("locked", _minutes_until(locked_until, now))
+            return SignInRefused("locked", _seconds_until(locked_until, now), locked_until)
         return SignInRefused("invalid")
-    if throttle is not None:
-        await session.delete(throttle)
+    # The right password from this client: its pair's delays end (the client's and the login's
+    # counts go on: they are about everyone else's attempts).
+    await session.execute(delete(LoginThrottle).where(*_key(_PAIR, key, client)))
     if needs_rehash(user.password_hash):
         user.password_hash = await hash_password(password)
     user.last_login_at = now
@@ -200,52 +250,195 @@ async def sign_in(
     return SignedIn(session_id, _principal(user, stored))
 
 
-async def _record_failure(uow: UnitOfWork, key: str, *, now: datetime, policy: SessionPolicy) -> datetime | None:
-    """Count a failed sign-in for ``key`` atomically; returns the lock's end if this failure locks it."""
-    session = uow.session
-    window_start = now - policy.lockout
-    await session.execute(
-        delete(LoginThrottle).where(
-            LoginThrottle.window_started_at < window_start,
-            (LoginThrottle.locked_until.is_(None)) | (LoginThrottle.locked_until < now),
-            LoginThrottle.login != key,
-        )
+def _key(kind: str, login: str, client: str) -> tuple[ColumnElement[bool], ...]:
+    """The condition of one throttle row: a pair has both, a client no login, a login no client."""
+    return (
+        LoginThrottle.kind == kind,
+        LoginThrottle.login == (login if kind != _CLIENT else ""),
+        LoginThrottle.client == (client if kind != _LOGIN else ""),
     )
-    table = LoginThrottle.__table__
-    await session.execute(
-        insert_ignoring_conflicts(
-            session.get_bind().dialect.name,
-            table,  # type: ignore[arg-type]
-            [{"login": key, "failures": 0, "window_started_at": now, "locked_until": None}],
-        )
-    )
-    expired = LoginThrottle.window_started_at < window_start
-    failures = (
-        await session.execute(
-            update(LoginThrottle)
-            .where(LoginThrottle.login == key)
-            .values(
-                failures=case((expired, 1), else_=LoginThrottle.failures + 1),
-                window_started_at=case((expired, now), else_=LoginThrottle.window_started_at),
+
+
+async def _throttled(uow: UnitOfWork, key: str, client: str, *, now: datetime) -> SignInRefused | None:
+    """The refusal owed before any password is checked: the login locked, or this pair or this
+    client waiting; else None."""
+    rows = (
+        await uow.session.execute(
+            select(LoginThrottle.kind, LoginThrottle.blocked_until).where(
+                or_(*(and_(*_key(kind, key, client)) for kind in (_PAIR, _CLIENT, _LOGIN))),
+                LoginThrottle.blocked_until > now,
             )
-            .returning(LoginThrottle.failures)
-            .execution_options(synchronize_session=False)
         )
-    ).scalar_one()
-    if failures < policy.max_failures:
-        return None
-    locked_until = now + policy.lockout
-    await session.execute(
+    ).all()
+    waits = {kind: until for kind, until in rows if until is not None}
+    if _LOGIN in waits:
+        return SignInRefused("locked", _seconds_until(waits[_LOGIN], now), waits[_LOGIN])
+    if waits:
+        return SignInRefused("throttled", _seconds_until(max(waits.values()), now))
+    return None
+
+
+async def _record_failure(
+    uow: UnitOfWork, key: str, client: str, *, now: datetime, policy: SessionPolicy, user_id: str | None
+) -> datetime | None:
+    """Count a failed sign-in under its three keys, atomically each (rows are taken in one order —
+    pair, client, login — so concurrent failures cannot deadlock); set the delays it earns; lock the
+    login if this failure reaches the limit. Returns the lock's end when it does."""
+    session = uow.session
+    await _forget_stale(uow, now=now, policy=policy)
+    table = LoginThrottle.__table__
+    dialect = session.get_bind().dialect.name
+    locked_until = None
+    for kind in (_PAIR, _CLIENT, _LOGIN):
+        condition = _key(kind, key, client)
+        login_of, client_of = (key if kind != _CLIENT else ""), (client if kind != _LOGIN else "")
+        await session.execute(
+            insert_ignoring_conflicts(
+                dialect,
+                table,  # type: ignore[arg-type]
+                [
+                    {
+                        "kind": kind,
+                        "login": login_of,
+                        "client": client_of,
+                        "failures": 0,
+                        "window_started_at": now,
+                        "last_failure_at": now,
+                        "blocked_until": None,
+                    }
+                ],
+            )
+        )
+        if kind == _LOGIN:  # a fixed window: failures since the window's first
+            expired = LoginThrottle.window_started_at <= now - policy.lock_window
+        else:  # forgotten after a quiet while
+            expired = LoginThrottle.last_failure_at <= now - policy.forget
+        failures = (
+            await session.execute(
+                update(LoginThrottle)
+                .where(*condition)
+                .values(
+                    failures=case((expired, 1), else_=LoginThrottle.failures + 1),
+                    window_started_at=case((expired, now), else_=LoginThrottle.window_started_at),
+                    last_failure_at=now,
+                )
+                .returning(LoginThrottle.failures)
+                .execution_options(synchronize_session=False)
+            )
+        ).scalar_one()
+        if kind == _LOGIN:
+            if failures >= policy.lock_failures:
+                locked_until = await _lock(uow, key, failures, now=now, policy=policy, user_id=user_id)
+            continue
+        delay = policy.delay(failures, policy.pair_free_failures if kind == _PAIR else policy.client_free_failures)
+        if delay is not None:
+            until = now + delay
+            await session.execute(
+                update(LoginThrottle)
+                .where(*condition)
+                .values(
+                    blocked_until=case(
+                        (
+                            or_(LoginThrottle.blocked_until.is_(None), LoginThrottle.blocked_until < until),
+                            until,
+                        ),
+                        else_=LoginThrottle.blocked_until,
+                    )
+                )
+                .execution_options(synchronize_session=False)
+            )
+    return locked_until
+
+
+async def _lock(
+    uow: UnitOfWork, key: str, failures: int, *, now: datetime, policy: SessionPolicy, user_id: str | None
+) -> datetime | None:
+    """Lock the login (once, however many requests reach the limit together) and audit it."""
+    session = uow.session
+    locked_until = now + policy.lock_duration
+    locked = await session.execute(
         update(LoginThrottle)
-        .where(LoginThrottle.login == key)
-        .values(failures=0, window_started_at=now, locked_until=locked_until)
+        .where(
+            *_key(_LOGIN, key, ""),
+            or_(LoginThrottle.blocked_until.is_(None), LoginThrottle.blocked_until <= now),
+        )
+        .values(blocked_until=locked_until, failures=0, window_started_at=now)
+        .returning(LoginThrottle.login)
         .execution_options(synchronize_session=False)
+    )
+    if locked.first() is None:
+        return None
+    lock = LoginLock(
+        id=new_uuid(), login=key, locked_at=now, locked_until=locked_until, failures=failures, released_at=None
+    )
+    session.add(lock)
+    # The login itself is in the audit record (lko_login_locks), not in the log: logins may be
+    # e-mail addresses. The account's id is, when the login exists.
+    log.warning(
+        "lko.accounts.login_locked",
+        lock_id=lock.id,
+        user_id=user_id,
+        failures=failures,
+        locked_until=locked_until.isoformat(),
     )
     return locked_until
 
 
-def _minutes_until(moment: datetime, now: datetime) -> int:
-    return max(1, int((moment - now).total_seconds() + 59) // 60)
+async def _forget_stale(uow: UnitOfWork, *, now: datetime, policy: SessionPolicy) -> None:
+    """Remove some rows nobody waits on any more (a bounded batch, skipping rows other sign-ins hold)."""
+    free = or_(LoginThrottle.blocked_until.is_(None), LoginThrottle.blocked_until <= now)
+    columns = (LoginThrottle.kind, LoginThrottle.login, LoginThrottle.client)
+    stale = (
+        select(*columns)
+        .where(
+            free,
+            or_(
+                and_(LoginThrottle.kind != _LOGIN, LoginThrottle.last_failure_at <= now - policy.forget),
+                and_(LoginThrottle.kind == _LOGIN, LoginThrottle.last_failure_at <= now - policy.lock_window),
+            ),
+        )
+        .limit(100)
+        .with_for_update(skip_locked=True)
+    )
+    await uow.session.execute(
+        delete(LoginThrottle).where(tuple_(*columns).in_(stale)).execution_options(synchronize_session=False)
+    )
+
+
+def _seconds_until(moment: datetime, now: datetime) -> int:
+    return max(1, math.ceil((moment - now).total_seconds()))
+
+
+# --- Login locks (CLI) -----------------------------------------------------------------------------------
+
+
+async def unlock_login(uow: UnitOfWork, login: str, *, now: datetime) -> bool:
+    """Release the lock of ``login`` (and the delays of its pairs); the audit records who released
+    it. Returns False when the login was not locked."""
+    session = uow.session
+    key = normalize_login(login)[:100]
+    released = await session.execute(
+        update(LoginThrottle)
+        .where(*_key(_LOGIN, key, ""), LoginThrottle.blocked_until > now)
+        .values(blocked_until=None, failures=0, window_started_at=now)
+        .returning(LoginThrottle.login)
+        .execution_options(synchronize_session=False)
+    )
+    was_locked = released.first() is not None
+    await session.execute(delete(LoginThrottle).where(LoginThrottle.kind == _PAIR, LoginThrottle.login == key))
+    locks = (
+        await session.scalars(
+            update(LoginLock)
+            .where(LoginLock.login == key, LoginLock.released_at.is_(None), LoginLock.locked_until > now)
+            .values(released_at=now, released_by="operator")
+            .returning(LoginLock.id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    await uow.commit()
+    if was_locked:
+        log.warning("lko.accounts.login_unlocked", lock_ids=list(locks), by="operator")
+    return was_locked
 
 
 async def resolve_session(

@@ -1,4 +1,5 @@
-"""The ``lko_users``, ``lko_sessions`` and ``lko_login_throttle`` tables, and the signed-in principal."""
+"""The ``lko_users``, ``lko_sessions``, ``lko_login_throttle`` and ``lko_login_locks`` tables, and the
+signed-in principal."""
 
 from __future__ import annotations
 
@@ -60,14 +61,36 @@ class CabinetSession(Base):
 
 
 class LoginThrottle(Base):
-    """Failed sign-ins per login (existing or not, so the throttle tells nothing about accounts)."""
+    """Failed sign-ins counted under one key — a (login, client) pair, a client over every login
+    (``login`` empty), or a login over every client (``client`` empty) — and until when attempts
+    under it wait. Logins are counted whether they exist or not, so the throttle tells nothing about
+    accounts. A ``login`` row's ``blocked_until`` is the login's lock (see :class:`LoginLock`)."""
 
     __tablename__ = "lko_login_throttle"
+    __table_args__ = (CheckConstraint("kind IN ('pair', 'client', 'login')", name="kind"),)
 
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
     login: Mapped[str] = mapped_column(String(100), primary_key=True)
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
     window_started_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LoginLock(Base):
+    """The audit of a login's locks: when, after how many failures, until when, and whether an
+    operator released it earlier (``posog users unlock``). Never a password."""
+
+    __tablename__ = "lko_login_locks"
+
+    id: Mapped[str] = mapped_column(UUIDStr(), primary_key=True)
+    login: Mapped[str] = mapped_column(String(100), index=True)
+    locked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    locked_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    failures: Mapped[int] = mapped_column(Integer)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    released_by: Mapped[str | None] = mapped_column(String(20))
 
 
 @dataclass(frozen=True)

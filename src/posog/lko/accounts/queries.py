@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posog.lko.accounts.model import CabinetUser
+from posog.lko.accounts.model import CabinetUser, LoginLock
 
 
 @dataclass(frozen=True)
@@ -38,4 +38,38 @@ async def list_users(session: AsyncSession) -> list[UserSummary]:
             last_login_at=u.last_login_at,
         )
         for u in users
+    ]
+
+
+@dataclass(frozen=True)
+class LockSummary:
+    login: str
+    locked_at: datetime
+    locked_until: datetime
+    failures: int
+    released_at: datetime | None
+    released_by: str | None
+
+    def state(self, now: datetime) -> str:
+        """``active``, ``released`` (by an operator) or ``expired`` (by time)."""
+        if self.released_at is not None:
+            return "released"
+        return "active" if self.locked_until > now else "expired"
+
+
+async def list_login_locks(session: AsyncSession, *, login: str | None = None, limit: int = 100) -> list[LockSummary]:
+    """The audit of login locks, newest first (of one login, if given)."""
+    query = select(LoginLock).order_by(LoginLock.locked_at.desc(), LoginLock.id).limit(limit)
+    if login is not None:
+        query = query.where(LoginLock.login == login)
+    return [
+        LockSummary(
+            login=lock.login,
+            locked_at=lock.locked_at,
+            locked_until=lock.locked_until,
+            failures=lock.failures,
+            released_at=lock.released_at,
+            released_by=lock.released_by,
+        )
+        for lock in await session.scalars(query)
     ]

@@ -1,6 +1,8 @@
-"""Signing in and out. A wrong login and a wrong password get the same message; too many failures
-for one login lock it for a while. The login form is protected by a double-submit token (there is no
-session yet); every other form by the session's synchronizer token."""
+"""Signing in and out. A wrong login and a wrong password get the same message. Repeated failures
+from one client make its next attempts wait (429 with ``Retry-After``, the wait in seconds on the
+page); only very many failures of a login from every client lock it (see
+:func:`posog.lko.accounts.handlers.sign_in`). The login form is protected by a double-submit token
+(there is no session yet); every other form by the session's synchronizer token."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import secrets
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from posog.core.clientaddr import TrustedProxies
+from posog.core.clock import MOSCOW
 from posog.lko.accounts.handlers import SessionPolicy, SignedIn, sign_in, sign_out
 from posog.lko.pages.web import (
     CSRF_FIELD,
@@ -35,6 +39,14 @@ router = APIRouter(include_in_schema=False)
 INVALID_CREDENTIALS = "Неверный логин или пароль."
 
 
+def _client(request: Request) -> str:
+    """The address sign-in failures are counted under: the peer, or what a trusted proxy vouches for."""
+    proxies: TrustedProxies | None = getattr(request.app.state, "trusted_proxies", None)
+    if proxies is None:
+        return request.client.host if request.client else "unknown"
+    return proxies.client_of(request.scope)
+
+
 def _cookie_path(request: Request) -> str:
     return root_path(request) or "/"
 
@@ -45,14 +57,22 @@ def _secure(request: Request) -> bool:
 
 
 def _login_page(
-    request: Request, token: str, *, error: str | None = None, login: str = "", next_path: str | None = None
+    request: Request,
+    token: str,
+    *,
+    error: str | None = None,
+    login: str = "",
+    next_path: str | None = None,
+    retry_after_s: int | None = None,
 ) -> HTMLResponse:
     response = render(
         request,
         "lko/login.html",
         {"login_token": token, "error": error, "login": login, "next": next_path or ""},
-        status_code=429 if error and error != INVALID_CREDENTIALS else 200,
+        status_code=429 if retry_after_s is not None else 200,
     )
+    if retry_after_s is not None:
+        response.headers["Retry-After"] = str(retry_after_s)
     response.set_cookie(
         LOGIN_COOKIE,
         token,
@@ -92,16 +112,31 @@ async def login_submit(request: Request) -> Response:
     password = text_field(form, "password", limit=1000)
     next_path = safe_next(request, text_field(form, "next", limit=2000))
     policy: SessionPolicy = request.app.state.session_policy
+    client = _client(request)
     async with database(request).uow() as uow:
-        outcome = await sign_in(uow, login, password, now=now(request), policy=policy)
+        outcome = await sign_in(uow, login, password, client=client, now=now(request), policy=policy)
     if not isinstance(outcome, SignedIn):
-        error = INVALID_CREDENTIALS
-        if outcome.reason == "locked":
-            error = (
-                "Слишком много неудачных попыток входа с этим логином. "
-                f"Повторите через {outcome.retry_after_minutes} мин."
+        error, retry_after = INVALID_CREDENTIALS, None
+        if outcome.reason == "throttled":
+            error, retry_after = (
+                f"Слишком много попыток входа, повторите через {outcome.retry_after_s} с.",
+                outcome.retry_after_s,
             )
-        return _login_page(request, secrets.token_urlsafe(32), error=error, login=login[:100], next_path=next_path)
+        elif outcome.reason == "locked":
+            until = outcome.locked_until.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M") if outcome.locked_until else ""
+            error = (
+                "Вход под этим логином заблокирован после множества неудачных попыток. "
+                f"Обратитесь к администратору кабинета или повторите после {until} (МСК)."
+            )
+            retry_after = outcome.retry_after_s
+        return _login_page(
+            request,
+            secrets.token_urlsafe(32),
+            error=error,
+            login=login[:100],
+            next_path=next_path,
+            retry_after_s=retry_after,
+        )
     response = RedirectResponse(next_path or href(request, "dashboard"), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,

@@ -7,8 +7,9 @@ with a message for the citizen: 404 ``link_not_found``, 410 ``link_revoked`` / `
 503 ``service_unavailable`` when ЛКО cannot be asked about the questionnaire.
 
 Attempts are limited per client: the ``X-Posog-Client`` header (ЛКП forwards the citizen's address;
-only authenticated systems can set it) or else the caller's peer address, under the caller's name.
-Only failures (unknown or expired tokens) count.
+only authenticated systems can set it) or else the caller's peer address (``X-Forwarded-For`` only
+from a trusted proxy), under the caller's name. Only failures (unknown or expired tokens) count; the
+budget is shared by every module process through Redis when ``POSOG_REDIS_URL`` is set.
 
 ``POST /api/v1/survey-links/{token}/complete`` ``{"response_id"}`` → 200; the same response id again
 → 200; another → 409 ``survey_completed``; 404/410 as above."""
@@ -23,6 +24,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.convertors import Convertor, register_url_convertor
 
+from posog.core.clientaddr import TrustedProxies
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Database
 from posog.core.http import error_response, error_responses
@@ -66,6 +68,7 @@ register_url_convertor("posog_any_token", _AnyToken())
 log = structlog.get_logger(__name__)
 
 CLIENT_HEADER = "X-Posog-Client"
+_NO_PROXIES = TrustedProxies()
 _NO_STORE = {"Cache-Control": "no-store"}
 
 # What the citizen reads (ЛКП shows these messages as they are): what happened and what to do.
@@ -127,12 +130,14 @@ def _clock(request: Request) -> Clock:
 
 
 def client_key(request: Request, caller: ServiceCaller) -> str:
-    """Whose attempts these are: the forwarded client (header) or the peer, per calling system."""
+    """Whose attempts these are: the forwarded client (header) or the peer, per calling system. The
+    peer is the address a trusted proxy vouches for in ``X-Forwarded-For`` when it is one
+    (``POSOG_TRUSTED_PROXIES``, ``app.state.trusted_proxies``), else the connection's own."""
     forwarded = request.headers.get(CLIENT_HEADER, "").strip()[:100]
     if forwarded:
         return f"{caller.name}:{forwarded}"
-    peer = request.client.host if request.client is not None else "unknown"
-    return f"{caller.name}:peer:{peer}"
+    proxies: TrustedProxies = getattr(request.app.state, "trusted_proxies", _NO_PROXIES)
+    return f"{caller.name}:peer:{proxies.client_of(request.scope)}"
 
 
 def _minutes(seconds: float) -> str:

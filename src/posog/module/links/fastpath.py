@@ -8,7 +8,8 @@ route's path itself and answers with the endpoint's own code, so the answers are
 
 * the same checks in the same order: the caller's service key (``links:read``), then
   :func:`~posog.module.links.handlers.resolve_link` with the same attempt limiter, catalog, clock
-  and client key (``X-Posog-Client`` or the peer, under the caller's name);
+  and client key (``X-Posog-Client`` or the peer — ``X-Forwarded-For`` only from a trusted proxy —
+  under the caller's name);
 * a 200 is :func:`~posog.module.links.api.link_json` with the headers ``Response`` would send
   (``cache-control``, ``content-length``, ``content-type``); refusals are
   :func:`~posog.module.links.api.refusal_response` — the very response objects the route sends;
@@ -85,7 +86,7 @@ def bearer_key(authorization: str | None) -> str | None:
 
 class LinkFastPath:
     """``GET /api/v1/survey-links/{token}`` of ``app`` (the module app, whose ``state`` holds the
-    keyring, the catalog, the attempt limiter, the database and the clock)."""
+    keyring, the catalog, the attempt limiter, the trusted proxies, the database and the clock)."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
@@ -112,8 +113,7 @@ class LinkFastPath:
         if forwarded:
             client = f"{caller.name}:{forwarded}"
         else:
-            peer = scope.get("client")
-            client = f"{caller.name}:peer:{peer[0] if peer is not None else 'unknown'}"
+            client = f"{caller.name}:peer:{state.trusted_proxies.client_of(scope)}"
         clock: Clock = getattr(state, "clock", utcnow)
         scope["app"] = self.app
         started = False  # whether an answer has begun (then a failure cannot be answered any more)

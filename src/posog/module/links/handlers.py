@@ -97,7 +97,9 @@ async def resolve_link(
     ``survey_completed``, ``link_expired`` (a live link past its expiry is marked ``expired``),
     ``questionnaire_unavailable`` (the pinned version is gone or the questionnaire was withdrawn in
     ЛКО). Only unknown and expired tokens count against the client: a citizen reopening a valid
-    link is never limited. Raises :class:`posog.lko.client.LkoError` when ЛКО cannot be asked."""
+    link is never limited. A failure over the budget (the limiter's ``hit`` refuses it: concurrent
+    attempts, or attempts on other processes sharing the limiter) is answered ``too_many_requests``
+    instead of its own refusal. Raises :class:`posog.lko.client.LkoError` when ЛКО cannot be asked."""
     wait = await limiter.retry_after(command.client)
     if wait is not None:
         raise _refuse("too_many_requests", retry_after=wait)
@@ -116,7 +118,7 @@ async def resolve_link(
         async with db.uow() as uow:
             link = await find_link(uow.session, token_hash)
     if link is None:
-        await limiter.hit(command.client)
+        await _count_failure(limiter, command.client)
         raise _refuse("link_not_found")
     if link.state == REVOKED:
         raise _refuse("link_revoked")
@@ -124,7 +126,7 @@ async def resolve_link(
         raise _refuse("survey_completed")
     if link.state == EXPIRED or link.expires_at <= now:
         await _expire(db, link.link_id)
-        await limiter.hit(command.client)
+        await _count_failure(limiter, command.client)
         raise _refuse("link_expired")
 
     # Known answerable (cached): no question to ЛКО; on PostgreSQL the link is already opened then.
@@ -144,6 +146,14 @@ async def resolve_link(
         await _open(db, link.link_id, now)
     _OPENED.inc()
     return _link_data(link, document)
+
+
+async def _count_failure(limiter: RateLimiter, client: str) -> None:
+    """Count a failed attempt; one over the budget (spent meanwhile by concurrent requests, or by
+    the client's requests to other module processes sharing the limiter) is refused as such."""
+    wait = await limiter.hit(client)
+    if wait is not None:
+        raise _refuse("too_many_requests", retry_after=wait)
 
 
 async def complete_link(command: CompleteSurveyLink, db: Database, *, clock: Clock) -> None:
