@@ -24,6 +24,7 @@ def _production(**overrides: Any) -> Settings:
         "env": "production",
         "database_url": "postgresql+asyncpg://posog@db.internal/posog",
         "amqp_url": "amqp://posog@mq.internal/",
+        "redis_url": "redis://cache.internal:6379/0",
         "lkp_base_url": "https://opros.example.ru",
         "pii_keys": {"k1": base64.b64encode(b"p" * 32).decode()},
         "snils_hash_key": "a-production-snils-hash-key",
