@@ -227,12 +227,12 @@ async def test_a_message_that_kills_its_consumer_ends_in_the_dead_letters_after_
         real = system.intake._new_card
         deaths = 0
 
-        async def killing(fact: Any, payload_hash: str, now: Any) -> Any:
+        def killing(fact: Any, *args: Any) -> Any:
             nonlocal deaths
             if fact.card_id == poison:
                 deaths += 1
                 raise ProcessDeath()
-            return await real(fact, payload_hash, now)
+            return real(fact, *args)
 
         system.intake._new_card = killing  # type: ignore[method-assign]
         before = metrics.INTAKE_DEAD_LETTERS.labels("delivery_limit")._value.get()

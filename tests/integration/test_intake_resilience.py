@@ -79,10 +79,10 @@ async def test_a_message_that_breaks_the_handler_is_quarantined_and_the_rest_go_
         poison = facts[7]["card_id"]
         real_new_card = system.intake._new_card
 
-        async def breaking(fact: Any, payload_hash: str, now: Any) -> Any:
+        def breaking(fact: Any, *args: Any) -> Any:
             if fact.card_id == poison:
                 raise ZeroDivisionError("a bug, not bad input")
-            return await real_new_card(fact, payload_hash, now)
+            return real_new_card(fact, *args)
 
         system.intake._new_card = breaking  # type: ignore[method-assign]
 

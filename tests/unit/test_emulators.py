@@ -18,7 +18,8 @@ from posog.emulators.smev import SmevEmulator
 from posog.lko.org_types.defaults import DEFAULT_ORG_TYPES
 from posog.lko.questionnaires.defaults import default_questionnaire_draft
 from posog.lkp.forms import parse_answers
-from posog.module.contracts import FactContext, OgFact, validate_fact
+from posog.module.contracts import FactContext, OgFact
+from posog.module.intake.parsing import Rejection, read_fact
 from posog.web.templating import make_templates
 
 TODAY = date(2026, 11, 25)
@@ -64,14 +65,14 @@ def test_smev_publishes_valid_facts_with_the_asked_share_of_broken_ones() -> Non
     assert len(bus.published) == 1000
     assert {queue for queue, _ in bus.published} == {"posog.og.facts"}
     context = FactContext(today=TODAY, horizon_days=365, known_types=frozenset(t.code for t in DEFAULT_ORG_TYPES))
-    outcomes = [validate_fact(message.body, context) for _, message in bus.published]
+    outcomes = [read_fact(message.body, context) for _, message in bus.published]
     valid = [o for o in outcomes if isinstance(o, OgFact)]
     assert len(valid) == 950
     # Broken facts are spread over the run and of many kinds, each with a named problem.
     broken_positions = [i for i, o in enumerate(outcomes) if not isinstance(o, OgFact)]
     assert broken_positions[0] < 300
     assert broken_positions[-1] > 700
-    reasons = {str(problem) for o in outcomes if isinstance(o, list) for problem in o}
+    reasons = {str(problem) for o in outcomes if isinstance(o, Rejection) for problem in o.problems}
     assert len(reasons) >= 15
     # AMQP message ids are unique (СМЭВ MessageID); a valid fact's is its message_id.
     ids = [message.message_id for _, message in bus.published]

@@ -8,7 +8,20 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import DateTime, MetaData, String, TypeDecorator, event
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Executable,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+    any_,
+    bindparam,
+    event,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -132,3 +145,26 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+# --- Statements that differ by dialect: written here once ------------------------------------------
+
+
+def among(dialect: str, column: Any, values: list[Any]) -> ColumnElement[bool]:
+    """``column IN (…)``; on PostgreSQL ``column = ANY(:values)`` with one array parameter. asyncpg
+    prepares each statement, and an IN list of a new length per batch may get a generic plan made
+    while the table was small — a sequential scan (measured at intake: 199 ms per batch at 20 000
+    rows against 1.6 ms), kept until the connection goes."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(f"{column.key}_values", values, type_=ARRAY(column.type)))  # type: ignore[no-any-return]
+    return column.in_(values)  # type: ignore[no-any-return]
+
+
+def insert_ignoring(dialect: str, table: Table | Any, conflict_columns: list[str] | None = None) -> Executable:
+    """``INSERT … ON CONFLICT [(columns)] DO NOTHING`` on PostgreSQL and SQLite: the same row twice is
+    one row. Execute it with the rows as parameters (or add ``.values(rows)``)."""
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    raise NotImplementedError(f"no INSERT … ON CONFLICT for {dialect}")

@@ -2,11 +2,13 @@
 (SPEC §4, v1) and the link-data answer for ЛКП (SPEC §6, v1).
 
 Validation reports every failure as ``field: reason`` (e.g. ``organization.inn: bad_checksum``). The
-checks that need the clock or the directory run in :func:`validate_fact` with a context."""
+checks that need the clock or the directory run with a :class:`FactContext`; a message body is read
+under limits by :func:`posog.module.intake.parsing.read_fact`."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -216,8 +218,16 @@ class OgFact(BaseModel):
         return self
 
     def resolved_region(self) -> str | None:
+        """The organisation's region: its code, else from the address, the КПП or the ИНН."""
         org = self.organization
-        return regions.resolve_region(region_code=org.region_code, address=org.address, kpp=org.kpp, inn=org.inn)
+        return _resolve_region(org.region_code, org.address, org.kpp, org.inn)
+
+
+@functools.lru_cache(maxsize=8192)
+def _resolve_region(region_code: str | None, address: str, kpp: str | None, inn: str) -> str | None:
+    """:func:`posog.core.regions.resolve_region`, remembered per organisation: facts come from a few
+    organisations over and over, and resolving from the address tokenises it against every subject."""
+    return regions.resolve_region(region_code=region_code, address=address, kpp=kpp, inn=inn)
 
 
 @dataclass(frozen=True)
@@ -271,17 +281,6 @@ def problems_from(error: ValidationError) -> list[FactProblem]:
         if problem not in found:
             found.append(problem)
     return found
-
-
-def validate_fact(raw: bytes, context: FactContext) -> OgFact | list[FactProblem]:
-    """Parse and validate one message body: the fact, or every problem found."""
-    try:
-        fact = OgFact.model_validate_json(raw, context=context)
-    except ValidationError as error:
-        return problems_from(error)
-    if fact.resolved_region() is None:
-        return [FactProblem("organization.region_code", "unresolved")]
-    return fact
 
 
 # --- Outbound ---------------------------------------------------------------------------------

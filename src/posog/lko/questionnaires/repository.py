@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from posog.core.db import insert_ignoring
 from posog.lko.contracts import QuestionnaireDraft, SurveyLevel
 from posog.lko.questionnaires.model import Questionnaire, QuestionnaireVersion, freeze
 
@@ -16,11 +16,7 @@ from posog.lko.questionnaires.model import Questionnaire, QuestionnaireVersion, 
 def insert_ignoring_conflicts(dialect: str, table: Table, rows: list[dict[str, Any]]) -> Any:
     """``INSERT … ON CONFLICT DO NOTHING`` (any unique constraint) for SQLite and PostgreSQL, so that
     concurrent processes inserting the same rows never fail."""
-    if dialect == "postgresql":
-        return postgresql.insert(table).values(rows).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite.insert(table).values(rows).on_conflict_do_nothing()
-    raise NotImplementedError(f"unsupported database dialect {dialect!r}")
+    return insert_ignoring(dialect, table).values(rows)  # type: ignore[attr-defined]
 
 
 class QuestionnaireRepository:

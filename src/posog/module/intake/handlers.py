@@ -1,57 +1,54 @@
 """Intake of ОГ facts (SPEC §3): validate, dedupe by card_id, store the card with its personal data
 sealed, issue the link and its notification — all in one transaction per batch.
 
+A batch is one pass over per-message objects (:class:`Incoming`: the raw message, what reading it
+gave, its content hash, its outcome). The questionnaires the batch needs are fetched before its
+transaction opens (a miss of the catalog's cache is an HTTP call to ЛКО, which must not hold a
+transaction open) and handed down as an argument.
+
 The handler is idempotent, so the bus may deliver at least once: a redelivered fact finds its card
 and changes nothing; a different payload under a known card_id is recorded as a conflict."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import json
-from collections.abc import Sequence
-from contextvars import ContextVar
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 import structlog
-from sqlalchemy import ColumnElement, String, any_, bindparam, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
-from posog.core import regions
 from posog.core.bus import OutgoingMessage
 from posog.core.clock import Clock, today
 from posog.core.db import Database
 from posog.core.pii import PiiCipher
 from posog.lko.contracts import QuestionnaireDocument, SurveyLevel
 from posog.module.contracts import CONTROL_CHARACTERS, FactContext, FactProblem, OgFact, Recipient
-from posog.module.intake.bulk import insert_rows
 from posog.module.intake.dead_letters import dead_letter
 from posog.module.intake.model import (
     CARD_LATE,
     CARD_LINKED,
     CARD_WAITING,
-    REDRIVEN,
-    FactConflict,
-    IntakeAttempt,
-    RejectedFact,
     ServiceCard,
+    card_row,
+    citizen_record,
+    fact_fields,
 )
-from posog.module.intake.parsing import Rejection, card_id_of, read_fact
+from posog.module.intake.parsing import DEFAULT_MAX_FACT_BYTES, Rejection, card_id_of, read_fact
+from posog.module.intake.repository import IntakeRepository
 from posog.module.links.catalog import QuestionnaireCatalog
-from posog.module.links.issuing import CardForLink, issue_link
-from posog.module.links.model import SurveyLink
-from posog.module.notifications.model import OutboxMessage
+from posog.module.links.issuing import CardForLink, IssuedLink, issue_link
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_MAX_FACT_BYTES = 64 * 1024  # a fact is about 1 kB
 _KEEP_AT_MOST = 1024 * 1024  # a larger rejected body is not kept (its reasons and hash are)
 
 OutcomeKind = Literal["accepted", "duplicate", "conflict", "rejected"]
+Questionnaires = Mapping[tuple[str, str], QuestionnaireDocument | None]
 
 
 @dataclass(frozen=True)
@@ -70,6 +67,20 @@ class Outcome:
     card_status: str | None = None
     # A rejected message's copy for the dead-letter queue: sealed, never the body in clear.
     dead_letter: OutgoingMessage | None = None
+
+
+@dataclass
+class Incoming:
+    """One message on its way through a batch."""
+
+    raw: RawFact
+    read: OgFact | Rejection
+    hash: str = ""  # the fact's content hash (valid facts only)
+    outcome: Outcome | None = None
+
+    @property
+    def fact(self) -> OgFact | None:
+        return self.read if isinstance(self.read, OgFact) else None
 
 
 @dataclass
@@ -94,72 +105,17 @@ def fact_hash(fact: OgFact) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-@functools.lru_cache(maxsize=8192)
-def _resolve_region(region_code: str | None, address: str, kpp: str | None, inn: str) -> str | None:
-    """:func:`posog.core.regions.resolve_region`, remembered per organisation: facts come from a few
-    organisations over and over, and resolving from the address tokenises it against every subject."""
-    return regions.resolve_region(region_code=region_code, address=address, kpp=kpp, inn=inn)
-
-
-def region_of(fact: OgFact) -> str | None:
-    """``fact.resolved_region()``, from the cache."""
-    org = fact.organization
-    return _resolve_region(org.region_code, org.address, org.kpp, org.inn)
-
-
-def validate(raw: bytes, context: FactContext, *, max_bytes: int = DEFAULT_MAX_FACT_BYTES) -> OgFact | Rejection:
-    """:func:`posog.module.intake.parsing.read_fact` (bounded: never raises) with the region resolved
-    through the cache above (the same checks, the same problems as ``contracts.validate_fact``)."""
-    result = read_fact(raw, context, max_bytes=max_bytes)
-    if isinstance(result, OgFact) and region_of(result) is None:
-        return Rejection((FactProblem("organization.region_code", "unresolved"),), result.card_id)
-    return result
-
-
-# The active questionnaires of the batch being handled, fetched before its transaction opens: a miss
-# of the catalog's cache is an HTTP call to ЛКО, which must not hold a transaction open.
-_BATCH_QUESTIONNAIRES: ContextVar[dict[tuple[str, str], QuestionnaireDocument | None] | None] = ContextVar(
-    "posog_intake_batch_questionnaires", default=None
-)
-
-
-def _citizen_record(fact: OgFact) -> dict[str, Any]:
-    c = fact.citizen
-    return {
-        "last_name": c.last_name,
-        "first_name": c.first_name,
-        "middle_name": c.middle_name,
-        "birth_date": c.birth_date.isoformat(),
-        "snils": c.snils,
-    }
-
-
-def _comparable(fact: OgFact) -> dict[str, Any]:
-    """The fields of a fact a conflict report may name, flattened."""
-    org = fact.organization
-    fields: dict[str, Any] = {
-        "survey_level": fact.survey_level,
-        "service.date": fact.service.date,
-        "service.name": fact.service.name,
-        "service.code": fact.service.code,
-        "organization.name": org.name,
-        "organization.address": org.address,
-        "organization.inn": org.inn,
-        "organization.ogrn": org.ogrn,
-        "organization.kpp": org.kpp,
-        "organization.type_code": org.type_code,
-        "organization.region_code": region_of(fact),
-    }
-    fields.update({f"citizen.{key}": value for key, value in _citizen_record(fact).items()})
-    return fields
-
-
 def safe_message_id(message_id: str | None) -> str | None:
     """The AMQP message id as it may be stored and logged: AMQP allows any bytes in it (NUL included,
     which PostgreSQL refuses); anything with a control character is dropped, the rest cut to 100."""
     if not message_id or CONTROL_CHARACTERS.search(message_id):
         return None
     return message_id[:100]
+
+
+def _comparable(fact: OgFact) -> dict[str, Any]:
+    """The fields of a fact a conflict report may name: the card's and the citizen's."""
+    return fact_fields(fact) | {f"citizen.{key}": value for key, value in citizen_record(fact).items()}
 
 
 class IntakeHandler:
@@ -176,13 +132,13 @@ class IntakeHandler:
         lkp_base_url: str,
         max_fact_bytes: int = DEFAULT_MAX_FACT_BYTES,
     ) -> None:
-        self._max_fact_bytes = max_fact_bytes
         self._db = db
         self._catalog = catalog
         self._cipher = cipher
         self._clock = clock
         self._horizon_days = horizon_days
         self._lkp_base_url = lkp_base_url
+        self._max_fact_bytes = max_fact_bytes
 
     async def handle(self, messages: Sequence[RawFact], *, redrive_of: Sequence[str] | None = None) -> list[Outcome]:
         """Apply a batch of raw facts in one transaction; returns one outcome per message, in order.
@@ -197,25 +153,21 @@ class IntakeHandler:
         raise AssertionError("unreachable")
 
     async def _handle_once(self, messages: Sequence[RawFact], *, redrive_of: Sequence[str] | None) -> list[Outcome]:
-        now = self._clock()
         context = FactContext(
             today=today(self._clock),
             horizon_days=self._horizon_days,
             known_types=await self._catalog.known_types(),
         )
-        parsed: list[OgFact | Rejection] = [validate(m.body, context, max_bytes=self._max_fact_bytes) for m in messages]
-        outcomes: list[Outcome | None] = [None] * len(messages)
-
-        valid = {i: p for i, p in enumerate(parsed) if isinstance(p, OgFact)}
-        hashes = {i: fact_hash(f) for i, f in valid.items()}
+        batch = [Incoming(m, read_fact(m.body, context, max_bytes=self._max_fact_bytes)) for m in messages]
+        for item in batch:
+            if item.fact is not None:
+                item.hash = fact_hash(item.fact)
         questionnaires = await self._questionnaires(
-            {(f.organization.type_code, f.survey_level) for f in valid.values()}
+            {(f.organization.type_code, f.survey_level) for f in (i.fact for i in batch) if f is not None}
         )
-        token = _BATCH_QUESTIONNAIRES.set(questionnaires)
-        try:
-            return await self._apply(messages, parsed, valid, hashes, outcomes, now, redrive_of)
-        finally:
-            _BATCH_QUESTIONNAIRES.reset(token)
+        outcomes = await self._apply(batch, questionnaires, self._clock(), redrive_of)
+        self._log(outcomes)
+        return outcomes
 
     async def _questionnaires(
         self, keys: set[tuple[str, SurveyLevel]]
@@ -227,132 +179,79 @@ class IntakeHandler:
         return dict(zip(ordered, found, strict=True))
 
     async def _apply(
-        self,
-        messages: Sequence[RawFact],
-        parsed: list[OgFact | Rejection],
-        valid: dict[int, OgFact],
-        hashes: dict[int, str],
-        outcomes: list[Outcome | None],
-        now: datetime,
-        redrive_of: Sequence[str] | None,
+        self, batch: list[Incoming], questionnaires: Questionnaires, now: datetime, redrive_of: Sequence[str] | None
     ) -> list[Outcome]:
+        """One pass over the batch inside one transaction: each message's outcome and rows."""
         async with self._db.uow() as uow:
-            session = uow.session
-            existing: dict[str, tuple[str, str]] = {}
-            card_ids = list({f.card_id for f in valid.values()})
-            for chunk_start in range(0, len(card_ids), 500):
-                chunk = card_ids[chunk_start : chunk_start + 500]
-                rows = await session.execute(
-                    select(ServiceCard.card_id, ServiceCard.payload_hash, ServiceCard.status).where(
-                        self._card_id_among(chunk)
-                    )
-                )
-                existing.update({r.card_id: (r.payload_hash, r.status) for r in rows})
-
+            repo = IntakeRepository(uow.session)
+            known = await repo.known_cards([i.fact.card_id for i in batch if i.fact is not None])
             cards: list[dict[str, Any]] = []
             links: list[dict[str, Any]] = []
             outbox: list[dict[str, Any]] = []
             conflicts: dict[tuple[str, str], dict[str, Any]] = {}
-            created: dict[str, OgFact] = {}  # cards created earlier in this batch, by card_id
-            for i, fact in valid.items():
-                known = existing.get(fact.card_id)
-                if known is not None:
-                    if known[0] == hashes[i]:
-                        outcomes[i] = Outcome("duplicate", fact.card_id, card_status=known[1])
-                    else:
-                        if (fact.card_id, hashes[i]) not in conflicts:
-                            row = self._conflict_row(fact, hashes[i], messages[i], now)
-                            row["differing_fields"] = await self._differing_fields(session, fact, created)
-                            conflicts[(fact.card_id, hashes[i])] = row
-                        outcomes[i] = Outcome("conflict", fact.card_id)
-                    continue
-                card, link = await self._new_card(fact, hashes[i], now)
-                existing[fact.card_id] = (hashes[i], card["status"])
-                created[fact.card_id] = fact
-                cards.append(card)
-                if link is not None:
-                    links.append(link.link_row)
-                    outbox.append(link.outbox_row)
-                outcomes[i] = Outcome("accepted", fact.card_id, card_status=card["status"])
-
             rejected: list[dict[str, Any]] = []
-            for i, result in enumerate(parsed):
-                if isinstance(result, Rejection):
-                    if redrive_of is None:
-                        row = self._rejected_row(messages[i], result, now)
-                        rejected.append(row)
-                        outcomes[i] = Outcome("rejected", result.card_id, result.problems, dead_letter=dead_letter(row))
+            created: dict[str, OgFact] = {}  # cards created earlier in this batch, by card_id
+            for item in batch:
+                fact = item.fact
+                if fact is None:
+                    assert isinstance(item.read, Rejection)
+                    item.outcome = self._rejected(item, item.read, now, stored=redrive_of is None, rows=rejected)
+                elif fact.card_id in known:
+                    payload_hash, status = known[fact.card_id]
+                    if payload_hash == item.hash:
+                        item.outcome = Outcome("duplicate", fact.card_id, card_status=status)
                     else:
-                        outcomes[i] = Outcome("rejected", result.card_id, result.problems)
+                        if (fact.card_id, item.hash) not in conflicts:
+                            row = self._conflict_row(item, fact, now)
+                            row["differing_fields"] = await self._differing_fields(repo, fact, created)
+                            conflicts[(fact.card_id, item.hash)] = row
+                        item.outcome = Outcome("conflict", fact.card_id)
+                else:
+                    card, link = self._new_card(fact, item.hash, now, questionnaires)
+                    known[fact.card_id] = (item.hash, card["status"])
+                    created[fact.card_id] = fact
+                    cards.append(card)
+                    if link is not None:
+                        links.append(link.link_row)
+                        outbox.append(link.outbox_row)
+                    item.outcome = Outcome("accepted", fact.card_id, card_status=card["status"])
 
-            await insert_rows(session, ServiceCard.__table__, cards)  # type: ignore[arg-type]
-            await insert_rows(session, SurveyLink.__table__, links)  # type: ignore[arg-type]
-            await insert_rows(session, OutboxMessage.__table__, outbox)  # type: ignore[arg-type]
-            if conflicts:
-                await self._insert_ignoring(
-                    session, FactConflict, list(conflicts.values()), ["card_id", "payload_hash"]
-                )
-            if rejected:
-                await self._insert_ignoring(session, RejectedFact, rejected, ["raw_hash"])
+            await repo.add_cards(cards, links, outbox)
+            await repo.add_conflicts(list(conflicts.values()))
+            await repo.add_rejections(rejected)
+            outcomes = [i.outcome for i in batch if i.outcome is not None]
+            assert len(outcomes) == len(batch)
             if redrive_of is not None:
-                await self._record_redrive(session, redrive_of, outcomes, now)
+                for rejected_id, outcome in zip(redrive_of, outcomes, strict=True):
+                    reasons = _reasons(outcome.problems) if outcome.kind == "rejected" else None
+                    await repo.record_redrive(rejected_id, reasons, now)
             await uow.commit()
+        return outcomes
 
-        final = [o for o in outcomes if o is not None]
-        assert len(final) == len(messages)
-        for outcome in final:
+    @staticmethod
+    def _log(outcomes: Sequence[Outcome]) -> None:
+        for outcome in outcomes:
             if outcome.kind == "rejected":
                 # Reasons name fields only; the payload (with its personal data) is never logged.
-                log.warning(
-                    "intake.fact_rejected",
-                    card_id=outcome.card_id,
-                    reasons=[str(p) for p in outcome.problems],
-                )
+                log.warning("intake.fact_rejected", card_id=outcome.card_id, reasons=[str(p) for p in outcome.problems])
             elif outcome.kind == "conflict":
                 log.warning("intake.fact_conflict", card_id=outcome.card_id)
-        return final
 
-    def _card_id_among(self, card_ids: list[str]) -> ColumnElement[bool]:
-        """``card_id IN (…)``; on PostgreSQL ``= ANY(:ids)`` with one array parameter: asyncpg prepares
-        statements, and an IN list of a new length each batch gets planned generically — on a table
-        that was empty when first prepared, as a sequential scan (measured: 199 ms per lookup at 20 000
-        cards, against 1.6 ms with the array)."""
-        if self._db.dialect == "postgresql":
-            return ServiceCard.card_id == any_(bindparam("card_ids", card_ids, type_=ARRAY(String(100))))
-        return ServiceCard.card_id.in_(card_ids)
-
-    async def _new_card(self, fact: OgFact, payload_hash: str, now: datetime) -> tuple[dict[str, Any], Any]:
-        org = fact.organization
-        key_id, sealed = self._cipher.seal_json(_citizen_record(fact), context=fact.card_id)
-        region = region_of(fact)
-        assert region is not None  # validation rejects unresolved regions
-        card: dict[str, Any] = {
-            "card_id": fact.card_id,
-            "message_id": fact.message_id,
-            "payload_hash": payload_hash,
-            "survey_level": fact.survey_level,
-            "service_date": fact.service.date,
-            "service_name": fact.service.name,
-            "service_code": fact.service.code,
-            "org_name": org.name,
-            "org_address": org.address,
-            "inn": org.inn,
-            "ogrn": org.ogrn,
-            "kpp": org.kpp,
-            "type_code": org.type_code,
-            "region_code": region,
-            "pii_key_id": key_id,
-            "pii": sealed,
-            "snils_hash": self._cipher.snils_hash(fact.citizen.snils),
-            "created_at": now,
-            "updated_at": now,
-        }
-        prefetched = _BATCH_QUESTIONNAIRES.get()
-        key = (org.type_code, fact.survey_level)
-        if prefetched is not None and key in prefetched:
-            questionnaire = prefetched[key]
-        else:
-            questionnaire = await self._catalog.active(org.type_code, fact.survey_level)
+    def _new_card(
+        self, fact: OgFact, payload_hash: str, now: datetime, questionnaires: Questionnaires
+    ) -> tuple[dict[str, Any], IssuedLink | None]:
+        """The card of a new fact, with its link and notification when a questionnaire collects."""
+        key_id, sealed = self._cipher.seal_json(citizen_record(fact), context=fact.card_id)
+        card = card_row(
+            fact,
+            payload_hash=payload_hash,
+            pii_key_id=key_id,
+            pii=sealed,
+            snils_hash=self._cipher.snils_hash(fact.citizen.snils),
+            created_at=now,
+            updated_at=now,
+        )
+        questionnaire = questionnaires.get((fact.organization.type_code, fact.survey_level))
         if questionnaire is None:
             card["status"] = CARD_WAITING
             return card, None
@@ -361,7 +260,7 @@ class IntakeHandler:
                 card_id=fact.card_id,
                 service_date=fact.service.date,
                 service_name=fact.service.name,
-                org_name=org.name,
+                org_name=fact.organization.name,
                 recipient=Recipient(
                     snils=fact.citizen.snils,
                     last_name=fact.citizen.last_name,
@@ -377,45 +276,43 @@ class IntakeHandler:
         card["status"] = CARD_LATE if link is None else CARD_LINKED
         return card, link
 
-    async def _differing_fields(self, session: Any, fact: OgFact, in_batch: dict[str, OgFact]) -> list[str]:
+    async def _differing_fields(self, repo: IntakeRepository, fact: OgFact, in_batch: dict[str, OgFact]) -> list[str]:
         """Which fields differ from the card on record (stored, or created earlier in this batch):
         names only, never values."""
         if fact.card_id in in_batch:
             before = _comparable(in_batch[fact.card_id])
         else:
-            card = (await session.execute(select(ServiceCard).where(ServiceCard.card_id == fact.card_id))).scalar()
+            card: ServiceCard | None = await repo.card(fact.card_id)
             if card is None:
                 return []
-            before = {
-                "survey_level": card.survey_level,
-                "service.date": card.service_date,
-                "service.name": card.service_name,
-                "service.code": card.service_code,
-                "organization.name": card.org_name,
-                "organization.address": card.org_address,
-                "organization.inn": card.inn,
-                "organization.ogrn": card.ogrn,
-                "organization.kpp": card.kpp,
-                "organization.type_code": card.type_code,
-                "organization.region_code": card.region_code,
-            }
+            before = card.fields()
             if card.pii is not None and card.pii_key_id is not None:
                 stored = self._cipher.open_json(card.pii_key_id, card.pii, context=card.card_id)
                 before.update({f"citizen.{key}": value for key, value in stored.items()})
         after = _comparable(fact)
         return [name for name in after if name in before and before[name] != after[name]]
 
-    def _conflict_row(self, fact: OgFact, payload_hash: str, raw: RawFact, now: datetime) -> dict[str, Any]:
-        key_id, sealed = self._cipher.seal(raw.body, context=f"conflict:{fact.card_id}")
+    def _conflict_row(self, item: Incoming, fact: OgFact, now: datetime) -> dict[str, Any]:
+        key_id, sealed = self._cipher.seal(item.raw.body, context=f"conflict:{fact.card_id}")
         return {
             "card_id": fact.card_id,
             "message_id": fact.message_id,
-            "payload_hash": payload_hash,
+            "payload_hash": item.hash,
             "differing_fields": [],
             "pii_key_id": key_id,
             "payload": sealed,
             "received_at": now,
         }
+
+    def _rejected(
+        self, item: Incoming, rejection: Rejection, now: datetime, *, stored: bool, rows: list[dict[str, Any]]
+    ) -> Outcome:
+        """A rejection's outcome; unless re-driven (already on record), its row to store and its dead letter."""
+        if not stored:
+            return Outcome("rejected", rejection.card_id, rejection.problems)
+        row = self._rejected_row(item.raw, rejection, now)
+        rows.append(row)
+        return Outcome("rejected", rejection.card_id, rejection.problems, dead_letter=dead_letter(row))
 
     def _rejected_row(self, raw: RawFact, rejection: Rejection, now: datetime) -> dict[str, Any]:
         """The stored rejection: the body sealed (a body too large to keep is sealed empty), the reasons,
@@ -427,7 +324,7 @@ class IntakeHandler:
             "raw_hash": raw_hash,
             "message_id": safe_message_id(raw.message_id),
             "card_id": rejection.card_id,
-            "reasons": [{"field": p.field, "reason": p.reason} for p in rejection.problems],
+            "reasons": _reasons(rejection.problems),
             "pii_key_id": key_id,
             "payload": sealed,
             "status": "rejected",
@@ -436,28 +333,7 @@ class IntakeHandler:
             "updated_at": now,
         }
 
-    async def _record_redrive(
-        self, session: Any, rejected_ids: Sequence[str], outcomes: Sequence[Outcome | None], now: datetime
-    ) -> None:
-        for rejected_id, outcome in zip(rejected_ids, outcomes, strict=True):
-            assert outcome is not None
-            values: dict[str, Any] = {"attempts": RejectedFact.attempts + 1, "updated_at": now}
-            if outcome.kind == "rejected":
-                values["reasons"] = [{"field": p.field, "reason": p.reason} for p in outcome.problems]
-            else:
-                values["status"] = REDRIVEN
-            await session.execute(update(RejectedFact).where(RejectedFact.id == rejected_id).values(**values))
-
-    async def _insert_ignoring(
-        self, session: Any, model: Any, rows: list[dict[str, Any]], conflict_columns: list[str]
-    ) -> None:
-        """INSERT … ON CONFLICT DO NOTHING on both dialects: the same rejection twice is one record."""
-        if self._db.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-        statement = dialect_insert(model).on_conflict_do_nothing(index_elements=conflict_columns)
-        await session.execute(statement, rows)
+    # --- When a message cannot be handled -------------------------------------------------------
 
     async def quarantine(self, raw: RawFact, error: BaseException | None, reason: str = "processing_error") -> Outcome:
         """Record a message that made the handler fail (a bug, not bad input: ``payload:
@@ -467,7 +343,7 @@ class IntakeHandler:
         rejection = Rejection((FactProblem("payload", reason),), card_id_of(raw.body))
         row = self._rejected_row(raw, rejection, self._clock())
         async with self._db.uow() as uow:
-            await self._insert_ignoring(uow.session, RejectedFact, [row], ["raw_hash"])
+            await IntakeRepository(uow.session).add_rejections([row])
             await uow.commit()
         log.error(
             "intake.fact_quarantined",
@@ -479,27 +355,16 @@ class IntakeHandler:
 
     async def note_attempt(self, raw: RawFact) -> int:
         """Count (and commit) one more attempt at handling this returned message alone; the count so far."""
-        raw_hash = hashlib.sha256(raw.body).hexdigest()
-        now = self._clock()
         async with self._db.uow() as uow:
-            await self._insert_ignoring(
-                uow.session,
-                IntakeAttempt,
-                [{"raw_hash": raw_hash, "attempts": 0, "last_attempt_at": now}],
-                ["raw_hash"],
-            )
-            attempts = await uow.session.scalar(
-                update(IntakeAttempt)
-                .where(IntakeAttempt.raw_hash == raw_hash)
-                .values(attempts=IntakeAttempt.attempts + 1, last_attempt_at=now)
-                .returning(IntakeAttempt.attempts)
+            attempts = await IntakeRepository(uow.session).count_attempt(
+                hashlib.sha256(raw.body).hexdigest(), self._clock()
             )
             await uow.commit()
-        return int(attempts or 0)
+        return attempts
 
     def dead_letter_only(self, raw: RawFact, reason: str) -> Outcome:
-        """The last resort when even the quarantine record cannot be stored: the sealed dead letter alone
-        (the dead-letter queue keeps it; ``posog facts`` can read it back from there)."""
+        """The last resort when even the quarantine record cannot be stored: the sealed dead letter
+        alone (the dead-letter queue keeps it, with the same ciphertext a stored rejection would hold)."""
         rejection = Rejection((FactProblem("payload", reason),), card_id_of(raw.body))
         row = self._rejected_row(raw, rejection, self._clock())
         return Outcome("rejected", rejection.card_id, rejection.problems, dead_letter=dead_letter(row))
@@ -510,12 +375,7 @@ class IntakeHandler:
         """Feed stored rejected facts through the handler again (after the directory or the sender
         fixed what was wrong). Accepted ones are marked ``redriven``; others get their new reasons."""
         async with self._db.uow() as uow:
-            rows = (
-                (await uow.session.execute(select(RejectedFact).where(RejectedFact.id.in_(list(rejected_ids)))))
-                .scalars()
-                .all()
-            )
-            found = {row.id: row for row in rows}
+            found = await IntakeRepository(uow.session).rejected(rejected_ids)
         missing = [i for i in rejected_ids if i not in found]
         if missing:
             raise KeyError(", ".join(missing))
@@ -527,3 +387,7 @@ class IntakeHandler:
             for i in rejected_ids
         ]
         return await self.handle(raws, redrive_of=list(rejected_ids))
+
+
+def _reasons(problems: Sequence[FactProblem]) -> list[dict[str, str]]:
+    return [{"field": p.field, "reason": p.reason} for p in problems]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import JSON, Date, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from posog.core.db import Base, UTCDateTime, UUIDStr, new_uuid
+from posog.module.contracts import OgFact
 
 # Card statuses: waiting for a questionnaire, linked (a link was issued), late (arrived or released
 # after the survey period: a card without a link).
@@ -48,6 +50,66 @@ class ServiceCard(Base):
     pii_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    def fields(self) -> dict[str, Any]:
+        """The card's og.fact/1 fields by path (``service.date`` …), as :func:`fact_fields` gives a fact's."""
+        return {path: getattr(self, column) for path, column in FACT_COLUMNS.items()}
+
+
+# The one mapping of og.fact/1 fields to a card's columns: it builds a card (``card_row``) and names
+# what differs in a conflict (``fact_fields`` against ``ServiceCard.fields``).
+FACT_COLUMNS: dict[str, str] = {
+    "survey_level": "survey_level",
+    "service.date": "service_date",
+    "service.name": "service_name",
+    "service.code": "service_code",
+    "organization.name": "org_name",
+    "organization.address": "org_address",
+    "organization.inn": "inn",
+    "organization.ogrn": "ogrn",
+    "organization.kpp": "kpp",
+    "organization.type_code": "type_code",
+    "organization.region_code": "region_code",
+}
+
+
+def fact_fields(fact: OgFact) -> dict[str, Any]:
+    """A fact's fields by og.fact/1 path, the region resolved (as stored on its card)."""
+    org = fact.organization
+    return {
+        "survey_level": fact.survey_level,
+        "service.date": fact.service.date,
+        "service.name": fact.service.name,
+        "service.code": fact.service.code,
+        "organization.name": org.name,
+        "organization.address": org.address,
+        "organization.inn": org.inn,
+        "organization.ogrn": org.ogrn,
+        "organization.kpp": org.kpp,
+        "organization.type_code": org.type_code,
+        "organization.region_code": fact.resolved_region(),
+    }
+
+
+def citizen_record(fact: OgFact) -> dict[str, Any]:
+    """The citizen's personal data as sealed on the card (and compared, opened, in a conflict)."""
+    c = fact.citizen
+    return {
+        "last_name": c.last_name,
+        "first_name": c.first_name,
+        "middle_name": c.middle_name,
+        "birth_date": c.birth_date.isoformat(),
+        "snils": c.snils,
+    }
+
+
+def card_row(fact: OgFact, **columns: Any) -> dict[str, Any]:
+    """A new card's row from its fact: the mapped fields plus ``columns`` (hash, sealed data, times…)."""
+    row = {FACT_COLUMNS[path]: value for path, value in fact_fields(fact).items()}
+    row["card_id"] = fact.card_id
+    row["message_id"] = fact.message_id
+    row.update(columns)
+    return row
 
 
 class FactConflict(Base):

@@ -10,7 +10,8 @@ The limits are checked once, in this order, each with its own reason:
 * ``payload: invalid_json`` — anything else that is not JSON;
 * ``<field>: duplicate_key`` — an object naming a key twice (which value counts would depend on the
   parser);
-* then the schema's own ``field: reason`` problems (``card_id: control_character`` for a NUL, …).
+* then the schema's own ``field: reason`` problems (``card_id: control_character`` for a NUL, …);
+* ``organization.region_code: unresolved`` — no region from the code, the address, the КПП or the ИНН.
 
 A problem's field is a path of the schema's names: a key the sender invented is reported only when it
 is a plain identifier, so that no value of the message — personal data included — ends up in a
@@ -77,7 +78,10 @@ def metric_field(field: str) -> str:
     return field if field in KNOWN_FIELDS else "unknown"
 
 
-def read_fact(raw: bytes, context: FactContext, *, max_bytes: int) -> OgFact | Rejection:
+DEFAULT_MAX_FACT_BYTES = 64 * 1024  # a fact is about 1 kB
+
+
+def read_fact(raw: bytes, context: FactContext, *, max_bytes: int = DEFAULT_MAX_FACT_BYTES) -> OgFact | Rejection:
     """Parse and validate one message body under the limits above. Never raises."""
     if len(raw) > max_bytes:
         return Rejection((FactProblem("payload", "too_large"),))
@@ -90,6 +94,8 @@ def read_fact(raw: bytes, context: FactContext, *, max_bytes: int) -> OgFact | R
     duplicate = _duplicate_key(raw)
     if duplicate is not None:
         return Rejection((FactProblem(duplicate, "duplicate_key"),), _safe_card_id(fact.card_id))
+    if fact.resolved_region() is None:
+        return Rejection((FactProblem("organization.region_code", "unresolved"),), fact.card_id)
     return fact
 
 
