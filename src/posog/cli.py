@@ -33,6 +33,7 @@ from posog.module.ias_export.handlers import ExportError, Kind
 from posog.module.ias_export.model import PENDING, IasExport
 from posog.module.intake.handlers import IntakeStats, RawFact
 from posog.module.intake.model import RejectedFact
+from posog.module.links.cli import links_app
 from posog.module.notifications.model import OutboxMessage
 from posog.module.retention import PURGED
 from posog.settings import Settings
@@ -46,6 +47,7 @@ app.add_typer(analytics_app, name="analytics")
 export_app = typer.Typer(help="Export to ИАС МКГУ (SPEC §9).", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 app.add_typer(users_app, name="users")
+app.add_typer(links_app, name="links")
 emulate_app = typer.Typer(help="Emulators of the neighbouring systems: СМЭВ (facts), citizens.", no_args_is_help=True)
 app.add_typer(emulate_app, name="emulate")
 console = Console()

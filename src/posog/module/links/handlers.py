@@ -1,8 +1,9 @@
 """Use cases of survey links (SPEC §5, §6): resolving a token into the survey it opens (ЛКП, ЛКО) and
 completing a link with the ЛКО response that used it.
 
-State changes are conditional updates (``WHERE state IN …``), so concurrent requests never move a
-link backwards (an ``opened`` after a ``completed``) and exactly one completion wins. No database
+State changes are the lifecycle's conditional updates (:mod:`posog.module.links.lifecycle`), so
+concurrent requests never move a link backwards (an ``opened`` after a ``completed``) and exactly one
+completion wins. No database
 connection is held while ЛКО is asked about the questionnaire.
 
 Resolving is the module's hottest request (every citizen opening a survey). On PostgreSQL, when the
@@ -18,7 +19,7 @@ from datetime import datetime
 from typing import cast
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Database
@@ -27,17 +28,8 @@ from posog.core.ratelimit import RateLimiter
 from posog.lko.contracts import QuestionnaireDocument
 from posog.module.contracts import LINK_ERRORS, LinkData, LinkOrganization, LinkService, SurveyLevel
 from posog.module.links.catalog import QuestionnaireCatalog, version_key
-from posog.module.links.model import (
-    COMPLETED,
-    EXPIRED,
-    ISSUED,
-    LIVE_STATES,
-    NOTIFIED,
-    OPENED,
-    REVOKED,
-    SurveyLink,
-    hash_token,
-)
+from posog.module.links.lifecycle import COMPLETE, EXPIRE, OPEN, REVOKE, move
+from posog.module.links.model import COMPLETED, EXPIRED, OPENED, REVOKED, SurveyLink, hash_token
 from posog.module.links.queries import (
     LinkWithCard,
     complete_link_postgresql,
@@ -75,6 +67,53 @@ class CompleteSurveyLink:
 
     token: str
     response_id: str
+
+
+@dataclass(frozen=True)
+class RevokeLink:
+    """An operator withdraws the link of card ``card_id`` (sent by mistake, a wrong citizen, a
+    complaint): the citizen then sees that the link was revoked. ``reason`` is kept with the link."""
+
+    card_id: str
+    reason: str
+
+
+class RevokeRefused(Exception):
+    """The link cannot be revoked; the message (Russian, for the operator) says why."""
+
+
+@dataclass(frozen=True)
+class RevokedLink:
+    card_id: str
+    previous_state: str
+    revoked_at: datetime
+
+
+async def revoke_link(command: RevokeLink, db: Database, *, clock: Clock) -> RevokedLink:
+    """Move a live link (issued, notified or opened) to ``revoked`` with its reason. A completed,
+    expired or already revoked link, a card without a link and an unknown card are refused."""
+    reason = " ".join(command.reason.split())
+    if not reason:
+        raise RevokeRefused("Укажите причину отзыва ссылки (--reason)")
+    if len(reason) > 500:
+        raise RevokeRefused("Причина отзыва — не длиннее 500 символов")
+    now = clock()
+    async with db.uow() as uow:
+        link = await uow.session.scalar(select(SurveyLink).where(SurveyLink.card_id == command.card_id))
+        if link is None:
+            raise RevokeRefused(f"У карточки «{command.card_id}» нет ссылки на опрос (или такой карточки нет)")
+        previous = link.state
+        if not REVOKE.allows(previous):
+            raise RevokeRefused(f"Ссылку нельзя отозвать: она в состоянии «{previous}»")
+        moved = await uow.session.execute(
+            move(REVOKE, SurveyLink.id == link.id, SurveyLink.state == previous, at=now, revoke_reason=reason)
+        )
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
+            raise RevokeRefused("Состояние ссылки только что изменилось; повторите команду")
+        await uow.commit()
+    LINK_OUTCOMES.labels("revoked").inc()
+    log.info("links.revoked", card_id=command.card_id, previous_state=previous)
+    return RevokedLink(command.card_id, previous, now)
 
 
 def _refuse(code: str, *, status: int | None = None, retry_after: float | None = None) -> LinkRefusal:
@@ -125,7 +164,7 @@ async def resolve_link(
     if link.state == COMPLETED:
         raise _refuse("survey_completed")
     if link.state == EXPIRED or link.expires_at <= now:
-        await _expire(db, link.link_id)
+        await _expire(db, link.link_id, now)
         await _count_failure(limiter, command.client)
         raise _refuse("link_expired")
 
@@ -142,7 +181,7 @@ async def resolve_link(
             )
             raise _refuse("questionnaire_unavailable")
 
-    if not opened and link.state in (ISSUED, NOTIFIED):
+    if not opened and OPEN.allows(link.state):
         await _open(db, link.link_id, now)
     _OPENED.inc()
     return _link_data(link, document)
@@ -170,14 +209,13 @@ async def complete_link(command: CompleteSurveyLink, db: Database, *, clock: Clo
     # Not completable as it stands (or not on PostgreSQL): the same update, then the reason.
     async with db.uow() as uow:
         completed = await uow.session.execute(
-            update(SurveyLink)
-            .where(
+            move(
+                COMPLETE,
                 SurveyLink.token_hash == token_hash,
-                SurveyLink.state.in_(LIVE_STATES),
                 SurveyLink.expires_at > now,
-            )
-            .values(state=COMPLETED, completed_at=now, response_id=command.response_id)
-            .returning(SurveyLink.id)
+                at=now,
+                response_id=command.response_id,
+            ).returning(SurveyLink.id)
         )
         if completed.first() is not None:
             await uow.commit()
@@ -192,28 +230,22 @@ async def complete_link(command: CompleteSurveyLink, db: Database, *, clock: Clo
             raise _refuse("survey_completed", status=409)
         if link.state == REVOKED:
             raise _refuse("link_revoked")
-        if link.state in LIVE_STATES:
-            link.state = EXPIRED
+        if EXPIRE.allows(link.state):
+            await uow.session.execute(move(EXPIRE, SurveyLink.id == link.id, at=now))
             await uow.commit()
         raise _refuse("link_expired")
 
 
-async def _expire(db: Database, link_id: str) -> None:
+async def _expire(db: Database, link_id: str, now: datetime) -> None:
     async with db.uow() as uow:
-        await uow.session.execute(
-            update(SurveyLink).where(SurveyLink.id == link_id, SurveyLink.state.in_(LIVE_STATES)).values(state=EXPIRED)
-        )
+        await uow.session.execute(move(EXPIRE, SurveyLink.id == link_id, at=now))
         await uow.commit()
 
 
 async def _open(db: Database, link_id: str, now: datetime) -> None:
     # Only from issued/notified: an opened link keeps its first opened_at, a completed one stays completed.
     async with db.uow() as uow:
-        await uow.session.execute(
-            update(SurveyLink)
-            .where(SurveyLink.id == link_id, SurveyLink.state.in_((ISSUED, NOTIFIED)))
-            .values(state=OPENED, opened_at=now)
-        )
+        await uow.session.execute(move(OPEN, SurveyLink.id == link_id, at=now))
         await uow.commit()
 
 

@@ -10,7 +10,8 @@ from typing import Any
 from posog.core.pii import PiiCipher
 from posog.lko.contracts import QuestionnaireDocument
 from posog.module.contracts import Recipient
-from posog.module.links.model import ISSUED, hash_token, link_expiry, new_token
+from posog.module.links.lifecycle import new_link_values
+from posog.module.links.model import hash_token, link_expiry, new_token
 from posog.module.notifications.geps import build_notification
 from posog.module.notifications.model import TOPIC_GEPS
 
@@ -63,9 +64,8 @@ def issue_link(
             "token_hash": hash_token(token),
             "questionnaire_id": questionnaire.id,
             "questionnaire_version": questionnaire.version,
-            "state": ISSUED,
             "expires_at": expires_at,
-            "issued_at": now,
+            **new_link_values(now),
         },
         outbox_row={
             "message_id": notification.notification_id,

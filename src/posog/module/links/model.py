@@ -43,6 +43,9 @@ class SurveyLink(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The ЛКО response that completed the link: a repeated completion with it is a no-op, another is refused.
     response_id: Mapped[str | None] = mapped_column(String(64))
+    # An operator's revocation (``posog links revoke``): when and why, for the record.
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoke_reason: Mapped[str | None] = mapped_column(String(500))
     # When the link last changed: the analytics cards feed orders by it. Set by the ORM on every INSERT
     # and UPDATE made through SQLAlchemy (issuing, the outbox relay, the link handlers, any future
     # sweeper), so no writer has to remember it.

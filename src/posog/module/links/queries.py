@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from posog.core.db import Database
 from posog.module.intake.model import ServiceCard
 from posog.module.links import pgpool
+from posog.module.links.lifecycle import COMPLETE, OPEN, sql_move
 from posog.module.links.model import SurveyLink
 
 
@@ -71,7 +72,7 @@ async def find_link(session: AsyncSession, token_hash: str) -> LinkWithCard | No
 
 # One round trip: the link with its card, and — if it may be opened now (issued or notified, not
 # expired, its pinned version known to be answerable: among ``$4``, comma-separated) — the link moved
-# to ``opened`` in the same statement (the states are model.OPENED, ISSUED, NOTIFIED). ``found`` reads
+# to ``opened`` in the same statement (lifecycle.OPEN, written by ``sql_move``). ``found`` reads
 # the snapshot before the update; the UPDATE re-checks the state on the row it locks, so of concurrent
 # first openings exactly one sets ``opened_at``. The UPDATE finds its row by the token's unique index
 # itself (``u.token_hash = $1``): joined only through ``found``, the generic plan PostgreSQL switches
@@ -87,7 +88,8 @@ async def find_link(session: AsyncSession, token_hash: str) -> LinkWithCard | No
 # confirmed also made every opening before it durable. A lost opening leaves its link issued/notified
 # — it still opens, can be answered and completed (completion accepts those states) — and only its
 # first ``opened_at`` is set again by the next opening.
-_OPEN_SQL = """
+_OPEN_SET, _OPEN_FROM = sql_move(OPEN, alias="u", at="$2", changed_at="$3")
+_OPEN_SQL = f"""
 WITH found AS (
     SELECT l.id AS link_id, l.state, l.expires_at, l.questionnaire_id, l.questionnaire_version,
            l.response_id, c.card_id, c.survey_level, c.service_date, c.service_name, c.org_name,
@@ -97,11 +99,11 @@ WITH found AS (
     WHERE l.token_hash = $1
 ), opened AS (
     UPDATE module_survey_links AS u
-    SET state = 'opened', opened_at = $2, changed_at = $3
+    SET {_OPEN_SET}
     FROM found
     WHERE u.token_hash = $1
       AND u.id = found.link_id
-      AND u.state IN ('issued', 'notified')
+      AND {_OPEN_FROM}
       AND u.expires_at > $2
       AND (found.questionnaire_id || ':' || found.questionnaire_version::text) = ANY(string_to_array($4, ','))
     RETURNING u.id
@@ -109,7 +111,7 @@ WITH found AS (
     SELECT set_config('synchronous_commit', 'off', true) AS setting
 )
 SELECT found.*, EXISTS (SELECT 1 FROM opened) AS opened_now FROM found, relaxed
-"""
+"""  # noqa: S608 (the lifecycle's constants, no input)
 
 
 async def find_and_open_link_postgresql(
@@ -128,12 +130,13 @@ async def find_and_open_link_postgresql(
     return LinkWithCard(**values), opened_now
 
 
-_COMPLETE_SQL = """
+_COMPLETE_SET, _COMPLETE_FROM = sql_move(COMPLETE, alias="module_survey_links", at="$2", changed_at="$4")
+_COMPLETE_SQL = f"""
 UPDATE module_survey_links
-SET state = 'completed', completed_at = $2, response_id = $3, changed_at = $4
-WHERE token_hash = $1 AND state IN ('issued', 'notified', 'opened') AND expires_at > $2
+SET {_COMPLETE_SET}, response_id = $3
+WHERE token_hash = $1 AND {_COMPLETE_FROM} AND expires_at > $2
 RETURNING id
-"""
+"""  # noqa: S608 (the lifecycle's constants, no input)
 
 
 async def complete_link_postgresql(
@@ -141,5 +144,5 @@ async def complete_link_postgresql(
 ) -> bool:
     """PostgreSQL only: complete the live, unexpired link of ``token_hash`` with ``response_id`` in one
     statement (its own transaction) on the asyncpg pool; False when no such link (the caller finds out
-    why). The states are model.COMPLETED and model.LIVE_STATES."""
+    why). The move is lifecycle.COMPLETE."""
     return await pgpool.fetchrow(db, _COMPLETE_SQL, token_hash, now, response_id, changed_at) is not None

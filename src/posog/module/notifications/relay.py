@@ -21,7 +21,8 @@ from posog.core.bus import BusError, MessageBus, OutgoingMessage
 from posog.core.clock import Clock
 from posog.core.db import Database, among
 from posog.core.pii import PiiCipher, PiiError
-from posog.module.links.model import ISSUED, NOTIFIED, SurveyLink
+from posog.module.links.lifecycle import NOTIFY, move
+from posog.module.links.model import SurveyLink
 from posog.module.notifications.model import TOPIC_GEPS, OutboxMessage
 
 log = structlog.get_logger(__name__)
@@ -108,12 +109,7 @@ class OutboxRelay:
                 .values(sent_at=sent_at, last_error=None)
             )
             await uow.session.execute(
-                update(SurveyLink)
-                .where(
-                    among(self._db.dialect, SurveyLink.card_id, [row.card_id for row in rows]),
-                    SurveyLink.state == ISSUED,
-                )
-                .values(state=NOTIFIED, notified_at=sent_at)
+                move(NOTIFY, among(self._db.dialect, SurveyLink.card_id, [row.card_id for row in rows]), at=sent_at)
             )
             await uow.commit()
         metrics.OUTBOX_PUBLISHED.labels(TOPIC_GEPS).inc(len(rows))
