@@ -10,6 +10,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from posog.core.http import ApiError as ApiError
 from posog.core.http import ErrorEnvelope as ErrorEnvelope
 
+# The rules for a citizen's answers, re-exported: ЛКП checks its form with the ones ЛКО stores by.
+from posog.lko.answers import ANSWER_CODES as ANSWER_CODES
+from posog.lko.answers import AnswerCheck as AnswerCheck
+from posog.lko.answers import AnswerCode as AnswerCode
+from posog.lko.answers import AnswerProblem as AnswerProblem
+from posog.lko.answers import check_answers as check_answers
+from posog.lko.answers import clean_text as clean_text
+from posog.lko.answers import normalize_text as normalize_text
+from posog.lko.answers import scale_of as scale_of
+from posog.lko.answers import text_limit as text_limit
+
 SurveyLevel = Literal["federal", "regional", "municipal"]
 QuestionKind = Literal["rating", "single_choice", "multiple_choice", "text", "yes_no"]
 Criterion = Literal["service_time", "queue_time", "staff", "comfort", "information"]
