@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
+from posog.core.russian import plural as plural
 from posog.lko.contracts import (
     AnswerProblem,
     AnswerValue,
@@ -66,16 +67,6 @@ def parse_urlencoded(body: bytes) -> dict[str, list[str]]:
         keep_blank_values=True,
         max_num_fields=FORM_MAX_FIELDS,
     )
-
-
-def plural(n: int, one: str, few: str, many: str) -> str:
-    """The Russian plural form for ``n`` (1 символ, 2 символа, 5 символов)."""
-    n = abs(n)
-    if n % 10 == 1 and n % 100 != 11:
-        return one
-    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
-        return few
-    return many
 
 
 @dataclass(frozen=True)
