@@ -185,6 +185,24 @@ def test_text_is_normalized_before_it_is_trimmed() -> None:
     assert clean_text("e\u0301") == "\u00e9"
 
 
+@pytest.mark.parametrize("text", ["e\x00\u0301", "e\u202e\u0301", "e\r\u0301", " e\x07\u0301 "])
+def test_a_letter_and_its_accent_kept_apart_by_a_dropped_character_are_composed(text: str) -> None:
+    """Composing before dropping the character stored «e» + U+0301 (not NFC), which ЛКО, cleaning again
+    what the page sent, stored as «é»: the page did not send what ЛКО stores."""
+    assert clean_text(text) in ("\u00e9", "e\n\u0301")
+    assert clean_text(clean_text(text)) == clean_text(text)
+    assert validate_answers(OPTIONAL, {"text": text}) == {"text": clean_text(text)}
+    parsed = parse_answers(OPTIONAL, form_of({"text": text}))
+    assert validate_answers(OPTIONAL, parsed.answers) == parsed.answers
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=" \t\r\n\x00\x1b\x85\u202e\u2066\u00a0eaо\u0301\u0308\u0327", max_size=12))
+def test_cleaning_cleaned_text_changes_nothing(text: str) -> None:
+    assert clean_text(clean_text(text)) == clean_text(text)
+    assert normalize_text(normalize_text(text)) == normalize_text(text)
+
+
 # --- ЛКО and ЛКП say each code in their own words ------------------------------------------------
 
 
@@ -328,3 +346,22 @@ def test_for_answers_the_form_can_say_the_page_refuses_the_same_questions(
     doc = REQUIRED if required else OPTIONAL
     _, refused = lko_verdict(doc, sayable)
     assert set(parse_answers(doc, form_of(sayable)).errors) == refused
+
+
+def test_the_survey_form_shows_the_limits_lko_checks_by() -> None:
+    from posog.web.templating import make_templates
+
+    assert (QUESTIONS["rate5"].answer_scale, QUESTIONS["rate"].answer_scale) == (DEFAULT_SCALE, 4)
+    assert (QUESTIONS["long"].answer_limit, QUESTIONS["text"].answer_limit) == (DEFAULT_TEXT_LENGTH, 5)
+    page = (
+        make_templates()
+        .get_template("survey/form.html")
+        .render(questionnaire=OPTIONAL, answers={}, errors={}, preview=True)
+    )
+    assert f'id="answer-rate5-{DEFAULT_SCALE}"' in page
+    assert f'id="answer-rate5-{DEFAULT_SCALE + 1}"' not in page
+    assert 'id="answer-rate-4"' in page
+    assert 'id="answer-rate-5"' not in page
+    assert f'maxlength="{DEFAULT_TEXT_LENGTH}"' in page
+    assert f"Не более {DEFAULT_TEXT_LENGTH} символов" in page
+    assert "Не более 5 символов" in page

@@ -81,10 +81,12 @@ def text_limit(question: Question) -> int:
 
 
 def normalize_text(raw: str) -> str:
-    """Text as it is counted and kept, before trimming: Unicode NFC, line breaks as ``\\n`` (a
-    browser's CRLF counts as one character, as ``maxlength`` counts it), no control characters."""
-    text = unicodedata.normalize("NFC", raw).replace("\r\n", "\n").replace("\r", "\n")
-    return _CONTROL.sub("", text)
+    """Text as it is counted and kept, before trimming: line breaks as ``\\n`` (a browser's CRLF counts
+    as one character, as ``maxlength`` counts it), no control characters, Unicode NFC. Composed last,
+    so a letter and its accent that a dropped character kept apart are composed too, and cleaning
+    cleaned text changes nothing."""
+    text = _CONTROL.sub("", raw.replace("\r\n", "\n").replace("\r", "\n"))
+    return unicodedata.normalize("NFC", text)
 
 
 def clean_text(text: str) -> str:

@@ -52,6 +52,16 @@ class Question(BaseModel):
     max_length: int | None = None
     hint: str | None = None
 
+    @property
+    def answer_scale(self) -> int:
+        """The top of a rating's scale: ``scale``, or ЛКО's default (:func:`scale_of`)."""
+        return scale_of(self)
+
+    @property
+    def answer_limit(self) -> int:
+        """The longest text answer taken: ``max_length``, or ЛКО's default (:func:`text_limit`)."""
+        return text_limit(self)
+
 
 class QuestionnaireDocument(BaseModel):
     """A published, immutable questionnaire version (SPEC §7 document v1)."""
