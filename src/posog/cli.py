@@ -21,9 +21,9 @@ from sqlalchemy import func, select
 
 from posog.analytics.cli import AnalyticsRuntime, analytics_app, provide_runtime
 from posog.bootstrap import System, bootstrap
-from posog.core.clock import MOSCOW
 from posog.core.logging import configure_logging
 from posog.core.migrate import upgrade
+from posog.core.russian import moscow_time, numeric_date
 from posog.emulators.epgu.model import InboxNotification
 from posog.lko.accounts.cli import users_app
 from posog.lko.responses.handlers import CompletionRecovery
@@ -480,11 +480,11 @@ def _export_table(rows: Sequence[IasExport], title: str) -> Table:
         table.add_row(
             row.batch_id,
             row.kind,
-            f"{row.period_from:%d.%m.%Y}–{row.period_to:%d.%m.%Y}",
+            f"{numeric_date(row.period_from)}–{numeric_date(row.period_to)}",
             STATUS_NAMES.get(row.status, row.status),
             str(row.attempts),
-            row.next_attempt_at.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M:%S") if row.next_attempt_at else "—",
-            row.sent_at.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M:%S") if row.sent_at else "—",
+            moscow_time(row.next_attempt_at, seconds=True) if row.next_attempt_at else "—",
+            moscow_time(row.sent_at, seconds=True) if row.sent_at else "—",
             str(row.payload_size),
             row.last_error or "",
         )

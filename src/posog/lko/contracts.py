@@ -10,6 +10,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from posog.core.http import ApiError as ApiError
 from posog.core.http import ErrorEnvelope as ErrorEnvelope
 
+# The rules for a citizen's answers, re-exported: ЛКП checks its form with the ones ЛКО stores by.
+from posog.lko.answers import ANSWER_CODES as ANSWER_CODES
+from posog.lko.answers import AnswerCheck as AnswerCheck
+from posog.lko.answers import AnswerCode as AnswerCode
+from posog.lko.answers import AnswerProblem as AnswerProblem
+from posog.lko.answers import check_answers as check_answers
+from posog.lko.answers import clean_text as clean_text
+from posog.lko.answers import normalize_text as normalize_text
+from posog.lko.answers import scale_of as scale_of
+from posog.lko.answers import text_limit as text_limit
+
 SurveyLevel = Literal["federal", "regional", "municipal"]
 QuestionKind = Literal["rating", "single_choice", "multiple_choice", "text", "yes_no"]
 Criterion = Literal["service_time", "queue_time", "staff", "comfort", "information"]
@@ -40,6 +51,16 @@ class Question(BaseModel):
     options: tuple[Option, ...] | None = None
     max_length: int | None = None
     hint: str | None = None
+
+    @property
+    def answer_scale(self) -> int:
+        """The top of a rating's scale: ``scale``, or ЛКО's default (:func:`scale_of`)."""
+        return scale_of(self)
+
+    @property
+    def answer_limit(self) -> int:
+        """The longest text answer taken: ``max_length``, or ЛКО's default (:func:`text_limit`)."""
+        return text_limit(self)
 
 
 class QuestionnaireDocument(BaseModel):

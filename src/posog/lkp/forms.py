@@ -1,6 +1,6 @@
-"""The survey form: field names, parsing the submitted form against the pinned questionnaire, and the
-same checks ЛКО makes (required questions, ranges, option ids, text length), with the messages in
-Russian the citizen reads next to each question.
+"""The survey form: field names, parsing the submitted form against the pinned questionnaire, and ЛКО's
+own checks of the answers (:func:`posog.lko.contracts.check_answers`: required questions, ranges,
+option ids, text length), with the messages in Russian the citizen reads next to each question.
 
 Parsing never trusts the browser: a value that is not one the questionnaire offers is an error, not
 an answer. The citizen's input is kept (``values``) so the re-rendered form shows what they chose."""
@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import re
 import secrets
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
-from posog.lko.contracts import AnswerValue, Question, QuestionnaireDocument
+from posog.core.russian import plural as plural
+from posog.lko.contracts import (
+    AnswerProblem,
+    AnswerValue,
+    Question,
+    QuestionnaireDocument,
+    check_answers,
+    scale_of,
+    text_limit,
+)
+from posog.lko.contracts import normalize_text as normalize_text
 
 IDEMPOTENCY_FIELD = "idempotency_key"
 QUESTIONNAIRE_ID_FIELD = "questionnaire_id"
@@ -24,11 +33,6 @@ FORM_MAX_FIELDS = 1000
 
 # Tokens and idempotency keys are URL-safe base64 (``secrets.token_urlsafe``).
 _URLSAFE = re.compile(r"^[A-Za-z0-9_-]+$")
-# Control characters other than tab and newline never belong in a comment (PostgreSQL refuses NUL),
-# nor do bidirectional overrides; ЛКО drops the same ones.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-# ЛКО's limit for a text question that names none.
-DEFAULT_TEXT_LENGTH = 2000
 
 YES, NO = "yes", "no"
 
@@ -65,24 +69,6 @@ def parse_urlencoded(body: bytes) -> dict[str, list[str]]:
     )
 
 
-def plural(n: int, one: str, few: str, many: str) -> str:
-    """The Russian plural form for ``n`` (1 символ, 2 символа, 5 символов)."""
-    n = abs(n)
-    if n % 10 == 1 and n % 100 != 11:
-        return one
-    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
-        return few
-    return many
-
-
-def normalize_text(raw: str) -> str:
-    """What a textarea's value means: browsers send line breaks as CRLF (counted as one character by
-    ``maxlength``), so they are counted as one here too; stray control characters are dropped and the
-    text is NFC-normalised, as ЛКО stores it."""
-    text = unicodedata.normalize("NFC", raw).replace("\r\n", "\n").replace("\r", "\n")
-    return _CONTROL.sub("", text)
-
-
 @dataclass(frozen=True)
 class ParsedAnswers:
     """A submitted form read against a questionnaire.
@@ -99,106 +85,90 @@ class ParsedAnswers:
         return not self.errors
 
 
-def _single(values: Sequence[str]) -> str | None:
-    """The one submitted value; blank counts as none, several as a tampered form (None as well)."""
-    filled = [v for v in values if v != ""]
-    return filled[0] if len(filled) == 1 else None
+def _filled(values: Sequence[str]) -> list[str]:
+    """The submitted values that are not blank (a blank field is no answer)."""
+    return [v for v in values if v != ""]
+
+
+def _one(values: Sequence[str]) -> AnswerValue:
+    """A single-valued field: its one value; none as None, several (a tampered form) as a list, which
+    no single-valued question takes."""
+    filled = _filled(values)
+    if not filled:
+        return None
+    return filled[0] if len(filled) == 1 else filled
 
 
 def _options(question: Question) -> list[str]:
     return [option.id for option in question.options or ()]
 
 
-def _missing(question: Question, raw: Sequence[str], message: str) -> tuple[AnswerValue, str | None]:
-    """No single value: an error if the question is required or several values came (a tampered form)."""
-    tampered = any(v != "" for v in raw)
-    return None, message if (question.required or tampered) else None
-
-
-def _parse_rating(question: Question, raw: Sequence[str]) -> tuple[AnswerValue, str | None]:
-    scale = question.scale or 5
-    message = f"Выберите оценку от 1 до {scale}"
-    value = _single(raw)
-    if value is None:
-        return _missing(question, raw, message)
+def _submitted(question: Question, raw: Sequence[str]) -> AnswerValue:
+    """The form's fields as the answer ЛКО would be sent: a rating's digits as a number, «yes»/«no» as a
+    bool, the ticked options as a list. Anything else is passed on as it came, for the shared rules to
+    refuse (or, a blank once cleaned, to count as no answer)."""
+    if question.kind == "multiple_choice":
+        return list(dict.fromkeys(_filled(raw)))
+    if question.kind == "text":
+        return raw[0] if raw else None
+    value = _one(raw)
+    if not isinstance(value, str):
+        return value
     # Short ASCII digits only: int() of a huge string is refused (and slow), "１" is a digit too.
-    if not (value.isascii() and value.isdigit() and len(value) <= 4) or not 1 <= int(value) <= scale:
-        return None, message
-    return int(value), None
+    if question.kind == "rating" and value.isascii() and value.isdigit() and len(value) <= 4:
+        return int(value)
+    if question.kind == "yes_no" and value in (YES, NO):
+        return value == YES
+    return value
 
 
-def _parse_single(question: Question, raw: Sequence[str]) -> tuple[AnswerValue, str | None]:
-    value = _single(raw)
-    if value is None:
-        return _missing(question, raw, "Выберите один из вариантов ответа")
-    if value not in _options(question):
-        return None, "Выберите вариант ответа из списка"
-    return value, None
-
-
-def _parse_multiple(question: Question, raw: Sequence[str]) -> tuple[AnswerValue, str | None]:
-    chosen = list(dict.fromkeys(v for v in raw if v != ""))
-    if not chosen:
-        return None, "Выберите хотя бы один вариант ответа" if question.required else None
-    offered = _options(question)
-    if any(v not in offered for v in chosen):
-        return [v for v in chosen if v in offered], "Выберите варианты ответа из списка"
-    return sorted(chosen, key=offered.index), None
-
-
-def _parse_yes_no(question: Question, raw: Sequence[str]) -> tuple[AnswerValue, str | None]:
-    value = _single(raw)
-    if value is None:
-        return _missing(question, raw, "Ответьте «Да» или «Нет»")
-    if value not in (YES, NO):
-        return None, "Ответьте «Да» или «Нет»"
-    return value == YES, None
-
-
-def _parse_text(question: Question, raw: Sequence[str]) -> tuple[AnswerValue, str | None, str]:
-    text = normalize_text(raw[0]) if raw else ""
-    stripped = text.strip()
-    if not stripped:
-        return None, "Напишите ответ" if question.required else None, text
-    limit = question.max_length or DEFAULT_TEXT_LENGTH
-    if len(stripped) > limit:
-        over = len(stripped) - limit
+def message(question: Question, problem: AnswerProblem) -> str:
+    """The words the citizen reads next to ``question`` for ``problem``."""
+    if question.kind == "rating":
+        return f"Выберите оценку от 1 до {scale_of(question)}"
+    if question.kind == "single_choice":
+        if problem.code == "not_an_option":
+            return "Выберите вариант ответа из списка"
+        return "Выберите один из вариантов ответа"
+    if question.kind == "multiple_choice":
+        if problem.code == "required":
+            return "Выберите хотя бы один вариант ответа"
+        return "Выберите варианты ответа из списка"
+    if question.kind == "yes_no":
+        return "Ответьте «Да» или «Нет»"
+    if problem.code == "too_long":
+        limit = text_limit(question)
+        over = (problem.length or 0) - limit
         return (
-            None,
             f"Ответ должен быть не длиннее {limit} {plural(limit, 'символа', 'символов', 'символов')} — "
-            f"сократите его на {over} {plural(over, 'символ', 'символа', 'символов')}",
-            text,
+            f"сократите его на {over} {plural(over, 'символ', 'символа', 'символов')}"
         )
-    return stripped, None, text
+    return "Напишите ответ"
 
 
 def parse_answers(questionnaire: QuestionnaireDocument, form: Mapping[str, Sequence[str]]) -> ParsedAnswers:
-    """Read the answers to ``questionnaire`` from a submitted form (field name → submitted values)."""
+    """Read the answers to ``questionnaire`` from a submitted form (field name → submitted values) and
+    check them by ЛКО's rules (:func:`~posog.lko.contracts.check_answers`)."""
+    raw = {question.id: list(form.get(field_name(question.id), ())) for question in questionnaire.questions}
+    submitted = {question.id: _submitted(question, raw[question.id]) for question in questionnaire.questions}
+    check = check_answers(questionnaire, submitted)
     parsed = ParsedAnswers()
     for question in questionnaire.questions:
-        raw = list(form.get(field_name(question.id), ()))
-        error: str | None
-        if question.kind == "rating":
-            value, error = _parse_rating(question, raw)
-            shown: AnswerValue = value
-        elif question.kind == "single_choice":
-            value, error = _parse_single(question, raw)
-            shown = value
-        elif question.kind == "multiple_choice":
-            value, error = _parse_multiple(question, raw)
-            shown = value
-            if error is not None:
-                value = None
-        elif question.kind == "yes_no":
-            value, error = _parse_yes_no(question, raw)
-            shown = value
-        else:
-            value, error, text = _parse_text(question, raw)
-            shown = text or None
+        problem = check.problems.get(question.id)
+        value = check.answers.get(question.id)
+        if question.kind == "multiple_choice" and isinstance(value, list):
+            value = sorted(value, key=_options(question).index)  # sent in the questionnaire's order
+        shown: AnswerValue = value
+        if question.kind == "text":
+            # The text as typed (not trimmed), for editing.
+            shown = (normalize_text(raw[question.id][0]) if raw[question.id] else "") or None
+        elif question.kind == "multiple_choice" and problem is not None and problem.code != "required":
+            chosen = submitted[question.id]
+            shown = [v for v in chosen if v in _options(question)] if isinstance(chosen, list) else None
         if shown is not None:
             parsed.values[question.id] = shown
-        if error is not None:
-            parsed.errors[question.id] = error
+        if problem is not None:
+            parsed.errors[question.id] = message(question, problem)
         elif value is not None:
             parsed.answers[question.id] = value
     return parsed

@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 
 from posog.core.clientaddr import TrustedProxies
 from posog.core.clock import MOSCOW
+from posog.core.russian import russian_date
 from posog.lko.client import LkoClient, LkoError, ResponseRejected
 from posog.lko.contracts import QuestionnaireDocument
 from posog.lkp.forms import (
@@ -38,16 +39,6 @@ from posog.module.client import LinkRefused, ModuleClient, ModuleError
 from posog.module.contracts import LINK_ERRORS, LinkData
 
 log = structlog.get_logger(__name__)
-
-_MONTHS = (
-    "января", "февраля", "марта", "апреля", "мая", "июня",
-    "июля", "августа", "сентября", "октября", "ноября", "декабря",
-)  # fmt: skip
-
-
-def russian_date(day: date) -> str:
-    """«20 ноября 2026 г.»"""
-    return f"{day.day} {_MONTHS[day.month - 1]} {day.year} г."
 
 
 def deadline_date(expires_at: datetime) -> date:

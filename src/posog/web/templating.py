@@ -8,6 +8,8 @@ from pathlib import Path
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from posog.core.russian import plural
+
 WEB_DIR = Path(__file__).resolve().parent
 TEMPLATES_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
@@ -19,6 +21,7 @@ def make_templates(*system_dirs: Path) -> Jinja2Templates:
     templates.env.autoescape = True
     templates.env.trim_blocks = True
     templates.env.lstrip_blocks = True
+    templates.env.globals["plural"] = plural  # «1 символ», «2 символа», «5 символов»
     return templates
 
 

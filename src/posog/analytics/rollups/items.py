@@ -17,7 +17,7 @@ from datetime import date
 from fractions import Fraction
 from typing import Any, NamedTuple
 
-from posog.lko.contracts import CRITERIA, AnswerValue, QuestionnaireDocument
+from posog.lko.contracts import CRITERIA, AnswerValue, QuestionnaireDocument, scale_of
 
 SCALE = 5
 VALUES = (1, 2, 3, 4, 5)
@@ -107,7 +107,7 @@ def criterion_ratings(answers: dict[str, AnswerValue], questionnaire: Questionna
     for question in questionnaire.questions:
         if question.kind != "rating" or question.criterion is None or question.criterion not in CRITERIA:
             continue
-        scale = question.scale or SCALE
+        scale = scale_of(question)  # ЛКО's default when the question names none
         value = answers.get(question.id)
         if scale < 2 or isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= scale:
             continue

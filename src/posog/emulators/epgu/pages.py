@@ -15,7 +15,8 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from posog.core.clock import MOSCOW, as_utc
+from posog.core.clock import as_utc
+from posog.core.russian import moscow_date, moscow_time
 from posog.emulators.epgu.inbox import EpguInbox
 from posog.web.security import SecurityHeadersMiddleware
 from posog.web.templating import make_templates, static_files
@@ -44,10 +45,6 @@ def full_name(recipient: dict[str, Any]) -> str:
     )
 
 
-def shown_time(moment: datetime) -> str:
-    return as_utc(moment).astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M")
-
-
 def linkified(text: str, link: str) -> list[Segment]:
     """The notification text with its link as a link."""
     if not link or link not in text:
@@ -73,7 +70,7 @@ def accounts(notifications: Sequence[dict[str, Any]], query: str = "") -> list[A
         if query and query.casefold() not in name.casefold():
             continue
         last = max(as_utc(item["received_at"]) for item in items)
-        found.append((last, Account(key, name, len(items), shown_time(last))))
+        found.append((last, Account(key, name, len(items), moscow_time(last))))
     found.sort(key=lambda pair: pair[0], reverse=True)
     return [account for _, account in found]
 
@@ -117,10 +114,10 @@ def create_app(inbox: EpguInbox) -> FastAPI:
         messages = [
             {
                 "title": n["title"],
-                "received": shown_time(n["received_at"]),
+                "received": moscow_time(n["received_at"]),
                 "segments": linkified(n["text"], n["link"]),
                 "link": n["link"],
-                "expires": datetime.fromisoformat(n["expires_at"]).astimezone(MOSCOW).strftime("%d.%m.%Y"),
+                "expires": moscow_date(datetime.fromisoformat(n["expires_at"])),
                 "card_id": n["card_id"],
             }
             for n in reversed(notifications)

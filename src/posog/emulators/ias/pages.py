@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from posog.core.clock import MOSCOW, as_utc
+from posog.core.russian import moscow_time
 from posog.emulators.ias.model import IasStore
 from posog.web.security import SecurityHeadersMiddleware
 from posog.web.templating import make_templates, static_files
@@ -30,7 +30,7 @@ def install_pages(app: FastAPI, store: IasStore) -> None:
             {
                 "batch_id": b.batch_id,
                 "kind": KIND_NAMES.get(b.kind, b.kind),
-                "received": as_utc(b.received_at).astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M:%S"),
+                "received": moscow_time(b.received_at, seconds=True),
                 "deliveries": b.deliveries,
                 "size": b.size,
             }
@@ -54,7 +54,7 @@ def install_pages(app: FastAPI, store: IasStore) -> None:
                 "batch_id": batch.batch_id,
                 "kind": KIND_NAMES.get(batch.kind, batch.kind),
                 "deliveries": batch.deliveries,
-                "received": as_utc(batch.received_at).astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M:%S"),
+                "received": moscow_time(batch.received_at, seconds=True),
                 "body": body,
             },
         )

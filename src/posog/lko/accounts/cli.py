@@ -8,16 +8,16 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from posog.core.clock import MOSCOW, utcnow
+from posog.core.clock import utcnow
 from posog.core.db import Database
 from posog.core.migrate import upgrade
+from posog.core.russian import moscow_time
 from posog.lko.accounts.handlers import AccountError, NewUser, create_user, disable_user, normalize_login, unlock_login
 from posog.lko.accounts.queries import LockSummary, UserSummary, list_login_locks, list_users
 from posog.lko.scope import ROLE_NAMES
@@ -117,7 +117,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable
             u.region_code or "—",
             u.inn or "—",
             "да" if u.active else "нет",
-            u.last_login_at.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M") if u.last_login_at else "—",
+            moscow_time(u.last_login_at) if u.last_login_at else "—",
         )
     console.print(table)
 
@@ -174,14 +174,11 @@ def locks(
     for column in ("логин", "заблокирован", "до", "неудачных попыток", "состояние"):
         table.add_column(column, overflow="fold")
 
-    def moscow(moment: datetime) -> str:
-        return moment.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M")
-
     for lock in found:
         table.add_row(
             lock.login,
-            moscow(lock.locked_at),
-            moscow(lock.locked_until),
+            moscow_time(lock.locked_at),
+            moscow_time(lock.locked_until),
             str(lock.failures),
             _LOCK_STATES[lock.state(now)],
         )

@@ -20,6 +20,7 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font
 from openpyxl.utils.exceptions import InvalidFileException
 
+from posog.core.spreadsheet import as_text, guard_formula, unguard_formula
 from posog.lko.contracts import OrgType
 from posog.lko.org_types.defaults import SPHERES
 
@@ -43,7 +44,6 @@ _HEADER_ALIASES: dict[str, str] = {
 _TRUE = frozenset({"да", "true", "1", "yes", "y", "д", "+", "истина"})
 _FALSE = frozenset({"нет", "false", "0", "no", "n", "н", "-", "ложь"})
 _CODE = re.compile(r"^[a-z0-9_\-]{1,40}$")
-_FORMULA_START = ("=", "+", "-", "@")
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 
@@ -75,11 +75,8 @@ def _text(value: Any) -> str:
         return "да" if value else "нет"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    text = str(value).strip()
     # Undo the guard the export adds against spreadsheet formulas.
-    if text.startswith("'") and text[1:2] in _FORMULA_START:
-        text = text[1:]
-    return text
+    return unguard_formula(str(value).strip())
 
 
 def validate_row(values: Mapping[str, Any]) -> tuple[OrgType | None, list[str]]:
@@ -258,9 +255,8 @@ def parse_upload(filename: str, data: bytes) -> ParsedImport:
     return parse_csv(data)
 
 
-def _guarded(text: str) -> str:
-    """A leading apostrophe keeps a spreadsheet from running a value as a formula (undone on import)."""
-    return "'" + text if text.startswith(_FORMULA_START) else text
+def _cells(item: OrgType) -> list[str]:
+    return [item.code, item.name, item.sphere or "", "да" if item.active else "нет"]
 
 
 def export_csv(items: Iterable[OrgType]) -> bytes:
@@ -269,7 +265,7 @@ def export_csv(items: Iterable[OrgType]) -> bytes:
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
     writer.writerow(COLUMNS)
     for item in items:
-        writer.writerow([item.code, _guarded(item.name), item.sphere or "", "да" if item.active else "нет"])
+        writer.writerow([guard_formula(text) for text in _cells(item)])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
@@ -282,10 +278,9 @@ def export_xlsx(items: Iterable[OrgType]) -> bytes:
     sheet.append(list(COLUMNS))
     for cell in sheet[1]:
         cell.font = Font(bold=True)
-    for item in items:
-        sheet.append([item.code, item.name, item.sphere or "", "да" if item.active else "нет"])
-        name_cell = sheet.cell(row=sheet.max_row, column=2)
-        name_cell.data_type = "s"  # text, never a formula, whatever it starts with
+    for row, item in enumerate(items, start=2):
+        for index, text in enumerate(_cells(item), start=1):
+            as_text(sheet.cell(row=row, column=index, value=text))
     for column, width in zip("ABCD", (24, 60, 24, 10), strict=True):
         sheet.column_dimensions[column].width = width
     buffer = io.BytesIO()

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from posog.core.clientaddr import TrustedProxies
-from posog.core.clock import MOSCOW
+from posog.core.russian import moscow_time
 from posog.lko.accounts.handlers import SessionPolicy, SignedIn, sign_in, sign_out
 from posog.lko.pages.web import (
     CSRF_FIELD,
@@ -123,7 +123,7 @@ async def login_submit(request: Request) -> Response:
                 outcome.retry_after_s,
             )
         elif outcome.reason == "locked":
-            until = outcome.locked_until.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M") if outcome.locked_until else ""
+            until = moscow_time(outcome.locked_until) if outcome.locked_until else ""
             error = (
                 "Вход под этим логином заблокирован после множества неудачных попыток. "
                 f"Обратитесь к администратору кабинета или повторите после {until} (МСК)."

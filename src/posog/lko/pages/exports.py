@@ -12,6 +12,7 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
+from posog.core.spreadsheet import as_text, guard_formula
 from posog.lko.contracts import AnswerValue, StoredResponse
 
 FIXED_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -29,7 +30,6 @@ FIXED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("questionnaire_id", "Анкета"),
     ("questionnaire_version", "Версия анкеты"),
 )
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _natural(key: str) -> tuple[object, ...]:
@@ -64,17 +64,13 @@ def _header(questions: Sequence[str]) -> list[str]:
     return [title for _, title in FIXED_COLUMNS] + [f"Ответ {question}" for question in questions]
 
 
-def _guarded(text: str) -> str:
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 def responses_csv(items: Sequence[StoredResponse]) -> bytes:
     questions = answer_columns(items)
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
     writer.writerow(_header(questions))
     for item in items:
-        writer.writerow([_guarded(cell) for cell in _row(item, questions)])
+        writer.writerow([guard_formula(cell) for cell in _row(item, questions)])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
@@ -94,9 +90,7 @@ def responses_xlsx(items: Sequence[StoredResponse]) -> bytes:
             if isinstance(value, int) and not isinstance(value, bool):
                 cells.append(WriteOnlyCell(sheet, value=value))  # ratings and versions stay numbers
                 continue
-            cell = WriteOnlyCell(sheet, value=answer_text(value))
-            cell.data_type = "s"  # text as typed, never a formula
-            cells.append(cell)
+            cells.append(as_text(WriteOnlyCell(sheet, value=answer_text(value))))
         sheet.append(cells)
     buffer = io.BytesIO()
     workbook.save(buffer)

@@ -19,9 +19,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
-from posog.core.clock import MOSCOW, Clock
+from posog.core.clock import Clock
 from posog.core.db import Database
 from posog.core.regions import get_region
+from posog.core.russian import moscow_date, moscow_time, numeric_date
 from posog.lko.accounts.handlers import SessionPolicy, resolve_session
 from posog.lko.accounts.model import CabinetPrincipal
 from posog.web.templating import make_templates
@@ -230,6 +231,7 @@ def build_templates() -> Jinja2Templates:
     templates.env.filters["msk"] = _moscow
     templates.env.filters["msk_date"] = _moscow_date
     templates.env.filters["msk_iso"] = _moscow_iso
+    templates.env.filters["numeric_date"] = numeric_date
     templates.env.filters["region_name"] = _region_name
     return templates
 
@@ -241,7 +243,7 @@ def _path_for(context: Mapping[str, Any], name: str, /, **params: Any) -> str:
 
 
 def _moscow(moment: datetime | None) -> str:
-    return moment.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M") if moment else "—"
+    return moscow_time(moment) if moment else "—"
 
 
 def _moscow_iso(text: str) -> str:
@@ -252,7 +254,7 @@ def _moscow_iso(text: str) -> str:
 
 
 def _moscow_date(moment: datetime | None) -> str:
-    return moment.astimezone(MOSCOW).strftime("%d.%m.%Y") if moment else "—"
+    return moscow_date(moment) if moment else "—"
 
 
 def _region_name(code: str | None) -> str:

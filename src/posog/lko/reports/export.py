@@ -13,10 +13,10 @@ from openpyxl.chart import BarChart, LineChart, Reference
 from openpyxl.styles import Font
 from openpyxl.worksheet.worksheet import Worksheet
 
+from posog.core.spreadsheet import as_text, guard_formula
 from posog.lko.reports.data import BUCKETS, Report, criterion_name
 
 Cell = str | int | float | None
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def summary_rows(report: Report) -> list[list[Cell]]:
@@ -129,8 +129,7 @@ def _csv_cell(cell: Cell) -> str:
         return ""
     if isinstance(cell, float):
         return f"{cell:.4f}".rstrip("0").rstrip(".") if cell != int(cell) else str(int(cell))
-    text = str(cell)
-    return "'" + text if isinstance(cell, str) and text.startswith(_FORMULA_START) else text
+    return guard_formula(cell) if isinstance(cell, str) else str(cell)
 
 
 def report_xlsx(report: Report) -> bytes:
@@ -211,7 +210,7 @@ def _fill(sheet: Worksheet, rows: Sequence[Sequence[Cell]], *, widths: Sequence[
         for c, value in enumerate(row, start=1):
             cell = sheet.cell(row=r, column=c, value=value)
             if isinstance(value, str):
-                cell.data_type = "s"  # text as it is, never a formula
+                as_text(cell)
             if r == 1:
                 cell.font = Font(bold=True)
     for c, width in enumerate(widths, start=1):
