@@ -19,6 +19,7 @@ from posog.emulators.epgu.inbox import EpguInbox
 from posog.emulators.ias.api import create_app as create_ias_app
 from posog.emulators.ias.model import IasStore
 from posog.lko.client import LkoClient
+from posog.lko.state import lko_state
 from posog.module.client import ModuleClient
 from posog.module.ias_export.handlers import IasExporter, IasSchedule, IasSender
 from posog.module.intake.consumer import IntakeConsumer, broker_delivery_limit
@@ -310,7 +311,7 @@ def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | No
         )
     analytics_for_lko = AnalyticsClient(analytics_http_for_lko)
     if lko_asgi.app is not None:
-        lko_asgi.app.state.analytics = analytics_for_lko  # the cabinet's reports ask analytics with it
+        lko_state(lko_asgi.app).analytics = analytics_for_lko  # the cabinet's reports ask analytics with it
     return System(
         settings=settings,
         db=db,

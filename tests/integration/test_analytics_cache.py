@@ -17,6 +17,7 @@ from sqlalchemy import event, select, update
 from posog.analytics.cache import AnswerCache
 from posog.analytics.rollups.model import CardItem
 from posog.bootstrap import System
+from posog.core.appstate import need
 from posog.module.links.model import SurveyLink
 from tests.integration.analytics_fixture import analytics_stack, respond, tokens
 from tests.integration.test_analytics_figures import build
@@ -50,7 +51,7 @@ async def test_an_answer_is_kept_until_the_rollups_change(backend: str, tmp_path
     async with analytics_stack(backend, tmp_path, analytics_min_responses=3) as system:
         await build(system)
         api = system.analytics_for_lko
-        answers: AnswerCache = system.analytics_asgi.app.state.answers
+        answers = need(system.analytics_asgi.app, AnswerCache)
 
         first = await api.summary()
         with statements(system) as seen:

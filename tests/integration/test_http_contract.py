@@ -26,6 +26,7 @@ from posog.module.client import LinkRefused, ModuleClient
 from posog.module.links.api import MESSAGES
 from posog.module.links.catalog import QuestionnaireCatalog
 from posog.module.links.release import WaitingCardsReleaser
+from posog.module.state import module_state
 from posog.web.app import ServedApp, create_web_app
 from tests.integration.survey_support import KEYS, client
 from tests.support import stack
@@ -75,13 +76,13 @@ async def test_a_release_answers_503_when_lko_refuses_or_cannot_be_reached(syste
     def unreachable(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    app = system.module_asgi.app
-    real = app.state.releaser
+    state = module_state(system.module_asgi.app)
+    real = state.releaser
     try:
         for handler in (refusing, unreachable):
             lko_http = httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://lko.internal")
             catalog = QuestionnaireCatalog(LkoClient(lko_http), ttl_s=0.01)
-            app.state.releaser = WaitingCardsReleaser(
+            state.releaser = WaitingCardsReleaser(
                 system.db, catalog, system.cipher, utcnow, lkp_base_url="https://lkp.test/lkp"
             )
             async with client(system.module_asgi, "lko") as lko:
@@ -89,7 +90,7 @@ async def test_a_release_answers_503_when_lko_refuses_or_cannot_be_reached(syste
             assert assert_envelope(response, 503, "lko_unavailable") == LKO_UNAVAILABLE
             assert response.headers["retry-after"] == "30"
     finally:
-        app.state.releaser = real
+        state.releaser = real
 
 
 @pytest.mark.parametrize("token", ["a" * 20 + "\n", "a" * 20 + "?x=1#y", "../../../healthz/" + "a" * 20, "\udada" * 20])

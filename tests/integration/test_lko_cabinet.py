@@ -25,6 +25,7 @@ from posog.lko.accounts.handlers import disable_user
 from posog.lko.accounts.model import CabinetSession
 from posog.lko.client import LkoClient
 from posog.lko.questionnaires.defaults import default_questionnaire_id
+from posog.lko.state import lko_state
 from tests.integration.cabinet_support import (
     PASSWORD,
     browser,
@@ -136,7 +137,7 @@ async def test_sessions_expire_when_idle_and_for_disabled_users(tmp_path: Path) 
         await make_user(system, "fed", "federal")
         await signed_in(system, client, "fed")
         app = system.lko_asgi.app
-        app.state.clock = lambda: utcnow() + timedelta(minutes=31)
+        lko_state(app).clock = lambda: utcnow() + timedelta(minutes=31)
 
         expired = await client.get("/org-types")
 
@@ -147,7 +148,7 @@ async def test_sessions_expire_when_idle_and_for_disabled_users(tmp_path: Path) 
         assert "Сеанс завершён. Войдите снова." in page.text
 
         # A disabled user's sessions end at once.
-        app.state.clock = utcnow
+        lko_state(app).clock = utcnow
         await signed_in(system, client, "fed")
         assert (await client.get("/")).status_code == 200
         async with system.db.uow() as uow:
@@ -163,7 +164,7 @@ async def test_password_guessing_is_throttled_per_login_and_client(tmp_path: Pat
     async with stack("embedded", tmp_path, cabinet_login_max_failures=3) as system:
         await make_user(system, "fed", "federal")
         moment = utcnow()
-        system.lko_asgi.app.state.clock = lambda: moment
+        lko_state(system.lko_asgi.app).clock = lambda: moment
         async with browser(system, address="198.51.100.7") as client:
             for _ in range(3):
                 assert "Неверный логин или пароль." in (await sign_in(client, "fed", "guess")).text

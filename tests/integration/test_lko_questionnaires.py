@@ -21,6 +21,7 @@ from posog.lko.contracts import SurveyLevel
 from posog.lko.questionnaires.announcements import Announcement, AnnouncementRelay
 from posog.lko.questionnaires.defaults import default_questionnaire_draft, default_questionnaire_id
 from posog.lko.questionnaires.validation import DraftInvalid, validate_content
+from posog.lko.state import lko_state
 from posog.module.client import ModuleClient, ModuleError
 from posog.module.contracts import ReleaseResult
 from posog.module.intake.handlers import RawFact
@@ -306,9 +307,9 @@ class FlakyModule:
 async def test_an_unreachable_module_gets_the_announcement_later(backend: str, tmp_path: Path) -> None:
     async with stack(backend, tmp_path) as system, _admin(system) as admin:
         app = system.lko_asgi.app
-        flaky = FlakyModule(app.state.module)
-        app.state.module = flaky
-        relay: AnnouncementRelay = app.state.announcements
+        flaky = FlakyModule(lko_state(app).module)
+        lko_state(app).module = flaky
+        relay: AnnouncementRelay = lko_state(app).announcements
         await system.intake.handle(_waiting_facts(42, 4, "municipal"))
 
         questionnaire_id = await _create(admin, "mfc", "municipal", title="Муниципальная анкета МФЦ")
@@ -341,8 +342,8 @@ async def test_pending_announcements_are_sent_at_start_up(tmp_path: Path) -> Non
     """A process that died after the commit and before the call: the relay's first round sends it."""
     async with stack("embedded", tmp_path) as system, _admin(system) as admin:
         app = system.lko_asgi.app
-        real = app.state.module
-        app.state.module = None  # the module is not connected (e.g. the process dies right after the commit)
+        real = lko_state(app).module
+        lko_state(app).module = None  # the module is not connected (e.g. the process dies right after the commit)
         await system.intake.handle(_waiting_facts(43, 3, "regional"))
         questionnaire_id = await _create(admin, "mfc", "regional")
         assert (await admin.post(f"/api/v1/questionnaires/{questionnaire_id}/publish")).json()["release"] == {
@@ -350,10 +351,10 @@ async def test_pending_announcements_are_sent_at_start_up(tmp_path: Path) -> Non
         }
         assert await count(system, ServiceCard, ServiceCard.status == CARD_WAITING) == 3
 
-        app.state.module = real
+        lko_state(app).module = real
         import asyncio
 
-        relay: AnnouncementRelay = app.state.announcements
+        relay: AnnouncementRelay = lko_state(app).announcements
         task = asyncio.create_task(relay.run(interval_s=0.05))
         try:
             for _ in range(200):

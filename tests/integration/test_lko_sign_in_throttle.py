@@ -4,7 +4,7 @@ locked only after very many failures from every client together, audited, and re
 (`posog users unlock`) or by time. Unknown logins get exactly the answers known ones get. The client
 is the peer, or what a trusted proxy says in X-Forwarded-For.
 
-Time is the cabinet's injectable clock (``app.state.clock``), frozen and moved by the tests: what is
+Time is the cabinet's injectable clock (``lko_state(app).clock``), frozen and moved by the tests: what is
 asserted is what the user sees (status, ``Retry-After``, the message), never how long anything took."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from posog.bootstrap import System
 from posog.cli import app as cli_app
 from posog.core.clock import utcnow
 from posog.lko.accounts.model import CabinetSession, LoginLock
+from posog.lko.state import lko_state
 from tests.integration.cabinet_support import PASSWORD, browser, make_user, sign_in
 from tests.support import BACKENDS, count, stack
 
@@ -47,7 +48,7 @@ class Clock:
 
 def frozen(system: System) -> Clock:
     clock = Clock()
-    system.lko_asgi.app.state.clock = clock
+    lko_state(system.lko_asgi.app).clock = clock
     return clock
 
 

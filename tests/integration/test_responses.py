@@ -26,6 +26,7 @@ from posog.lko.responses.model import SurveyResponse
 from posog.lko.responses.queries import InvalidCursor, get_response, list_responses
 from posog.lko.responses.validation import REQUIRED, UNKNOWN_QUESTION
 from posog.lko.scope import Scope
+from posog.lko.state import lko_state
 from posog.module.client import ModuleClient, ModuleError
 from posog.module.links.model import COMPLETED, OPENED, SurveyLink
 from tests.integration.survey_support import (
@@ -283,10 +284,10 @@ async def test_a_failure_between_storing_and_completing_is_recovered(backend: st
     async with stack(backend, tmp_path) as system:
         unreachable, crashed = await issue_surveys(system, 2, seed=206)
         lko_app = system.lko_asgi.app
-        real = lko_app.state.module
+        real = lko_state(lko_app).module
 
         # 1. The module is unreachable when ЛКО completes the link: the answers are accepted and kept.
-        lko_app.state.module = FlakyModule(real, failures=1, crash=False)
+        lko_state(lko_app).module = FlakyModule(real, failures=1, crash=False)
         async with lko_for(system) as lkp:
             accepted = await submit(lkp, unreachable.token, GOOD)
             assert accepted.status_code == 201, accepted.text
@@ -306,7 +307,7 @@ async def test_a_failure_between_storing_and_completing_is_recovered(backend: st
         assert await complete_pending(system.db, real) == 0, "nothing left to do"
 
         # 2. The process dies right after the commit: the request fails, the row is there, pending.
-        lko_app.state.module = FlakyModule(real, failures=1, crash=True)
+        lko_state(lko_app).module = FlakyModule(real, failures=1, crash=True)
         key = idempotency_key()
         async with lko_for(system) as lkp:
             with pytest.raises(RuntimeError, match="process killed"):
@@ -315,7 +316,7 @@ async def test_a_failure_between_storing_and_completing_is_recovered(backend: st
             assert orphan.completion_token is not None
             assert (await link_of(system, crashed)).state == OPENED
             # ЛКП retries the same submission: the same response, and the link gets completed.
-            lko_app.state.module = real
+            lko_state(lko_app).module = real
             retried = await submit(lkp, crashed.token, GOOD, key)
         assert retried.status_code == 200
         assert retried.json()["id"] == orphan.id
@@ -329,8 +330,8 @@ async def test_recovery_keeps_answers_whose_link_expired_meanwhile(tmp_path: Pat
     async with stack("embedded", tmp_path) as system:
         (survey,) = await issue_surveys(system, 1, seed=207)
         lko_app = system.lko_asgi.app
-        real = lko_app.state.module
-        lko_app.state.module = FlakyModule(real, failures=1, crash=False)
+        real = lko_state(lko_app).module
+        lko_state(lko_app).module = FlakyModule(real, failures=1, crash=False)
         async with lko_for(system) as lkp:
             assert (await submit(lkp, survey.token, GOOD)).status_code == 201
         async with system.db.uow() as uow:

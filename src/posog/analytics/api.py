@@ -31,6 +31,7 @@ from posog.analytics.contracts import (
 from posog.analytics.ratings import reports
 from posog.analytics.ratings.queries import Filters, scope_bounds
 from posog.analytics.scope import ScopeViolation, Target, for_figures, for_ratings
+from posog.core.appstate import need, provide
 from posog.core.db import Database
 from posog.core.http import SERVICE_ERRORS, error_responses, install_error_handlers, operations_router
 from posog.core.service_auth import ServiceKeyring, require_service
@@ -136,7 +137,7 @@ async def _answer(
     async def serialised() -> bytes:
         return (await compute()).model_dump_json(by_alias=True).encode()
 
-    answers: AnswerCache = request.app.state.answers
+    answers = need(request, AnswerCache)
     if answers.enabled:
         body = await answers.get(key, await rollups_version(session), serialised)
     else:
@@ -154,10 +155,10 @@ def create_app(db: Database, settings: Settings) -> FastAPI:
         version="1.0.0",
         description="Показатели качества услуг по стране, регионам и организациям (SPEC §8, v1).",
     )
-    app.state.db = db
-    app.state.settings = settings
-    app.state.service_keyring = ServiceKeyring(settings.service_keys, SERVICE_OPERATIONS)
-    app.state.answers = AnswerCache(settings.analytics_cache_entries)
+    provide(app, db)
+    provide(app, settings)
+    provide(app, ServiceKeyring(settings.service_keys, SERVICE_OPERATIONS))
+    provide(app, AnswerCache(settings.analytics_cache_entries))
     install_error_handlers(app, system="analytics", unexpected_message="Внутренняя ошибка модуля аналитики")
     app.include_router(
         operations_router(system="analytics", unavailable_message="База данных модуля аналитики недоступна")
@@ -188,7 +189,7 @@ def _analytics_router() -> APIRouter:
         answer_scope = Scope(
             level=level, region_code=target.region_code, inn=target.inn, type_code=type_code, survey_level=survey_level
         )
-        db: Database = request.app.state.db
+        db = need(request, Database)
         async with db.uow() as uow:
             await _check_reach(uow.session, scope, target)
             key = ("summary", answer_scope.model_dump_json(), filters, period.model_dump_json())
@@ -221,8 +222,8 @@ def _analytics_router() -> APIRouter:
             type_code=type_code,
             survey_level=survey_level,
         )
-        settings: Settings = request.app.state.settings
-        db: Database = request.app.state.db
+        settings = need(request, Settings)
+        db = need(request, Database)
         minimum = settings.analytics_min_responses
         async with db.uow() as uow:
             key = ("ratings", level, answer_scope.model_dump_json(), filters, period.model_dump_json(), minimum)
@@ -253,7 +254,7 @@ def _analytics_router() -> APIRouter:
         answer_scope = Scope(
             level=level, region_code=target.region_code, inn=target.inn, type_code=type_code, survey_level=survey_level
         )
-        db: Database = request.app.state.db
+        db = need(request, Database)
         async with db.uow() as uow:
             await _check_reach(uow.session, scope, target)
             key = ("timeseries", answer_scope.model_dump_json(), filters, period.model_dump_json(), bucket)

@@ -22,6 +22,9 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from posog.core.appstate import need
+from posog.core.db import Database
+
 log = structlog.get_logger(__name__)
 
 
@@ -308,7 +311,7 @@ def _describe_body(kind: str) -> str:
 
 
 def operations_router(*, system: str, unavailable_message: str) -> APIRouter:
-    """Liveness (``/healthz``), readiness (``/readyz``: the app's ``state.db`` answers) and Prometheus
+    """Liveness (``/healthz``), readiness (``/readyz``: the app's :class:`Database` answers) and Prometheus
     ``/metrics`` — the same for every system's app."""
     from prometheus_client import generate_latest
     from sqlalchemy import text
@@ -324,7 +327,7 @@ def operations_router(*, system: str, unavailable_message: str) -> APIRouter:
     async def readyz(request: Request) -> Response:
         """Readiness: the database answers."""
         try:
-            async with request.app.state.db.engine.connect() as connection:
+            async with need(request, Database).engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
         except Exception as exc:
             log.warning("api.readyz.database_unavailable", system=system, error=exc.__class__.__name__)

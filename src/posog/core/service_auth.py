@@ -18,6 +18,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import SecretStr
 
+from posog.core.appstate import need
+
 log = structlog.get_logger(__name__)
 
 
@@ -80,8 +82,8 @@ def presented_key(request: Request) -> str | None:
 
 def authenticate(request: Request, needed: frozenset[str], key: str | None) -> ServiceCaller:
     """The caller presenting ``key`` (401 ``unauthorized``), allowed every operation of ``needed`` (403
-    ``forbidden``). The app must hold a ``ServiceKeyring`` in ``app.state.service_keyring``."""
-    keyring: ServiceKeyring = request.app.state.service_keyring
+    ``forbidden``). The app must be given its ``ServiceKeyring`` (``core.appstate.provide``)."""
+    keyring = need(request, ServiceKeyring)
     caller = keyring.identify(key) if key else None
     if caller is None:
         log.warning("service_auth.rejected", path=request.url.path, reason="unknown" if key else "missing")
@@ -137,7 +139,7 @@ class _ServiceKeyCheck:
 def require_service(*operations: str) -> Callable[..., Awaitable[ServiceCaller]]:
     """A FastAPI dependency that authenticates the calling system by its bearer key (401
     ``unauthorized``) and checks that it may perform every one of ``operations`` (403 ``forbidden``);
-    it returns the caller. The app must hold a ``ServiceKeyring`` in ``app.state.service_keyring``
+    it returns the caller. The app must be given its ``ServiceKeyring`` (``core.appstate.provide``)
     (``create_app`` puts it there). A hot route may call :func:`authenticate` itself instead (one
     dependency less to solve per request) and declare ``openapi_extra=SERVICE_KEY_SECURITY``.
 

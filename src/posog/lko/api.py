@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from posog.core.appstate import provide
 from posog.core.clientaddr import TrustedProxies
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Database
@@ -22,6 +23,7 @@ from posog.lko.pages.setup import install_pages
 from posog.lko.questionnaires.announcements import AnnouncementRelay
 from posog.lko.questionnaires.api import router as questionnaires_router
 from posog.lko.responses.api import router as responses_router
+from posog.lko.state import LkoState
 from posog.module.client import ModuleClient
 from posog.settings import Settings
 
@@ -41,15 +43,19 @@ def create_app(
         docs_url=None,  # no Swagger UI: FastAPI loads it from a CDN; /openapi.json stays
         redoc_url=None,
     )
-    app.state.db = db
-    app.state.settings = settings
-    app.state.module = module
-    app.state.clock = clock
-    app.state.session_policy = SessionPolicy.from_settings(settings)
-    app.state.trusted_proxies = TrustedProxies(settings.trusted_proxies)  # whose X-Forwarded-For is believed
-    # Publications are announced to the module through app.state.module, whatever it is at the time.
-    app.state.announcements = AnnouncementRelay(db, lambda: app.state.module, clock=clock)
-    app.state.service_keyring = ServiceKeyring(settings.service_keys, SERVICE_OPERATIONS)
+    state = LkoState(
+        db=db,
+        settings=settings,
+        clock=clock,
+        session_policy=SessionPolicy.from_settings(settings),
+        trusted_proxies=TrustedProxies(settings.trusted_proxies),
+        # Publications are announced to the module through state.module, whatever it is at the time.
+        announcements=AnnouncementRelay(db, lambda: state.module, clock=clock),
+        module=module,
+    )
+    provide(app, state)
+    provide(app, db)
+    provide(app, ServiceKeyring(settings.service_keys, SERVICE_OPERATIONS))
     install_error_handlers(app, system="lko", unexpected_message="Внутренняя ошибка ЛКО, повторите запрос позже")
     app.include_router(_health_router())
     # API routers of the features — register new ones here.

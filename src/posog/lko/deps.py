@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from posog.core.appstate import need
 from posog.core.db import Database, UnitOfWork
 from posog.core.http import SERVICE_ERRORS, error_responses
 
@@ -15,8 +16,7 @@ API_ERRORS: dict[int | str, dict[str, Any]] = error_responses(*SERVICE_ERRORS)
 
 
 def database(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
+    return need(request, Database)
 
 
 async def _database(request: Request) -> Database:

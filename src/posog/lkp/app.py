@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from posog.core.appstate import provide
 from posog.core.clientaddr import TrustedProxies
 from posog.core.http import log_unexpected
 from posog.lko.client import LkoClient
@@ -28,9 +29,15 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 def create_app(module: ModuleClient, lko: LkoClient, settings: Settings) -> FastAPI:
     """The ЛКП app: ``/s/{token}`` (the survey; POST submits it), ``/s/{token}/done``, ``/static``."""
     app = FastAPI(title="ЛКП ПОС ОГ", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.settings = settings
-    app.state.trusted_proxies = TrustedProxies(settings.trusted_proxies)  # whose X-Forwarded-For is believed
-    app.state.lkp = LkpServices(module=module, lko=lko, templates=make_templates(TEMPLATES_DIR))
+    provide(
+        app,
+        LkpServices(
+            module=module,
+            lko=lko,
+            templates=make_templates(TEMPLATES_DIR),
+            trusted_proxies=TrustedProxies(settings.trusted_proxies),
+        ),
+    )
     app.mount("/static", static_files(), name="static")
     app.include_router(router)
     app.add_exception_handler(StarletteHTTPException, _http_error_page)

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from posog.core.appstate import need
 from posog.core.clientaddr import TrustedProxies
 from posog.core.clock import MOSCOW
 from posog.core.russian import russian_date
@@ -176,16 +177,17 @@ PROBLEMS: dict[str, Problem] = {
 
 @dataclass(frozen=True)
 class LkpServices:
-    """What the pages need: the module (link data), ЛКО (answers) and the templates."""
+    """What the pages need: the module (link data), ЛКО (answers), the templates and whose
+    ``X-Forwarded-For`` to believe."""
 
     module: ModuleClient
     lko: LkoClient
     templates: Jinja2Templates
+    trusted_proxies: TrustedProxies
 
 
 def services(request: Request) -> LkpServices:
-    lkp: LkpServices = request.app.state.lkp
-    return lkp
+    return need(request, LkpServices)
 
 
 def client_id(request: Request) -> str | None:
@@ -194,8 +196,7 @@ def client_id(request: Request) -> str | None:
     header from anyone else is ignored, so a citizen cannot pick the key its failures count under."""
     if request.client is None:
         return None
-    proxies: TrustedProxies | None = getattr(request.app.state, "trusted_proxies", None)
-    return proxies.client_of(request.scope) if proxies is not None else request.client.host
+    return services(request).trusted_proxies.client_of(request.scope)
 
 
 def render_problem(request: Request, code: str, *, message: str | None = None, status: int | None = None) -> Response:

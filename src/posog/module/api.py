@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
+from posog.core.appstate import provide
 from posog.core.clientaddr import TrustedProxies
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Database
@@ -24,6 +25,7 @@ from posog.module.links.api import router as links_router
 from posog.module.links.catalog import QuestionnaireCatalog
 from posog.module.links.fastpath import LinkFastPath, link_token
 from posog.module.links.release import WaitingCardsReleaser
+from posog.module.state import ModuleState, module_state
 from posog.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -97,15 +99,20 @@ def create_app(
     # No Swagger/ReDoc pages: FastAPI loads them from a CDN, and nothing may load from outside at run
     # time. The OpenAPI document itself is served at /openapi.json.
     app = ModuleApp(title="Модуль оценки качества ПОС ОГ", version="1.0.0", docs_url=None, redoc_url=None)
-    app.state.db = db
-    app.state.releaser = releaser
-    app.state.catalog = catalog  # links answer 503 without it
-    app.state.clock = clock
-    # Failed link look-ups per client: shared by every module process through Redis when
-    # POSOG_REDIS_URL is set, else counted by this process (bootstrap passes the one it closes).
-    app.state.link_attempts = link_attempts or make_link_attempts(settings)
-    app.state.trusted_proxies = TrustedProxies(settings.trusted_proxies)
-    app.state.service_keyring = ServiceKeyring(settings.service_keys, SERVICE_OPERATIONS)
+    provide(app, db)
+    provide(app, ServiceKeyring(settings.service_keys, SERVICE_OPERATIONS))
+    provide(
+        app,
+        ModuleState(
+            db=db,
+            releaser=releaser,
+            catalog=catalog,
+            clock=clock,
+            # bootstrap passes the limiter it closes
+            link_attempts=link_attempts or make_link_attempts(settings),
+            trusted_proxies=TrustedProxies(settings.trusted_proxies),
+        ),
+    )
     install_error_handlers(app, system="module", unexpected_message="Внутренняя ошибка модуля, повторите позже")
     app.include_router(operations_router(system="module", unavailable_message="База данных модуля недоступна"))
     app.include_router(_cards_router(), prefix="/api/v1")
@@ -125,7 +132,7 @@ def _cards_router() -> APIRouter:
     )
     async def release(body: ReleaseRequest, request: Request) -> Response | ReleaseResult:
         """ЛКО published a questionnaire for (type, level): issue links for the cards waiting for it."""
-        releaser: WaitingCardsReleaser = request.app.state.releaser
+        releaser = module_state(request).releaser
         try:
             counts = await releaser.release(body.type_code, body.level)
         except LkoError as exc:

@@ -14,12 +14,14 @@ from html import escape
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
+from starlette.applications import Starlette
 from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from posog.bootstrap import System
+from posog.core.appstate import maybe
 from posog.core.http import ServerErrorBoundary, install_error_handlers
-from posog.lko.questionnaires.announcements import AnnouncementRelay
+from posog.lko.state import LkoState
 
 SYSTEMS: dict[str, str] = {
     "module": "Модуль оценки качества — API",
@@ -120,8 +122,10 @@ def create_web_app(system: System, *, serve: Sequence[str], run_workers: bool) -
                 asyncio.create_task(system.analytics.run(), name="analytics"),
                 asyncio.create_task(system.pii_purger().run(system.settings.pii_purge_interval_s), name="pii-purge"),
             ]
-        relay = getattr(getattr(apps.get("lko"), "state", None), "announcements", None) if "lko" in serve else None
-        if isinstance(relay, AnnouncementRelay):
+        lko = system.lko_asgi.app if "lko" in serve else None
+        state = maybe(lko, LkoState) if isinstance(lko, Starlette) else None
+        relay = state.announcements if state is not None else None
+        if relay is not None:
             # ЛКО re-sends the publication announcements the module missed: now, then periodically.
             interval = system.settings.announcement_retry_s
             tasks.append(asyncio.create_task(relay.run(interval), name="lko-announcements"))

@@ -15,6 +15,7 @@ from posog.lko.org_types.contracts import ImportRejected, ImportResult, RowProbl
 from posog.lko.org_types.handlers import OrgTypeConflict, import_org_types
 from posog.lko.org_types.io import parse_json_rows
 from posog.lko.org_types.queries import list_org_types
+from posog.lko.state import lko_state
 
 router = APIRouter(responses=API_ERRORS, tags=["org-types"], route_class=ServiceKeyFirstRoute)
 
@@ -66,7 +67,7 @@ async def put_org_types(
         )
         return JSONResponse(rejected.model_dump(), status_code=422)
     try:
-        summary = await import_org_types(uow, parsed.items, now=request.app.state.clock())
+        summary = await import_org_types(uow, parsed.items, now=lko_state(request).clock())
     except OrgTypeConflict as conflict:
         return error_response(409, "conflict", conflict.message)
     return JSONResponse(ImportResult(**summary.__dict__).model_dump())

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from posog.core.clientaddr import TrustedProxies
 from posog.core.russian import moscow_time
-from posog.lko.accounts.handlers import SessionPolicy, SignedIn, sign_in, sign_out
+from posog.lko.accounts.handlers import SignedIn, sign_in, sign_out
 from posog.lko.pages.web import (
     CSRF_FIELD,
     LOGIN_COOKIE,
@@ -32,7 +32,7 @@ from posog.lko.pages.web import (
     safe_next,
     text_field,
 )
-from posog.settings import Settings
+from posog.lko.state import lko_state
 
 router = APIRouter(include_in_schema=False)
 
@@ -41,7 +41,7 @@ INVALID_CREDENTIALS = "Неверный логин или пароль."
 
 def _client(request: Request) -> str:
     """The address sign-in failures are counted under: the peer, or what a trusted proxy vouches for."""
-    proxies: TrustedProxies | None = getattr(request.app.state, "trusted_proxies", None)
+    proxies: TrustedProxies | None = lko_state(request).trusted_proxies
     if proxies is None:
         return request.client.host if request.client else "unknown"
     return proxies.client_of(request.scope)
@@ -52,7 +52,7 @@ def _cookie_path(request: Request) -> str:
 
 
 def _secure(request: Request) -> bool:
-    settings: Settings = request.app.state.settings
+    settings = lko_state(request).settings
     return settings.cabinet_cookies_secure
 
 
@@ -111,7 +111,7 @@ async def login_submit(request: Request) -> Response:
     login = text_field(form, "login", limit=200)
     password = text_field(form, "password", limit=1000)
     next_path = safe_next(request, text_field(form, "next", limit=2000))
-    policy: SessionPolicy = request.app.state.session_policy
+    policy = lko_state(request).session_policy
     client = _client(request)
     async with database(request).uow() as uow:
         outcome = await sign_in(uow, login, password, client=client, now=now(request), policy=policy)

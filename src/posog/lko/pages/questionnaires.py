@@ -31,7 +31,6 @@ from posog.lko.pages.web import (
     require,
     text_field,
 )
-from posog.lko.questionnaires.announcements import AnnouncementRelay
 from posog.lko.questionnaires.defaults import default_questionnaire_draft
 from posog.lko.questionnaires.handlers import (
     LEVEL_NAMES,
@@ -52,6 +51,7 @@ from posog.lko.questionnaires.queries import (
     version_document,
 )
 from posog.lko.questionnaires.validation import KINDS, DraftInvalid, Problem
+from posog.lko.state import lko_state
 
 router = APIRouter(include_in_schema=False)
 
@@ -366,7 +366,7 @@ async def questionnaire_publish(request: Request, principal: Principal, question
             else [refusal.message]
         )
         return await _show_with_errors(request, principal, detail, messages)
-    relay: AnnouncementRelay = request.app.state.announcements
+    relay = lko_state(request).announcements
     outcome = await relay.send_after_publication(publication.announcement_id)
     notice = "published" if outcome is not None else "published_pending"
     return redirect(request, "questionnaire", {"msg": notice}, questionnaire_id=detail.summary.id)

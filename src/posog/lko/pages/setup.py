@@ -25,6 +25,7 @@ from posog.lko.pages.web import (
     render,
 )
 from posog.lko.reports import pages as reports
+from posog.lko.state import lko_state
 from posog.web.security import SecurityHeadersMiddleware, hsts_max_age
 from posog.web.templating import static_files
 
@@ -39,11 +40,12 @@ _HTTP_ERRORS: dict[int, tuple[str, str]] = {
 
 def install_pages(app: FastAPI) -> None:
     """Add the cabinet to ``app`` (call after the API's error handlers are installed)."""
-    app.state.lko_templates = build_templates()
+    state = lko_state(app)
+    state.templates = build_templates()
     app.add_middleware(
         SecurityHeadersMiddleware,
         cacheable_prefixes=("/static/", "/api/", "/assets/"),
-        hsts_max_age_s=hsts_max_age(app.state.settings),
+        hsts_max_age_s=hsts_max_age(state.settings),
     )
     app.mount("/static", static_files(), name="static")
     _install_error_pages(app)

@@ -23,8 +23,9 @@ from posog.core.clock import Clock
 from posog.core.db import Database
 from posog.core.regions import get_region
 from posog.core.russian import moscow_date, moscow_time, numeric_date
-from posog.lko.accounts.handlers import SessionPolicy, resolve_session
+from posog.lko.accounts.handlers import resolve_session
 from posog.lko.accounts.model import CabinetPrincipal
+from posog.lko.state import lko_state
 from posog.web.templating import make_templates
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -128,12 +129,12 @@ _UNRESOLVED = object()
 
 
 def database(request: Request) -> Database:
-    db: Database = request.app.state.db
+    db = lko_state(request).db
     return db
 
 
 def _clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
+    clock = lko_state(request).clock
     return clock
 
 
@@ -149,7 +150,7 @@ async def optional_principal(request: Request) -> CabinetPrincipal | None:
     principal = None
     session_id = request.cookies.get(SESSION_COOKIE)
     if session_id and len(session_id) <= 128:
-        policy: SessionPolicy = request.app.state.session_policy
+        policy = lko_state(request).session_policy
         async with database(request).uow() as uow:
             principal = await resolve_session(uow, session_id, now=now(request), policy=policy)
     request.state.principal = principal
@@ -273,7 +274,8 @@ def render(
     status_code: int = 200,
 ) -> HTMLResponse:
     """A page of the cabinet with the signed-in user's navigation and a notice from ``?msg=``."""
-    templates: Jinja2Templates = request.app.state.lko_templates
+    templates = lko_state(request).templates
+    assert templates is not None, "install_pages() sets the cabinet's templates"
     notice = NOTICES.get(request.query_params.get("msg", ""))
     full: dict[str, Any] = {
         "user": principal,

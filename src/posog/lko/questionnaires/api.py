@@ -13,7 +13,6 @@ from posog.core.http import error_response, error_responses, printable
 from posog.core.service_auth import ServiceKeyFirstRoute, require_service
 from posog.lko.contracts import ApiError, QuestionnaireDocument, QuestionnaireState, SurveyLevel
 from posog.lko.deps import API_ERRORS, UowDep
-from posog.lko.questionnaires.announcements import AnnouncementRelay
 from posog.lko.questionnaires.contracts import (
     DraftProblems,
     ProblemOut,
@@ -42,6 +41,7 @@ from posog.lko.questionnaires.queries import (
     version_document,
 )
 from posog.lko.questionnaires.validation import DraftInvalid
+from posog.lko.state import lko_state
 
 IMMUTABLE_CACHE = "public, max-age=86400, immutable"
 _MAX_VERSION = 2**31 - 1  # the INTEGER column's range; beyond it nothing can exist
@@ -163,7 +163,7 @@ async def create_questionnaire_api(
         content=content,
     )
     try:
-        questionnaire_id = await create_questionnaire(uow, command, now=request.app.state.clock())
+        questionnaire_id = await create_questionnaire(uow, command, now=lko_state(request).clock())
     except DraftInvalid as invalid:
         return _problems_response(invalid)
     detail = await _detail_or_404(uow, questionnaire_id)
@@ -185,7 +185,7 @@ async def edit_questionnaire_api(
     """Replace the draft. Published versions never change; publish the draft to make a new one."""
     canonical_id = _existing_id(questionnaire_id)
     try:
-        await edit_draft(uow, canonical_id, body, now=request.app.state.clock())
+        await edit_draft(uow, canonical_id, body, now=lko_state(request).clock())
     except QuestionnaireNotFound:
         raise _questionnaire_not_found(f"Анкета {printable(questionnaire_id)} не найдена") from None
     except DraftInvalid as invalid:
@@ -205,7 +205,7 @@ async def publish_questionnaire_api(request: Request, uow: UowDep, questionnaire
     active there before, in the same transaction — and release the module's cards waiting for it."""
     canonical_id = _existing_id(questionnaire_id)
     try:
-        publication = await publish_questionnaire(uow, canonical_id, now=request.app.state.clock())
+        publication = await publish_questionnaire(uow, canonical_id, now=lko_state(request).clock())
     except QuestionnaireNotFound:
         raise _questionnaire_not_found(f"Анкета {printable(questionnaire_id)} не найдена") from None
     except DraftInvalid as invalid:
@@ -227,7 +227,7 @@ async def withdraw_questionnaire_api(request: Request, uow: UowDep, questionnair
     """Stop giving the questionnaire to citizens; its versions stay readable."""
     canonical_id = _existing_id(questionnaire_id)
     try:
-        await withdraw_questionnaire(uow, canonical_id, now=request.app.state.clock())
+        await withdraw_questionnaire(uow, canonical_id, now=lko_state(request).clock())
     except QuestionnaireNotFound:
         raise _questionnaire_not_found(f"Анкета {printable(questionnaire_id)} не найдена") from None
     except QuestionnaireRefused as refused:
@@ -239,7 +239,7 @@ async def withdraw_questionnaire_api(request: Request, uow: UowDep, questionnair
 async def announce(request: Request, announcement_id: str) -> ReleaseOut:
     """Send the announcement of a committed publication; what the module did not take now is re-sent
     later by the relay."""
-    relay: AnnouncementRelay = request.app.state.announcements
+    relay = lko_state(request).announcements
     outcome = await relay.send_after_publication(announcement_id)
     if outcome is None:
         return ReleaseOut(status="pending")

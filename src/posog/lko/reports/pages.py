@@ -23,6 +23,7 @@ from posog.lko.reports.data import (
     parse_query,
 )
 from posog.lko.reports.export import report_csv, report_xlsx
+from posog.lko.state import lko_state
 
 router = APIRouter(include_in_schema=False)
 
@@ -51,7 +52,7 @@ async def plotly_js() -> Response:
 
 
 def _client(request: Request) -> AnalyticsClient:
-    client: AnalyticsClient | None = getattr(request.app.state, "analytics", None)
+    client = lko_state(request).analytics
     if client is None:
         not_found()
     return client

@@ -36,6 +36,7 @@ from posog.lko.responses.handlers import (
 from posog.lko.responses.queries import DEFAULT_PAGE, MAX_PAGE, InvalidCursor, get_response, list_responses
 from posog.lko.responses.validation import AnswersInvalid
 from posog.lko.scope import Scope
+from posog.lko.state import lko_state
 from posog.module.client import ModuleClient
 
 CLIENT_HEADER = "X-Posog-Client"
@@ -68,11 +69,10 @@ def _scope_of(caller: ServiceCaller) -> Scope:
 
 
 def _recovery(request: Request, module: ModuleClient) -> CompletionRecovery:
-    recovery: CompletionRecovery | None = getattr(request.app.state, "response_recovery", None)
-    if recovery is None:
-        recovery = CompletionRecovery(request.app.state.db, module)
-        request.app.state.response_recovery = recovery
-    return recovery
+    state = lko_state(request)
+    if state.recovery is None:
+        state.recovery = CompletionRecovery(state.db, module)
+    return state.recovery
 
 
 @router.post("/responses", status_code=201, response_model=StoredResponse, responses=_SUBMIT_ERRORS)
@@ -83,7 +83,7 @@ async def post_response(
     _caller: Annotated[ServiceCaller, Depends(require_service("responses:write"))],
 ) -> Response:
     """Store a citizen's answers to the survey of ``token``, exactly once per card."""
-    module: ModuleClient | None = request.app.state.module
+    module = lko_state(request).module
     if module is None:
         return error_response(503, "module_unavailable", MODULE_UNAVAILABLE, headers={"Retry-After": "60"})
     client_id = request.headers.get(CLIENT_HEADER, "").strip()[:100] or (
@@ -93,7 +93,7 @@ async def post_response(
         token=body.token, idempotency_key=body.idempotency_key, answers=body.answers, client_id=client_id
     )
     try:
-        submitted = await submit_response(command, request.app.state.db, module)
+        submitted = await submit_response(command, lko_state(request).db, module)
     except AnswersInvalid as invalid:
         errors = FieldErrors(error=ApiError(code="validation_error", message=VALIDATION_MESSAGE), fields=invalid.fields)
         return JSONResponse(errors.model_dump(), status_code=422)

@@ -17,6 +17,7 @@ from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
+from posog.core.appstate import need
 from posog.core.clock import as_utc
 from posog.core.db import Database
 from posog.core.http import SERVICE_ERRORS, error_responses
@@ -70,7 +71,7 @@ async def cards_feed(
                 status_code=422,
                 detail={"code": "bad_cursor", "message": "Некорректный курсор ленты карточек"},
             ) from None
-    db: Database = request.app.state.db
+    db = need(request, Database)
     async with db.uow() as uow:
         cards = await cards_changed_after(uow.session, position, limit + 1)
     has_more = len(cards) > limit

@@ -24,12 +24,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.convertors import Convertor, register_url_convertor
 
-from posog.core.clientaddr import TrustedProxies
-from posog.core.clock import Clock, utcnow
-from posog.core.db import Database
 from posog.core.http import error_response, error_responses
 from posog.core.metrics import LINK_OUTCOMES
-from posog.core.ratelimit import RateLimiter, retry_after_header
+from posog.core.ratelimit import retry_after_header
 from posog.core.service_auth import (
     SERVICE_KEY_SECURITY,
     ServiceCaller,
@@ -48,6 +45,7 @@ from posog.module.links.handlers import (
     complete_link,
     resolve_link,
 )
+from posog.module.state import module_state
 
 
 class _AnyToken(Convertor[str]):
@@ -68,7 +66,6 @@ register_url_convertor("posog_any_token", _AnyToken())
 log = structlog.get_logger(__name__)
 
 CLIENT_HEADER = "X-Posog-Client"
-_NO_PROXIES = TrustedProxies()
 _NO_STORE = {"Cache-Control": "no-store"}
 
 # What the citizen reads (ЛКП shows these messages as they are): what happened and what to do.
@@ -119,24 +116,14 @@ class LinkCompleted(BaseModel):
     response_id: str
 
 
-def _db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
-
-
-def _clock(request: Request) -> Clock:
-    clock: Clock = getattr(request.app.state, "clock", utcnow)
-    return clock
-
-
 def client_key(request: Request, caller: ServiceCaller) -> str:
     """Whose attempts these are: the forwarded client (header) or the peer, per calling system. The
     peer is the address a trusted proxy vouches for in ``X-Forwarded-For`` when it is one
-    (``POSOG_TRUSTED_PROXIES``, ``app.state.trusted_proxies``), else the connection's own."""
+    (``POSOG_TRUSTED_PROXIES``), else the connection's own."""
     forwarded = request.headers.get(CLIENT_HEADER, "").strip()[:100]
     if forwarded:
         return f"{caller.name}:{forwarded}"
-    proxies: TrustedProxies = getattr(request.app.state, "trusted_proxies", _NO_PROXIES)
+    proxies = module_state(request).trusted_proxies
     return f"{caller.name}:peer:{proxies.client_of(request.scope)}"
 
 
@@ -182,17 +169,17 @@ async def get_survey_link(token: str, request: Request) -> Response:
     # The module's hottest route authenticates here rather than through a dependency (as
     # require_service("links:read") would, with the same answers): one dependency less per request.
     caller = authenticate(request, LINKS_READ, presented_key(request))
-    catalog: QuestionnaireCatalog | None = getattr(request.app.state, "catalog", None)
-    limiter: RateLimiter = request.app.state.link_attempts
+    state = module_state(request)
+    catalog = state.catalog
     if catalog is None:
         return unavailable()
     try:
         data = await resolve_link(
             ResolveLink(token=token, client=client_key(request, caller)),
-            _db(request),
+            state.db,
             catalog=catalog,
-            limiter=limiter,
-            clock=_clock(request),
+            limiter=state.link_attempts,
+            clock=state.clock,
         )
     except LinkRefusal as refusal:
         return refusal_response(refusal)
@@ -218,10 +205,9 @@ def link_json(data: LinkData, catalog: QuestionnaireCatalog) -> bytes:
 )
 async def post_survey_link_completion(token: str, body: CompleteLink, request: Request) -> Response:
     """ЛКО stored ``response_id`` for this link: the link becomes ``completed`` (exactly once)."""
+    state = module_state(request)
     try:
-        await complete_link(
-            CompleteSurveyLink(token=token, response_id=body.response_id), _db(request), clock=_clock(request)
-        )
+        await complete_link(CompleteSurveyLink(token=token, response_id=body.response_id), state.db, clock=state.clock)
     except LinkRefusal as refusal:
         return refusal_response(refusal)
     return JSONResponse(LinkCompleted(response_id=body.response_id).model_dump(), headers=_NO_STORE)

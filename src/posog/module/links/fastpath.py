@@ -24,22 +24,24 @@ telemetry switched on. The route stays registered, so the OpenAPI document lists
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from fastapi.security.utils import get_authorization_scheme_param
-from starlette._utils import is_async_callable
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from posog.core.clock import Clock, utcnow
+from posog.core.appstate import need
+from posog.core.service_auth import ServiceKeyring
 from posog.lko.client import LkoError
 from posog.module.links.api import LINKS_READ, link_json, refusal_response, unavailable
-from posog.module.links.catalog import QuestionnaireCatalog
 from posog.module.links.handlers import LinkRefusal, ResolveLink, resolve_link
+from posog.module.state import module_state
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -94,7 +96,8 @@ class LinkFastPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send, token: str) -> bool:
         """Answer the request and return True, or return False having done nothing (not even read
         the request): the full app answers it then."""
-        state = self.app.state
+        state = module_state(self.app)
+        keyring = need(self.app, ServiceKeyring)
         authorization: str | None = None
         forwarded: str | None = None
         for name, value in scope["headers"]:
@@ -104,8 +107,8 @@ class LinkFastPath:
             elif name == _CLIENT and forwarded is None:
                 forwarded = value.decode("latin-1")
         key = bearer_key(authorization)
-        caller = state.service_keyring.identify(key) if key else None
-        catalog: QuestionnaireCatalog | None = getattr(state, "catalog", None)
+        caller = keyring.identify(key) if key else None
+        catalog = state.catalog
         if caller is None or not caller.operations >= LINKS_READ or catalog is None:
             return False  # 401, 403 or 503: the route answers (and logs) it
 
@@ -114,7 +117,6 @@ class LinkFastPath:
             client = f"{caller.name}:{forwarded}"
         else:
             client = f"{caller.name}:peer:{state.trusted_proxies.client_of(scope)}"
-        clock: Clock = getattr(state, "clock", utcnow)
         scope["app"] = self.app
         started = False  # whether an answer has begun (then a failure cannot be answered any more)
         try:
@@ -124,7 +126,7 @@ class LinkFastPath:
                     state.db,
                     catalog=catalog,
                     limiter=state.link_attempts,
-                    clock=clock,
+                    clock=state.clock,
                 )
             except LinkRefusal as refusal:
                 response = refusal_response(refusal)
@@ -170,6 +172,14 @@ async def _server_error_response(app: FastAPI, request: Request, exc: Exception)
             handler = value
     if handler is None:
         return PlainTextResponse("Internal Server Error", status_code=500)
-    if is_async_callable(handler):
+    if _is_async_callable(handler):
         return await cast(Awaitable[Response], handler(request, exc))
     return await run_in_threadpool(cast(Callable[[Request, Exception], Response], handler), request, exc)
+
+
+def _is_async_callable(obj: Any) -> bool:
+    """Whether calling ``obj`` gives a coroutine (a coroutine function, a partial of one, or an object
+    whose ``__call__`` is one), as Starlette decides it for exception handlers."""
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    return inspect.iscoroutinefunction(obj) or (callable(obj) and inspect.iscoroutinefunction(obj.__call__))
