@@ -36,7 +36,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Final
 
-from posog.lko.contracts import AnswerValue, QuestionnaireDocument
+from posog.lko.contracts import AnswerValue, QuestionnaireDocument, scale_of
 
 NAMESPACE: Final = "http://vashkontrol.ru/service/rates/1.2.0"
 INDICATORS: Final[dict[str, int]] = {"service_time": 1, "queue_time": 2, "staff": 3, "comfort": 4, "information": 5}
@@ -72,7 +72,7 @@ def criterion_ratings(questionnaire: QuestionnaireDocument, answers: Mapping[str
         if question.kind != "rating" or question.criterion is None or question.criterion in found:
             continue
         value = answers.get(question.id)
-        scale = question.scale or SCALE
+        scale = scale_of(question)
         if scale < 2 or isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= scale:
             continue
         found[question.criterion] = normalise(value, scale)

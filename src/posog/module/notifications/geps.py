@@ -6,18 +6,10 @@ import uuid
 from datetime import date, datetime
 
 from posog.core.clock import MOSCOW
+from posog.core.russian import russian_date
 from posog.module.contracts import GepsNotification, Recipient
 
-_MONTHS = (
-    "января", "февраля", "марта", "апреля", "мая", "июня",
-    "июля", "августа", "сентября", "октября", "ноября", "декабря",
-)  # fmt: skip
-
 TITLE = "Оцените качество оказанной услуги"
-
-
-def russian_date(day: date) -> str:
-    return f"{day.day} {_MONTHS[day.month - 1]} {day.year} г."
 
 
 def build_notification(
