@@ -187,7 +187,7 @@ class Outbox(Generic[M]):
     # --- Outcomes ----------------------------------------------------------------------------------
 
     def sent_values(self, at: datetime) -> dict[str, Any]:
-        values: dict[str, Any] = {"sent_at": at, "last_error": None, "lease_until": None}
+        values: dict[str, Any] = {"sent_at": at, "last_error": None, "lease_until": None, "dead_at": None}
         if self._due_nullable():
             values["next_attempt_at"] = None
         return values
