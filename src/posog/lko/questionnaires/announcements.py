@@ -24,7 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Base, Database, UTCDateTime, UUIDStr, new_uuid
-from posog.core.outbox import Delivery, DeliveryColumns, Failure, Outbox, backoff
+from posog.core.outbox import Delivery, DeliveryColumns, Failure, Outbox
 from posog.lko.contracts import SurveyLevel
 from posog.module.contracts import ReleaseResult
 
@@ -108,10 +108,6 @@ class AnnouncementRelay:
         self.outbox = Outbox(
             db, ANNOUNCEMENTS, base_s=base_backoff.total_seconds(), cap_s=max_backoff.total_seconds(), clock=clock
         )
-
-    def backoff(self, attempts: int) -> timedelta:
-        """The wait before retrying after ``attempts`` failed attempts (the engine's: doubling, capped)."""
-        return backoff(attempts, base_s=self.outbox.base_s, cap_s=self.outbox.cap_s)
 
     async def send_pending(self, *, now: datetime | None = None) -> list[AnnouncementOutcome]:
         """Send every announcement due at ``now`` (default: the clock); returns what happened to each."""

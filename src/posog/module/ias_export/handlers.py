@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from posog.analytics.client import AnalyticsClient, AnalyticsError, AnalyticsRefused
 from posog.core.clock import MOSCOW, Clock, today
 from posog.core.db import Database
-from posog.core.outbox import Failure, Outbox, backoff
+from posog.core.outbox import Failure, Outbox
 from posog.lko.client import LkoClient, LkoError
 from posog.lko.contracts import QuestionnaireDocument, StoredResponse
 from posog.module.ias_export.model import FAILED, IAS_EXPORTS, PENDING, SENT, IasExport
@@ -184,10 +184,6 @@ class IasExporter:
             log.info("ias.batch.logged", batch_id=batch, kind=kind, items=items, size=len(payload))
 
     # --- Delivery ----------------------------------------------------------------------------------
-
-    def backoff(self, attempts: int) -> timedelta:
-        """The wait after the ``attempts``-th failed attempt (the engine's backoff)."""
-        return backoff(attempts, base_s=self._retry_base_s, cap_s=self._retry_max_s)
 
     async def attempt(self, batch: str) -> IasExport:
         """One delivery attempt of a logged batch, and its outcome logged."""
