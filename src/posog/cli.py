@@ -23,18 +23,21 @@ from posog.analytics.cli import AnalyticsRuntime, analytics_app, provide_runtime
 from posog.bootstrap import System, bootstrap
 from posog.core.logging import configure_logging
 from posog.core.migrate import upgrade
+from posog.core.outbox_cli import outbox_app
 from posog.core.russian import moscow_time, numeric_date
 from posog.emulators.epgu.model import InboxNotification
 from posog.lko.accounts.cli import users_app
+from posog.lko.questionnaires.announcements import ANNOUNCEMENTS
 from posog.lko.responses.handlers import CompletionRecovery
+from posog.lko.responses.model import COMPLETIONS
 from posog.lko.seed import seed_defaults
 from posog.module.client import ModuleClient
 from posog.module.ias_export.handlers import ExportError, Kind
-from posog.module.ias_export.model import PENDING, IasExport
+from posog.module.ias_export.model import IAS_EXPORTS, PENDING, IasExport
 from posog.module.intake.handlers import IntakeStats, RawFact
 from posog.module.intake.model import RejectedFact
 from posog.module.links.cli import links_app
-from posog.module.notifications.model import OutboxMessage
+from posog.module.notifications.model import GEPS, OutboxMessage
 from posog.module.retention import PURGED
 from posog.settings import Settings
 
@@ -48,6 +51,7 @@ export_app = typer.Typer(help="Export to ИАС МКГУ (SPEC §9).", no_args_i
 app.add_typer(export_app, name="export")
 app.add_typer(users_app, name="users")
 app.add_typer(links_app, name="links")
+app.add_typer(outbox_app([GEPS, ANNOUNCEMENTS, IAS_EXPORTS, COMPLETIONS]), name="outbox")
 emulate_app = typer.Typer(help="Emulators of the neighbouring systems: СМЭВ (facts), citizens.", no_args_is_help=True)
 app.add_typer(emulate_app, name="emulate")
 console = Console()

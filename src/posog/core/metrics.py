@@ -34,3 +34,15 @@ RATE_LIMIT_STORE_ERRORS = Counter(
     "Failures of the shared rate-limit store; each process counted alone meanwhile",
     ["store"],
 )
+DELIVERY_ATTEMPTS = Counter(
+    "posog_delivery_attempts_total",
+    "Delivery attempts (core.outbox), by delivery and outcome: sent, retry (scheduled after a backoff), dead",
+    ["delivery", "outcome"],
+)
+DELIVERY_BACKLOG = Gauge("posog_delivery_backlog", "Rows of a delivery neither sent nor dead", ["delivery"])
+DELIVERY_OLDEST_DUE = Gauge(
+    "posog_delivery_oldest_due_seconds", "How long the most overdue row of a delivery has been due", ["delivery"]
+)
+DELIVERY_DEAD = Gauge(
+    "posog_delivery_dead", "Rows of a delivery that will never be sent unless re-driven", ["delivery"]
+)

@@ -4,9 +4,11 @@ Publishing writes an ``lko_announcements`` row in the same transaction as the ne
 lost if the module is down or the process dies); after the commit the row is sent through the
 module's contract (:meth:`ModuleClient.release_waiting_cards`) and marked sent. Rows the module did not
 take are retried with backoff: after each publication, at start-up and periodically
-(:meth:`AnnouncementRelay.run`). Several processes may relay at once: a row is claimed with a lease
-(``FOR UPDATE SKIP LOCKED`` on PostgreSQL) before the call, and releasing twice is harmless — the
-module releases only the cards still waiting."""
+(:meth:`AnnouncementRelay.run`). The table is the ``lko-announcements`` delivery of the one engine
+(:mod:`posog.core.outbox`), which claims, leases and schedules; the relay supplies the call. Several
+processes may relay at once: a row is claimed with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL)
+before the call, and releasing twice is harmless — the module releases only the cards still
+waiting."""
 
 from __future__ import annotations
 
@@ -17,18 +19,19 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 import structlog
-from sqlalchemy import Index, Integer, String, Text, func, select
+from sqlalchemy import Index, Integer, String, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Base, Database, UTCDateTime, UUIDStr, new_uuid
+from posog.core.outbox import Delivery, DeliveryColumns, Failure, Outbox
 from posog.lko.contracts import SurveyLevel
 from posog.module.contracts import ReleaseResult
 
 log = structlog.get_logger(__name__)
 
 
-class Announcement(Base):
+class Announcement(DeliveryColumns, Base):
     """ "(type, level) has a newly published questionnaire" — to be told to the module."""
 
     __tablename__ = "lko_announcements"
@@ -40,12 +43,13 @@ class Announcement(Base):
     type_code: Mapped[str] = mapped_column(String(40))
     level: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # NOT NULL as before the engine (0002): a sent row keeps its last due time.
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    last_error: Mapped[str | None] = mapped_column(Text)
     issued: Mapped[int | None] = mapped_column(Integer)
     late: Mapped[int | None] = mapped_column(Integer)
+
+
+ANNOUNCEMENTS = Delivery("lko-announcements", Announcement)
 
 
 def new_announcement(questionnaire_id: str, version: int, type_code: str, level: str, *, now: datetime) -> Announcement:
@@ -101,12 +105,9 @@ class AnnouncementRelay:
         self._base_backoff = base_backoff
         self._max_backoff = max_backoff
         self._batch_size = batch_size
-
-    def backoff(self, attempts: int) -> timedelta:
-        """The wait before retrying after ``attempts`` failed attempts (doubling, capped)."""
-        factor: int = 2 ** min(max(attempts - 1, 0), 20)
-        delay: timedelta = self._base_backoff * factor
-        return min(delay, self._max_backoff)
+        self.outbox = Outbox(
+            db, ANNOUNCEMENTS, base_s=base_backoff.total_seconds(), cap_s=max_backoff.total_seconds(), clock=clock
+        )
 
     async def send_pending(self, *, now: datetime | None = None) -> list[AnnouncementOutcome]:
         """Send every announcement due at ``now`` (default: the clock); returns what happened to each."""
@@ -130,20 +131,7 @@ class AnnouncementRelay:
         return await self._settle(claimed, results, now or self._clock())
 
     async def _claim(self, now: datetime) -> list[Announcement]:
-        async with self._db.uow() as uow:
-            due = (
-                await uow.session.scalars(
-                    select(Announcement)
-                    .where(Announcement.sent_at.is_(None), Announcement.next_attempt_at <= now)
-                    .order_by(Announcement.created_at)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            for announcement in due:
-                announcement.next_attempt_at = now + self._lease
-            await uow.commit()
-            return list(due)
+        return await self.outbox.claim_due(self._batch_size, lease=self._lease, now=now)
 
     async def _settle(
         self, claimed: list[Announcement], results: dict[tuple[str, str], ReleaseResult | str], now: datetime
@@ -155,16 +143,14 @@ class AnnouncementRelay:
                 if row is None or row.sent_at is not None:
                     continue
                 result = results[(claim.type_code, claim.level)]
-                row.attempts += 1
                 if isinstance(result, ReleaseResult):
-                    row.sent_at = now
-                    row.issued, row.late, row.last_error = result.issued, result.late, None
+                    self.outbox.sent(row, at=now)
+                    row.issued, row.late = result.issued, result.late
                     outcomes.append(
                         AnnouncementOutcome(row.id, row.type_code, row.level, True, result.issued, result.late)
                     )
                 else:
-                    row.last_error = result
-                    row.next_attempt_at = now + self.backoff(row.attempts)
+                    self.outbox.failed(row, Failure(row.id, row.attempts, result), now=now)
                     outcomes.append(AnnouncementOutcome(row.id, row.type_code, row.level, False, error=result))
             await uow.commit()
         for outcome in outcomes:

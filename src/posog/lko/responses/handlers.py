@@ -35,8 +35,9 @@ from sqlalchemy.exc import IntegrityError
 
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Database, new_uuid
+from posog.core.outbox import Failure, Outbox
 from posog.lko.contracts import AnswerValue, StoredResponse
-from posog.lko.responses.model import SurveyResponse
+from posog.lko.responses.model import COMPLETIONS, PendingCompletion, SurveyResponse
 from posog.lko.responses.repository import ResponseRepository
 from posog.lko.responses.validation import validate_answers
 from posog.module.client import LinkRefused, ModuleClient, ModuleError
@@ -53,6 +54,16 @@ MODULE_UNAVAILABLE = (
 # The module's answers to a completion that settle it for good. Anything else (a misconfigured key,
 # a 5xx) is left pending and retried.
 _FINAL_REFUSALS = frozenset({"link_not_found", "link_expired", "link_revoked", "survey_completed"})
+# A completion that failed again is retried after the engine's backoff, at most the recovery's
+# interval: every run of the recovery retries what is pending, for ever, as before the engine.
+RETRY_BASE_S = 1.0
+RETRY_CAP_S = 60.0
+COMPLETION_LEASE = timedelta(seconds=120)
+
+
+def completions(db: Database, clock: Clock = utcnow) -> Outbox[PendingCompletion]:
+    """The engine over the pending link completions."""
+    return Outbox(db, COMPLETIONS, base_s=RETRY_BASE_S, cap_s=RETRY_CAP_S, clock=clock)
 
 
 class SubmissionRefused(Exception):
@@ -140,19 +151,30 @@ async def complete_pending(
     response and completing its link, or the module was unreachable). Idempotent and safe to run in
     several processes at once: the module takes a completion with the same response id as a no-op.
     Returns how many were settled."""
+    outbox = completions(db, clock)
+    claimed = await outbox.claim_due(
+        limit, lease=COMPLETION_LEASE, where=[PendingCompletion.created_at <= clock() - older_than]
+    )
+    if not claimed:
+        return 0
     async with db.uow() as uow:
-        pending = [
-            (row.id, row.completion_token)
-            for row in await ResponseRepository(uow.session).pending_completions(
-                submitted_before=clock() - older_than, limit=limit
-            )
-        ]
+        tokens = await ResponseRepository(uow.session).completion_tokens([row.response_id for row in claimed])
     settled = 0
-    for response_id, token in pending:
-        if token is not None and await _complete_link(db, module, response_id, token, clock):
+    for row in claimed:
+        token = tokens.get(row.response_id)
+        if token is None:  # settled meanwhile (a retried submission completed it): nothing to send
+            async with db.uow() as uow:
+                await outbox.mark_sent(uow.session, [row.response_id], at=clock())
+                await uow.commit()
+            continue
+        error = await _settle_link(db, module, row.response_id, token, clock)
+        if error is None:
             settled += 1
-    if pending:
-        log.info("responses.pending_completions", found=len(pending), settled=settled)
+            continue
+        async with db.uow() as uow:
+            await outbox.mark_failed(uow.session, [Failure(row.response_id, row.attempts, error)], now=clock())
+            await uow.commit()
+    log.info("responses.pending_completions", found=len(claimed), settled=settled)
     return settled
 
 
@@ -263,16 +285,21 @@ def _new_response(
 async def _complete_link(db: Database, module: ModuleClient, response_id: str, token: str, clock: Clock) -> bool:
     """Ask the module to complete the link with ``response_id`` and record its answer. False when the
     module could not be reached (the completion stays pending for :func:`complete_pending`)."""
+    return await _settle_link(db, module, response_id, token, clock) is None
+
+
+async def _settle_link(db: Database, module: ModuleClient, response_id: str, token: str, clock: Clock) -> str | None:
+    """:func:`_complete_link`, saying why not: None when settled, else what the module answered."""
     refusal: str | None = None
     try:
         await module.complete_link(token, response_id)
     except ModuleError as exc:
         log.warning("responses.completion_deferred", response_id=response_id, error=str(exc))
-        return False
+        return f"{exc.__class__.__name__}: {exc}"
     except LinkRefused as refused:
         if refused.code not in _FINAL_REFUSALS:
             log.error("responses.completion_refused_call", response_id=response_id, code=refused.code)
-            return False
+            return f"refused: {refused.code}"
         refusal = refused.code
         if refusal == "survey_completed":
             # Completed by another response id. Impossible by construction: the module completes a
@@ -290,5 +317,6 @@ async def _complete_link(db: Database, module: ModuleClient, response_id: str, t
         await ResponseRepository(uow.session).settle_completion(
             response_id, completed_at=clock() if refusal is None else None, refusal=refusal
         )
+        await completions(db, clock).mark_sent(uow.session, [response_id], at=clock())
         await uow.commit()
-    return True
+    return None

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from posog.core.db import Base, UTCDateTime, UUIDStr
+from posog.core.outbox import Delivery, DeliveryColumns
 from posog.lko.contracts import StoredResponse, SurveyLevel
 
 # JSONB on PostgreSQL, JSON text on SQLite (as the questionnaire documents).
@@ -82,3 +83,19 @@ class SurveyResponse(Base):
             answers=self.answers,
             submitted_at=self.submitted_at.isoformat(),
         )
+
+
+class PendingCompletion(DeliveryColumns, Base):
+    """The link completion of response ``response_id``, to be confirmed by the module: written with
+    the response (the ``lko-completions`` delivery of the one engine, :mod:`posog.core.outbox`),
+    sent once the module has settled it — completed, or refused for good. The token it needs stays
+    in the response's ``completion_token`` (cleared at the same time)."""
+
+    __tablename__ = "lko_response_completions"
+    __table_args__ = (Index("ix_lko_response_completions_due", "sent_at", "next_attempt_at"),)
+
+    response_id: Mapped[str] = mapped_column(UUIDStr(), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+COMPLETIONS = Delivery("lko-completions", PendingCompletion)

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posog.lko.responses.model import SurveyResponse
+from posog.lko.responses.model import PendingCompletion, SurveyResponse
 
 
 class ResponseRepository:
@@ -19,8 +19,17 @@ class ResponseRepository:
     async def add(self, response: SurveyResponse) -> None:
         """Insert a response. A second response for the card, or a reused idempotency key, fails with
         ``IntegrityError`` (here or at commit): the unique constraints decide between concurrent
-        submissions, not a read before the write."""
+        submissions, not a read before the write. Its link completion is pending from now on (due at
+        once: the request itself completes it, the recovery only after a grace)."""
         self._session.add(response)
+        self._session.add(
+            PendingCompletion(
+                response_id=response.id,
+                created_at=response.submitted_at,
+                attempts=0,
+                next_attempt_at=response.submitted_at,
+            )
+        )
         await self._session.flush()
 
     async def by_idempotency_key(self, idempotency_key: str) -> SurveyResponse | None:
@@ -28,15 +37,10 @@ class ResponseRepository:
             select(SurveyResponse).where(SurveyResponse.idempotency_key == idempotency_key)
         )
 
-    async def pending_completions(self, *, submitted_before: datetime, limit: int) -> list[SurveyResponse]:
-        """Responses whose link completion the module has not confirmed yet, oldest first."""
-        query = (
-            select(SurveyResponse)
-            .where(SurveyResponse.completion_token.isnot(None), SurveyResponse.submitted_at <= submitted_before)
-            .order_by(SurveyResponse.submitted_at)
-            .limit(limit)
-        )
-        return list(await self._session.scalars(query))
+    async def completion_tokens(self, response_ids: list[str]) -> dict[str, str | None]:
+        """The tokens the pending completions of ``response_ids`` need (None: settled meanwhile)."""
+        query = select(SurveyResponse.id, SurveyResponse.completion_token).where(SurveyResponse.id.in_(response_ids))
+        return {row.id: row.completion_token for row in await self._session.execute(query)}
 
     async def settle_completion(
         self, response_id: str, *, completed_at: datetime | None, refusal: str | None = None

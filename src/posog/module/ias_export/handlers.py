@@ -7,9 +7,11 @@ in the vashkontrol form, read from ЛКО's responses feed. Its id is determinis
 every attempt and every re-send carries the same bytes under the same id: the receiver keeps a batch id
 once and answers 200 to a repeat.
 
-Delivery: 2xx → ``sent``; a connection error, 5xx, 408, 425 or 429 → another attempt after
-``retry_base_s · 2^(attempts−1)`` (at most ``retry_max_s``) until ``max_attempts``, then ``failed``;
-any other 4xx → ``failed`` at once (the receiver will never take it; logged with its answer)."""
+Delivery, on the one engine (:mod:`posog.core.outbox`, delivery ``ias-export``): 2xx → ``sent``; a
+connection error, 5xx, 408, 425 or 429 → another attempt after the engine's backoff
+(``retry_base_s · 2^(attempts−1)``, at most ``retry_max_s``, a little less at random) until
+``max_attempts``, then ``failed`` (dead); any other 4xx → ``failed`` at once (the receiver will never
+take it; logged with its answer)."""
 
 from __future__ import annotations
 
@@ -24,15 +26,16 @@ from typing import Any, Final, Literal
 
 import httpx
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from posog.analytics.client import AnalyticsClient, AnalyticsError, AnalyticsRefused
 from posog.core.clock import MOSCOW, Clock, today
 from posog.core.db import Database
+from posog.core.outbox import Failure, Outbox
 from posog.lko.client import LkoClient, LkoError
 from posog.lko.contracts import QuestionnaireDocument, StoredResponse
-from posog.module.ias_export.model import FAILED, PENDING, SENT, IasExport
+from posog.module.ias_export.model import FAILED, IAS_EXPORTS, PENDING, SENT, IasExport
 from posog.module.ias_export.okato import okato_for_region
 from posog.module.ias_export.rates import RateForm, criterion_ratings, rates_xml
 from posog.module.intake.model import ServiceCard
@@ -119,6 +122,9 @@ class IasExporter:
         self._retry_max_s = retry_max_s
         self._max_attempts = max_attempts
         self._page_size = page_size
+        self.outbox = Outbox(
+            db, IAS_EXPORTS, base_s=retry_base_s, cap_s=retry_max_s, max_attempts=max_attempts, clock=clock
+        )
 
     # --- Batches -----------------------------------------------------------------------------------
 
@@ -133,14 +139,8 @@ class IasExporter:
         if row is None:
             payload, items = await self.build(kind, date_from, date_to, batch)
             await self._create(batch, kind, date_from, date_to, payload, items)
-        elif row.status == FAILED:
-            async with self._db.uow() as uow:
-                await uow.session.execute(
-                    update(IasExport)
-                    .where(IasExport.batch_id == batch)
-                    .values(status=PENDING, attempts=0, next_attempt_at=self._clock(), updated_at=self._clock())
-                )
-                await uow.commit()
+        elif row.status == FAILED:  # re-driven: pending, with a fresh round of attempts
+            await self.outbox.redrive([batch])
         return await self.attempt(batch)
 
     async def exists(self, kind: Kind, date_from: date, date_to: date) -> bool:
@@ -185,10 +185,6 @@ class IasExporter:
 
     # --- Delivery ----------------------------------------------------------------------------------
 
-    def backoff(self, attempts: int) -> timedelta:
-        """The wait after the ``attempts``-th failed attempt."""
-        return timedelta(seconds=min(self._retry_max_s, self._retry_base_s * 2 ** max(attempts - 1, 0)))
-
     async def attempt(self, batch: str) -> IasExport:
         """One delivery attempt of a logged batch, and its outcome logged."""
         now = self._clock()
@@ -197,36 +193,31 @@ class IasExporter:
             if row is None:
                 raise KeyError(batch)
             if row.status == PENDING:  # a lease, so that a concurrent worker does not send it too
-                row.next_attempt_at = now + timedelta(seconds=LEASE_S)
+                await self.outbox.lease(uow.session, batch, lease=timedelta(seconds=LEASE_S), now=now)
                 await uow.commit()
         delivery = await self._sender.send(row.kind, row.batch_id, row.payload)
         now = self._clock()
         async with self._db.uow() as uow:
             row = await uow.session.get(IasExport, batch)
             assert row is not None
-            row.attempts += 1
             row.updated_at = now
             if delivery.outcome in ("accepted", "duplicate"):
+                self.outbox.sent(row, at=row.sent_at or now)
                 row.status = SENT
-                row.sent_at = row.sent_at or now
-                row.next_attempt_at = None
-                row.last_error = None
                 log.info("ias.batch.sent", batch_id=batch, attempts=row.attempts, outcome=delivery.outcome)
             elif row.status == SENT:  # a re-send that did not go through changes nothing of the batch
+                row.attempts += 1
                 log.warning("ias.batch.resend_failed", batch_id=batch, error=delivery.detail)
             elif delivery.outcome == "refused":
+                self.outbox.failed(row, Failure(batch, row.attempts, delivery.detail, permanent=True), now=now)
                 row.status = FAILED
-                row.next_attempt_at = None
-                row.last_error = delivery.detail
                 log.error("ias.batch.refused", batch_id=batch, status=delivery.status_code, error=delivery.detail)
-            elif row.attempts >= self._max_attempts:
-                row.status = FAILED
-                row.next_attempt_at = None
+            elif self.outbox.failed(row, Failure(batch, row.attempts, delivery.detail), now=now):
+                row.status = FAILED  # out of attempts
                 row.last_error = f"{delivery.detail} (попыток: {row.attempts})"
                 log.error("ias.batch.out_of_attempts", batch_id=batch, attempts=row.attempts, error=delivery.detail)
             else:
-                row.next_attempt_at = now + self.backoff(row.attempts)
-                row.last_error = delivery.detail
+                assert row.next_attempt_at is not None
                 log.warning(
                     "ias.batch.retry_scheduled",
                     batch_id=batch,
@@ -238,30 +229,14 @@ class IasExporter:
             return row
 
     async def retry_due(self) -> int:
-        """Attempt every pending batch whose time has come; returns how many were attempted."""
-        now = self._clock()
-        async with self._db.uow() as uow:
-            due = (
-                await uow.session.scalars(
-                    select(IasExport.batch_id)
-                    .where(IasExport.status == PENDING, IasExport.next_attempt_at <= now)
-                    .order_by(IasExport.next_attempt_at)
-                )
-            ).all()
-        attempted = 0
-        for batch in due:
-            async with self._db.uow() as uow:  # claim it: only one worker attempts a batch at a time
-                claimed = await uow.session.execute(
-                    update(IasExport)
-                    .where(IasExport.batch_id == batch, IasExport.status == PENDING, IasExport.next_attempt_at <= now)
-                    .values(next_attempt_at=now + timedelta(seconds=LEASE_S))
-                )
-                await uow.commit()
-            if getattr(claimed, "rowcount", 0) != 1:
-                continue
-            await self.attempt(batch)
-            attempted += 1
-        return attempted
+        """Attempt every pending batch whose time has come; returns how many were attempted. Each is
+        claimed under a lease first: only one worker attempts a batch at a time."""
+        claimed = await self.outbox.claim_due(
+            None, lease=timedelta(seconds=LEASE_S), now=self._clock(), where=[IasExport.status == PENDING]
+        )
+        for row in claimed:
+            await self.attempt(row.batch_id)
+        return len(claimed)
 
     async def settle(self, batch: str, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> IasExport:
         """Keep attempting a pending batch, waiting out each backoff, until it is sent or failed."""

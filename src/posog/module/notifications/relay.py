@@ -1,33 +1,38 @@
 """The outbox relay: publishes committed outbox rows with publisher confirms, marks them sent and the
-links notified. Rows are claimed with ``FOR UPDATE SKIP LOCKED`` so several relays can run side by
-side on PostgreSQL. A crash between the broker's confirm and the commit republishes the same
-``notification_id``: delivery is at least once, and receivers drop duplicates by that id."""
+links notified — the ``geps`` delivery of the one engine (:mod:`posog.core.outbox`), which claims the
+rows, schedules the retries and counts the outcomes; the relay supplies the send (a whole claimed
+batch published with confirms in one call). Rows are claimed with ``FOR UPDATE SKIP LOCKED``, held
+for the transaction that publishes them, so several relays can run side by side on PostgreSQL. A
+crash between the broker's confirm and the commit republishes the same ``notification_id``: delivery
+is at least once, and receivers drop duplicates by that id."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posog.core import metrics
 from posog.core.bus import BusError, MessageBus, OutgoingMessage
 from posog.core.clock import Clock
 from posog.core.db import Database, among
+from posog.core.outbox import Failure, Outbox, backoff
 from posog.core.pii import PiiCipher, PiiError
 from posog.module.links.lifecycle import NOTIFY, move
 from posog.module.links.model import SurveyLink
-from posog.module.notifications.model import TOPIC_GEPS, OutboxMessage
+from posog.module.notifications.model import GEPS, TOPIC_GEPS, OutboxMessage
 
 log = structlog.get_logger(__name__)
 
 FULL_CLAIM_EVERY_S = 5.0
+BASE_BACKOFF_S = 0.5
+UNREADABLE_PENALTY = 10  # extra doublings of the backoff of a row nobody can open (capped all the same)
+OBSERVE_EVERY_S = 15.0
 
 
 class OutboxRelay:
@@ -53,13 +58,14 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._idle_sleep_s = idle_sleep_s
         self._max_backoff_s = max_backoff_s
+        self.outbox = Outbox(db, GEPS, base_s=BASE_BACKOFF_S, cap_s=max_backoff_s, clock=clock)
         self.published = 0
         self._claimed_up_to: int | None = None  # the last id of the last full batch claimed, see _claim
         self._full_claim_at = float("-inf")
 
     def backoff(self, attempts: int) -> timedelta:
-        seconds = min(self._max_backoff_s, 0.5 * 2 ** max(attempts - 1, 0))
-        return timedelta(seconds=seconds * random.uniform(0.8, 1.0))
+        """The engine's backoff with this relay's base and cap."""
+        return backoff(attempts, base_s=BASE_BACKOFF_S, cap_s=self._max_backoff_s)
 
     async def relay_once(self) -> int:
         """Publish one batch of due messages. Returns how many were published (0: nothing due or the
@@ -71,13 +77,14 @@ class OutboxRelay:
                 return 0
             messages: list[OutgoingMessage] = []
             publishable = []
-            unreadable: list[dict[str, Any]] = []
+            unreadable: list[Failure] = []
             for row in rows:
                 try:
                     body = self._cipher.open(row.pii_key_id, row.body, context=row.message_id)
                 except PiiError as exc:
-                    # A row nobody can open (its key was removed) must not block the ones behind it.
-                    unreadable.append(self._retry(row.id, row.attempts, now, str(exc), extra_backoff=10))
+                    # A row nobody can open (its key was removed) must not block the ones behind it;
+                    # retried for ever (the key may come back), far apart.
+                    unreadable.append(Failure(row.id, row.attempts, str(exc), penalty=UNREADABLE_PENALTY))
                     log.error("outbox.unreadable_message", outbox_id=row.id, error=str(exc)[:200])
                     continue
                 publishable.append(row)
@@ -88,7 +95,7 @@ class OutboxRelay:
                         headers={"card_id": row.card_id, "schema": "geps.notification/1"},
                     )
                 )
-            await self._reschedule(uow.session, unreadable)
+            await self.outbox.mark_failed(uow.session, unreadable, now=now)
             rows = publishable
             if not rows:
                 await uow.commit()
@@ -98,16 +105,13 @@ class OutboxRelay:
                 await self._bus.publish(self._exchange, self._routing_key, messages)
             except BusError as exc:
                 metrics.OUTBOX_FAILURES.inc()
-                await self._reschedule(uow.session, [self._retry(row.id, row.attempts, now, str(exc)) for row in rows])
+                failures = [Failure(row.id, row.attempts, str(exc)) for row in rows]
+                await self.outbox.mark_failed(uow.session, failures, now=now)
                 await uow.commit()
                 log.warning("outbox.publish_failed", size=len(rows), error=str(exc)[:200])
                 return 0
             sent_at = self._clock()
-            await uow.session.execute(
-                update(OutboxMessage)
-                .where(among(self._db.dialect, OutboxMessage.id, ids))
-                .values(sent_at=sent_at, last_error=None)
-            )
+            await self.outbox.mark_sent(uow.session, ids, at=sent_at)
             await uow.session.execute(
                 move(NOTIFY, among(self._db.dialect, SurveyLink.card_id, [row.card_id for row in rows]), at=sent_at)
             )
@@ -136,16 +140,11 @@ class OutboxRelay:
             OutboxMessage.body,
             OutboxMessage.attempts,
         )
-        due = (
-            select(*columns)
-            .where(OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= now)
-            .limit(self._batch_size)
-            .with_for_update(skip_locked=True)
-        )
+        due = self.outbox.due(*columns, now=now, limit=self._batch_size)
         started = time.monotonic()
         if self._claimed_up_to is not None and started - self._full_claim_at < FULL_CLAIM_EVERY_S:
             following = due.where(OutboxMessage.id > self._claimed_up_to).order_by(OutboxMessage.id)
-            rows = (await session.execute(following)).all()
+            rows: Sequence[Any] = (await session.execute(following)).all()
             if rows:
                 # A full batch: go on from its last row; a short one: everything after the mark is
                 # taken, so look at all due rows next time.
@@ -156,46 +155,21 @@ class OutboxRelay:
         self._claimed_up_to = max(row.id for row in rows) if len(rows) == self._batch_size else None
         return rows
 
-    def _retry(
-        self, outbox_id: int, attempts: int, now: datetime, error: str, *, extra_backoff: int = 0
-    ) -> dict[str, Any]:
-        """The new attempt count, next attempt time (with backoff) and error of a row that failed."""
-        return {
-            "outbox_id": outbox_id,
-            "attempts": attempts + 1,
-            "next_attempt_at": now + self.backoff(attempts + 1 + extra_backoff),
-            "last_error": error[:500],
-        }
-
-    @staticmethod
-    async def _reschedule(session: Any, retries: list[dict[str, Any]]) -> None:
-        if not retries:
-            return
-        table: Table = OutboxMessage.__table__  # type: ignore[assignment]
-        statement = (
-            update(table)
-            .where(table.c.id == bindparam("outbox_id"))
-            .values(
-                attempts=bindparam("attempts"),
-                next_attempt_at=bindparam("next_attempt_at"),
-                last_error=bindparam("last_error"),
-            )
-        )
-        await session.execute(statement, retries)
-
     async def backlog(self) -> int:
-        async with self._db.uow() as uow:
-            count = await uow.session.scalar(
-                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.sent_at.is_(None))
-            )
-        metrics.OUTBOX_BACKLOG.set(count or 0)
-        return count or 0
+        """The messages not yet published (nor dead); sets the backlog gauges."""
+        count, _, _ = await self.outbox.observe()
+        metrics.OUTBOX_BACKLOG.set(count)
+        return count
 
     async def run(self) -> None:
         """Relay until cancelled; sleeps only when there was nothing to publish."""
         log.info("outbox.started", exchange=self._exchange)
+        observed = float("-inf")
         while True:
             try:
+                if time.monotonic() - observed >= OBSERVE_EVERY_S:
+                    observed = time.monotonic()
+                    await self.backlog()
                 published = await self.relay_once()
             except asyncio.CancelledError:
                 raise

@@ -1,0 +1,128 @@
+"""``posog outbox …``: an operator's commands for the deliveries of the one engine (:mod:`.outbox`):
+list the dead rows, re-drive them. Like every operator command, it works on a database already
+migrated (``posog db upgrade``) and changes nothing else.
+
+The main CLI builds it with the deliveries of the systems (:func:`outbox_app`) and registers it as
+the ``outbox`` group: the core knows no system. (No postponed annotations here: the commands' help
+names the deliveries given, and Typer reads the annotations of functions made in a closure.)"""
+
+import asyncio
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from posog.core.clock import MOSCOW, utcnow
+from posog.core.db import Database
+from posog.core.outbox import DeadRow, Delivery, Outbox
+from posog.settings import Settings
+
+console = Console()
+NOT_MIGRATED = "[red]База данных не подготовлена или недоступна: сначала «posog db upgrade».[/]"
+
+
+def outbox_app(deliveries: Sequence[Delivery[Any]]) -> typer.Typer:
+    """The ``outbox`` command group over ``deliveries``."""
+    by_name = {delivery.name: delivery for delivery in deliveries}
+    names = ", ".join(by_name)
+    app = typer.Typer(
+        help=f"Доставки ({names}): строки, которые не будут отправлены, и их повторная отправка.",
+        no_args_is_help=True,
+    )
+
+    def chosen(name: str | None) -> list[Delivery[Any]]:
+        if name is None:
+            return list(by_name.values())
+        if name not in by_name:
+            console.print(f"[red]Нет доставки {name!r}; есть: {names}.[/]")
+            raise typer.Exit(2)
+        return [by_name[name]]
+
+    @app.command("dead")
+    def dead(
+        delivery: Annotated[str | None, typer.Option("--delivery", help=f"Только эта доставка: {names}")] = None,
+        limit: Annotated[int, typer.Option(min=1, help="Не больше стольких строк каждой доставки")] = 100,
+    ) -> None:
+        """Строки, которые не будут отправлены (получатель отказал навсегда или попытки кончились)."""
+        selected = chosen(delivery)
+
+        async def main() -> list[DeadRow]:
+            db = _database()
+            try:
+                found: list[DeadRow] = []
+                for each in selected:
+                    found += await Outbox(db, each).dead(limit)
+                return found
+            except (OperationalError, ProgrammingError):
+                console.print(NOT_MIGRATED)
+                raise typer.Exit(2) from None
+            finally:
+                await db.dispose()
+
+        rows = asyncio.run(main())
+        if not rows:
+            console.print("Таких строк нет.")
+            return
+        table = Table(title="Не будут отправлены (повторить: posog outbox redrive ID…)")
+        for column in ("ID", "Попыток", "С", "Последняя ошибка"):
+            table.add_column(column)
+        for row in rows:
+            at = row.dead_at.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M:%S")
+            table.add_row(f"{row.delivery}:{row.key}", str(row.attempts), at, (row.last_error or "")[:200])
+        console.print(table)
+
+    @app.command("redrive")
+    def redrive(
+        ids: Annotated[list[str], typer.Argument(help="ДОСТАВКА:ID, как их показывает «posog outbox dead»")],
+        delivery: Annotated[
+            str | None, typer.Option("--delivery", help="Доставка для ID без префикса «ДОСТАВКА:»")
+        ] = None,
+    ) -> None:
+        """Отправить строки снова: с новым кругом попыток, начиная с этой минуты."""
+        wanted: dict[str, list[str]] = {}
+        for given in ids:
+            prefix, colon, rest = given.partition(":")
+            if colon and prefix in by_name:
+                name, key = prefix, rest
+            elif delivery is not None:
+                name, key = chosen(delivery)[0].name, given
+            else:
+                console.print(f"[red]{given}: укажите доставку (ДОСТАВКА:ID или --delivery; есть: {names}).[/]")
+                raise typer.Exit(2)
+            wanted.setdefault(name, []).append(key)
+
+        async def main() -> dict[str, list[Any]]:
+            db = _database()
+            try:
+                done: dict[str, list[Any]] = {}
+                for name, keys in wanted.items():
+                    each = by_name[name]
+                    done[name] = await Outbox(db, each, clock=utcnow).redrive([each.parse_key(k) for k in keys])
+                return done
+            except (OperationalError, ProgrammingError):
+                console.print(NOT_MIGRATED)
+                raise typer.Exit(2) from None
+            finally:
+                await db.dispose()
+
+        done = asyncio.run(main())
+        missed = []
+        for name, keys in wanted.items():
+            redriven = {str(key) for key in done.get(name, [])}
+            for key in keys:
+                if key in redriven:
+                    console.print(f"{name}:{key} — будет отправлена снова.")
+                else:
+                    missed.append(f"{name}:{key}")
+        if missed:
+            console.print(f"[red]Не найдены среди неотправляемых: {', '.join(missed)}.[/]")
+            raise typer.Exit(1)
+
+    return app
+
+
+def _database() -> Database:
+    return Database(Settings().resolved_database_url, pool_size=2)
