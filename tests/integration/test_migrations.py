@@ -1,4 +1,6 @@
-"""The Alembic history builds exactly the schema the models describe, on SQLite and PostgreSQL."""
+"""The Alembic history builds exactly the schema the models describe, on SQLite and PostgreSQL. These
+tests migrate databases of their own (``fresh_*``), not copies of the run's template; the copies every
+other test gets are checked to hold the same schema."""
 
 from __future__ import annotations
 
@@ -34,11 +36,17 @@ async def _assert_in_step(url: str) -> None:
     assert diff == [], f"models and migrations differ: {diff}"
 
 
-async def test_sqlite_schema_matches_the_models(sqlite_url: str) -> None:
+async def test_sqlite_schema_matches_the_models(fresh_sqlite_url: str) -> None:
+    await _assert_in_step(fresh_sqlite_url)
+    await upgrade(fresh_sqlite_url)  # idempotent
+
+
+async def test_postgresql_schema_matches_the_models(fresh_pg_url: str) -> None:
+    await _assert_in_step(fresh_pg_url)
+    await upgrade(fresh_pg_url)
+
+
+async def test_the_copies_tests_get_hold_the_migrated_schema(sqlite_url: str, pg_url: str) -> None:
+    """The run's templates (migrated once, copied for every test) are in step with the models too."""
     await _assert_in_step(sqlite_url)
-    await upgrade(sqlite_url)  # idempotent
-
-
-async def test_postgresql_schema_matches_the_models(pg_url: str) -> None:
     await _assert_in_step(pg_url)
-    await upgrade(pg_url)
