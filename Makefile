@@ -10,7 +10,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON := $(shell command -v $(PYTHON))
 export UV_LINK_MODE := copy
 
-.PHONY: help setup demo test lint unit integration browser bench fmt clean chromium
+.PHONY: help setup demo test lint unit integration e2e browser bench fmt clean chromium
 
 help:
 	@echo "make demo   — set everything up and run the whole flow on the embedded default"
@@ -51,6 +51,9 @@ unit: setup
 
 integration: setup
 	$(BIN)/pytest -q tests/integration
+
+e2e: setup
+	$(BIN)/pytest -q tests/e2e
 
 bench: setup
 	$(BIN)/python -m bench $(ARGS)
