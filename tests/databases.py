@@ -2,8 +2,9 @@
 
 Alembic runs once per run and backend into a template — a PostgreSQL database that nothing connects
 to after its migration (``ALLOW_CONNECTIONS false``), or an SQLite file — and each test gets a copy:
-``CREATE DATABASE … TEMPLATE …`` on PostgreSQL, a file copy on SQLite. The templates are removed at
-the end of the run (``drop_templates``, from the session's finish).
+``CREATE DATABASE … TEMPLATE …`` on PostgreSQL, a file copy on SQLite. On PostgreSQL a helper thread
+makes the next copy while a test runs and drops a finished test's database behind it. The templates
+are removed at the end of the run (``drop_templates``, from the session's finish).
 
 The templates are made lazily, on first use, under a thread lock: the browser tests' live system
 makes its database on an event loop of its own thread. Tests of the migrations themselves use
@@ -21,7 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import asyncpg
@@ -83,21 +84,14 @@ def _pg_template_name() -> str:
         return _pg_template
 
 
-async def create_pg_database(*, migrated: bool = True) -> str:
-    """A database of its own for a test: a copy of the run's migrated template, or (``migrated=False``)
-    an empty one for a test that runs the migrations itself. ``PgUnavailable`` if PostgreSQL cannot
-    be reached."""
+async def _copy_of(template: str) -> str:
     name = f"posog_test_{uuid.uuid4().hex[:12]}"
-    if not migrated:
-        await _admin(f'CREATE DATABASE "{name}"')
-        return pg_url_of(name)
-    template = await asyncio.to_thread(_pg_template_name)
     deadline = time.monotonic() + COPY_DEADLINE_S
     pause = 0.05
     while True:
         try:
             await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-            return pg_url_of(name)
+            return name
         except asyncpg.ObjectInUseError:
             # "source database is being accessed by other users": nothing of ours connects to the
             # template, but should anything ever, wait for it to leave instead of failing the test.
@@ -107,9 +101,55 @@ async def create_pg_database(*, migrated: bool = True) -> str:
             pause = min(pause * 2, 1.0)
 
 
+def _make_copy() -> str:
+    return asyncio.run(_copy_of(_pg_template_name()))
+
+
+def _drop(name: str) -> None:
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# One thread of its own makes the next copy while a test runs and drops a finished test's database
+# behind it, in the order asked: a test neither waits for its copy (when the spare is ready) nor for
+# its drop. At most one spare copy exists at a time.
+_helper: ThreadPoolExecutor | None = None
+_spare: Future[str] | None = None
+_drops: list[Future[None]] = []
+
+
+def _helper_thread() -> ThreadPoolExecutor:
+    global _helper
+    if _helper is None:
+        _helper = ThreadPoolExecutor(1, thread_name_prefix="posog-test-databases")
+    return _helper
+
+
+def _take_copy() -> Future[str]:
+    """The spare copy (or one being made), and the next spare asked for."""
+    global _spare
+    with _lock:
+        helper = _helper_thread()
+        taken = _spare if _spare is not None else helper.submit(_make_copy)
+        _spare = helper.submit(_make_copy)
+        return taken
+
+
+async def create_pg_database(*, migrated: bool = True) -> str:
+    """A database of its own for a test: a copy of the run's migrated template, or (``migrated=False``)
+    an empty one for a test that runs the migrations itself. ``PgUnavailable`` if PostgreSQL cannot
+    be reached."""
+    if not migrated:
+        name = f"posog_test_{uuid.uuid4().hex[:12]}"
+        await _admin(f'CREATE DATABASE "{name}"')
+        return pg_url_of(name)
+    return pg_url_of(await asyncio.wrap_future(_take_copy()))
+
+
 async def drop_pg_database(url: str) -> None:
+    """Drop the test's database — behind the test, on the helper thread (connections are forced out)."""
     name = url.rsplit("/", 1)[1]
-    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with _lock:
+        _drops.append(_helper_thread().submit(_drop, name))
 
 
 def _make_sqlite_template() -> Path:
@@ -143,15 +183,35 @@ async def create_sqlite_database(path: Path) -> str:
 
 
 def drop_templates() -> None:
-    """Remove this run's templates (called once, at the end of the session)."""
-    global _pg_template, _sqlite_template
+    """At the end of the session: finish the drops, drop the spare copy and remove the templates."""
+    global _pg_template, _sqlite_template, _helper, _spare
+    with _lock:
+        helper, spare, drops = _helper, _spare, list(_drops)
+        _helper, _spare = None, None
+        _drops.clear()
+    failures: list[BaseException] = []
+    if helper is not None:
+        if spare is not None:
+            try:
+                drops.append(helper.submit(_drop, spare.result()))
+            except BaseException as exc:  # the spare could not be made: nothing to drop
+                failures.append(exc)
+        for drop in drops:
+            try:
+                drop.result()
+            except BaseException as exc:
+                failures.append(exc)
+        helper.shutdown(wait=True)
     with _lock:
         if _pg_template is not None:
-            statement = f'DROP DATABASE IF EXISTS "{_pg_template}" WITH (FORCE)'
+            name = _pg_template
             # In a thread of its own: whichever event loop the caller's thread has is left alone.
             with ThreadPoolExecutor(1) as pool:
-                pool.submit(lambda: asyncio.run(_admin(statement))).result()
+                pool.submit(_drop, name).result()
             _pg_template = None
         if _sqlite_template is not None:
             shutil.rmtree(_sqlite_template.parent, ignore_errors=True)
             _sqlite_template = None
+    unavailable = [f for f in failures if not isinstance(f, PgUnavailable)]
+    if unavailable:
+        raise unavailable[0]
