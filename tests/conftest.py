@@ -1,6 +1,6 @@
-"""Shared fixtures: settings, databases (a fresh, migrated one per test: SQLite file or PostgreSQL
-database), RabbitMQ availability, and the suite-wide check that no test citizen's personal data
-reaches any log line."""
+"""Shared fixtures: settings, databases (a migrated one of its own per test, SQLite file or PostgreSQL
+database: a copy of the run's template, migrated once — ``tests/databases.py``), RabbitMQ
+availability, and the suite-wide check that no test citizen's personal data reaches any log line."""
 
 from __future__ import annotations
 
@@ -13,14 +13,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from posog.core.logging import configure_logging
 from posog.core.migrate import upgrade
 from posog.settings import Settings
+from tests import databases
 
-PG_ADMIN_DSN = os.environ.get("POSOG_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("POSOG_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("POSOG_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 LOG_DIR = Path("test-output/logs")
@@ -130,30 +129,45 @@ def redis_prefix() -> str:
     return f"posog-test:{uuid.uuid4().hex[:12]}:"
 
 
+async def pg_database(*, migrated: bool = True) -> str:
+    """A PostgreSQL database of its own (``databases.create_pg_database``); the test is skipped
+    locally, failed in CI, when PostgreSQL cannot be reached."""
+    try:
+        return await databases.create_pg_database(migrated=migrated)
+    except databases.PgUnavailable as exc:
+        _unavailable("PostgreSQL", exc)
+        raise
+
+
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database, migrated with Alembic, dropped afterwards."""
-    name = f"posog_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
-    except Exception as exc:
-        _unavailable("PostgreSQL", exc)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    await upgrade(url)
+    """A PostgreSQL database of the test's own, migrated (a copy of the run's template), dropped afterwards."""
+    url = await pg_database()
     yield url
-    admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    await databases.drop_pg_database(url)
+
+
+@pytest.fixture
+async def fresh_pg_url() -> AsyncIterator[str]:
+    """A PostgreSQL database migrated by Alembic for this test alone (for the tests of the migrations
+    themselves), dropped afterwards."""
+    url = await pg_database(migrated=False)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await upgrade(url)
+        yield url
     finally:
-        await admin.close()
+        await databases.drop_pg_database(url)
 
 
 @pytest.fixture
 async def sqlite_url(tmp_path: Path) -> str:
+    """A migrated SQLite database of the test's own (a copy of the run's template)."""
+    return await databases.create_sqlite_database(tmp_path / "posog.sqlite3")
+
+
+@pytest.fixture
+async def fresh_sqlite_url(tmp_path: Path) -> str:
+    """An SQLite database migrated by Alembic for this test alone."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'posog.sqlite3'}"
     await upgrade(url)
     return url
@@ -179,6 +193,8 @@ def scan_logs_for_pii(paths: list[Path], needles: set[str]) -> list[str]:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The suite fails if any log line of any test (or worker process) holds a test citizen's СНИЛС,
     name or birth date."""
+    with contextlib.suppress(databases.PgUnavailable):
+        databases.drop_templates()
     for handler in logging.getLogger().handlers:
         with contextlib.suppress(ValueError):  # a handler left on a CliRunner's closed stream
             handler.flush()

@@ -10,38 +10,32 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from sqlalchemy import func, select
 
 from posog.bootstrap import System, bootstrap
-from posog.core.migrate import upgrade
 from posog.lko.seed import seed_defaults
 from posog.settings import Settings
-from tests.conftest import AMQP_URL, PG_ADMIN_DSN, _unavailable
+from tests import databases
+from tests.conftest import AMQP_URL, _unavailable, pg_database
 
 BACKENDS = ("embedded", "production")
 
 
-async def create_pg_database() -> str:
-    name = f"posog_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
-    except Exception as exc:
-        _unavailable("PostgreSQL", exc)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+async def create_pg_database(*, migrated: bool = True) -> str:
+    """A PostgreSQL database of its own: a copy of the run's migrated template (or, ``migrated=False``,
+    an empty one). Skipped locally, failed in CI, when PostgreSQL cannot be reached."""
+    return await pg_database(migrated=migrated)
 
 
 async def drop_pg_database(url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await databases.drop_pg_database(url)
+
+
+async def stack_database(backend: str, tmp_path: Path) -> str:
+    """The migrated database of a stack: a copy of the run's PostgreSQL or SQLite template."""
+    if backend == "production":
+        return await create_pg_database()
+    return await databases.create_sqlite_database(tmp_path / "posog.sqlite3")
 
 
 def stack_settings(backend: str, tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
@@ -68,13 +62,9 @@ def stack_settings(backend: str, tmp_path: Path, database_url: str, **overrides:
 async def stack(backend: str, tmp_path: Path, **overrides: Any) -> AsyncIterator[System]:
     """A migrated, seeded system on SQLite + in-process bus ("embedded") or PostgreSQL + RabbitMQ
     ("production"), with queue names of its own; everything removed afterwards."""
-    if backend == "production":
-        database_url = await create_pg_database()
-    else:
-        database_url = f"sqlite+aiosqlite:///{tmp_path / 'posog.sqlite3'}"
+    database_url = await stack_database(backend, tmp_path)
     settings = stack_settings(backend, tmp_path, database_url, **overrides)
     try:
-        await upgrade(database_url)
         system = bootstrap(settings)
         await seed_defaults(system.db)
         if backend == "production":

@@ -48,6 +48,8 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path("test-output/screenshots")
 DOCS_SCREENSHOTS = Path("docs/screenshots")
 WIDTHS = (375, 1280)
+# How long the live system may take to start, or a fact to reach its end, on a loaded machine.
+DEADLINE_S = 120.0
 
 T = TypeVar("T")
 
@@ -125,7 +127,7 @@ class LiveSystem:
 
     def start(self) -> None:
         self._thread.start()
-        if not self._ready.wait(60) or self._failure is not None:
+        if not self._ready.wait(DEADLINE_S) or self._failure is not None:
             raise RuntimeError(f"the live system did not start: {self._failure!r}")
 
     def stop(self) -> None:
@@ -167,7 +169,7 @@ class LiveSystem:
             self._ready.set()
             await serving
 
-    def run(self, work: Callable[[System], Coroutine[Any, Any, T]], timeout: float = 60) -> T:
+    def run(self, work: Callable[[System], Coroutine[Any, Any, T]], timeout: float = DEADLINE_S) -> T:
         """Run ``work(system)`` on the server's event loop and wait for its result."""
         assert self._loop is not None
         assert self.system is not None
@@ -189,7 +191,7 @@ class LiveSystem:
         self.run(publish)
         return fact
 
-    def wait_for_card(self, card_id: str, status: str | None = None, timeout: float = 30) -> None:
+    def wait_for_card(self, card_id: str, status: str | None = None, timeout: float = DEADLINE_S) -> None:
         def card_there(system: System) -> Awaitable[bool]:
             async def check() -> bool:
                 async with system.db.uow() as uow:
@@ -200,7 +202,7 @@ class LiveSystem:
 
         self._poll(card_there, timeout, f"card {card_id} ({status or 'any'})")
 
-    def notification(self, card_id: str, timeout: float = 30) -> dict[str, Any]:
+    def notification(self, card_id: str, timeout: float = DEADLINE_S) -> dict[str, Any]:
         """The citizen's notification about ``card_id``, once it reached the ЕПГУ inbox."""
         found: dict[str, Any] = {}
 

@@ -20,7 +20,6 @@ from sqlalchemy import select, text
 
 from posog.bootstrap import System, bootstrap
 from posog.core import ids
-from posog.core.migrate import upgrade
 from posog.emulators.datagen.facts import FactFactory, Organization
 from posog.lko.client import LkoClient
 from posog.lko.contracts import StoredResponse
@@ -28,7 +27,7 @@ from posog.lko.seed import seed_defaults
 from posog.module.intake.handlers import RawFact
 from posog.module.notifications.model import OutboxMessage
 from tests.conftest import _unavailable, remember_citizen
-from tests.support import create_pg_database, drop_pg_database, stack_settings
+from tests.support import drop_pg_database, stack_database, stack_settings
 
 # A Friday. The stack's clock starts here and then runs at the speed of the real one, so the feeds'
 # timestamps keep their order.
@@ -71,13 +70,9 @@ def running_clock(start: datetime = ANCHOR) -> Callable[[], datetime]:
 @contextlib.asynccontextmanager
 async def analytics_stack(backend: str, tmp_path: Path, **overrides: Any) -> AsyncIterator[System]:
     """As ``tests.support.stack``, with the running clock from ANCHOR."""
-    if backend == "production":
-        database_url = await create_pg_database()
-    else:
-        database_url = f"sqlite+aiosqlite:///{tmp_path / 'posog.sqlite3'}"
+    database_url = await stack_database(backend, tmp_path)
     settings = stack_settings(backend, tmp_path, database_url, **overrides)
     try:
-        await upgrade(database_url)
         system = bootstrap(settings, clock=running_clock())
         await seed_defaults(system.db)
         try:

@@ -1,4 +1,6 @@
-"""The Alembic history builds exactly the schema the models describe, on SQLite and PostgreSQL."""
+"""The Alembic history builds exactly the schema the models describe, on SQLite and PostgreSQL. These
+tests migrate databases of their own (``fresh_*``), not copies of the run's template; the copies every
+other test gets are checked to hold the same schema."""
 
 from __future__ import annotations
 
@@ -44,14 +46,20 @@ async def _assert_in_step(url: str) -> None:
     assert diff == [], f"models and migrations differ: {diff}"
 
 
-async def test_sqlite_schema_matches_the_models(sqlite_url: str) -> None:
+async def test_sqlite_schema_matches_the_models(fresh_sqlite_url: str) -> None:
+    await _assert_in_step(fresh_sqlite_url)
+    await upgrade(fresh_sqlite_url)  # idempotent
+
+
+async def test_postgresql_schema_matches_the_models(fresh_pg_url: str) -> None:
+    await _assert_in_step(fresh_pg_url)
+    await upgrade(fresh_pg_url)
+
+
+async def test_the_copies_tests_get_hold_the_migrated_schema(sqlite_url: str, pg_url: str) -> None:
+    """The run's templates (migrated once, copied for every test) are in step with the models too."""
     await _assert_in_step(sqlite_url)
-    await upgrade(sqlite_url)  # idempotent
-
-
-async def test_postgresql_schema_matches_the_models(pg_url: str) -> None:
     await _assert_in_step(pg_url)
-    await upgrade(pg_url)
 
 
 # --- The delivery engine's migrations (0012…) move the existing rows without losing one ---------------
@@ -280,7 +288,7 @@ async def test_sqlite_migrations_to_the_delivery_engine_keep_every_row(tmp_path:
 
 
 async def test_postgresql_migrations_to_the_delivery_engine_keep_every_row() -> None:
-    url = await create_pg_database()
+    url = await create_pg_database(migrated=False)
     try:
         await _migrate_populated(url)
     finally:

@@ -6,11 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -24,34 +19,11 @@ from posog.module.intake.handlers import RawFact
 from posog.module.intake.model import ServiceCard
 from posog.module.links.model import NOTIFIED, SurveyLink
 from posog.module.notifications.model import OutboxMessage
-from tests.conftest import LOG_DIR, remember_citizen
+from tests.conftest import remember_citizen
+from tests.e2e.processes import kill_hard, spawn_worker, stop_cleanly, wait_while_running
 from tests.support import count, stack, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def spawn_worker(name: str, system: System, *args: str, **env: str) -> subprocess.Popen[bytes]:
-    s = system.settings
-    assert s.amqp_url is not None
-    environment = {
-        **os.environ,
-        "POSOG_ENV": "test",
-        "POSOG_VAR_DIR": str(s.var_dir),
-        "POSOG_DATABASE_URL": s.resolved_database_url,
-        "POSOG_AMQP_URL": s.amqp_url,
-        "POSOG_FACTS_QUEUE": s.facts_queue,
-        "POSOG_FACTS_DEAD_LETTER_EXCHANGE": s.facts_dead_letter_exchange,
-        "POSOG_FACTS_DEAD_LETTER_QUEUE": s.facts_dead_letter_queue,
-        "POSOG_GEPS_EXCHANGE": s.geps_exchange,
-        "POSOG_GEPS_INBOX_QUEUE": s.geps_inbox_queue,
-        "POSOG_LKP_BASE_URL": s.lkp_base_url,
-        "POSOG_RELAY_IDLE_SLEEP_MS": "20",
-        **env,
-    }
-    log = (LOG_DIR / f"worker-{name}-{uuid.uuid4().hex[:6]}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "posog.cli", "worker", name, *args], env=environment, stdout=log, stderr=log
-    )
 
 
 def facts_for(seed: int, n: int) -> list[bytes]:
@@ -62,18 +34,6 @@ def facts_for(seed: int, n: int) -> list[bytes]:
         remember_citizen(fact["citizen"])
         bodies.append(json.dumps(fact, ensure_ascii=False).encode())
     return bodies
-
-
-async def kill_hard(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGKILL)
-    await asyncio.to_thread(process.wait, 10)
-    assert process.returncode == -signal.SIGKILL
-
-
-async def stop_cleanly(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    await asyncio.to_thread(process.wait, 30)
-    assert process.returncode == 0, "a worker stops cleanly on SIGTERM"
 
 
 async def test_intake_worker_killed_mid_stream_loses_and_doubles_nothing(tmp_path: Path) -> None:
@@ -87,14 +47,17 @@ async def test_intake_worker_killed_mid_stream_loses_and_doubles_nothing(tmp_pat
             )
         worker = spawn_worker("intake", system, POSOG_INTAKE_BATCH_SIZE="50", POSOG_CONSUMER_PREFETCH="200")
         try:
-            await wait_for(lambda: _at_least(system, ServiceCard, 400), timeout=90, interval=0.02, what="first cards")
+            # The first cards are the worker's sign of life (it may take long to start on a loaded machine).
+            await wait_while_running(
+                worker, lambda: _at_least(system, ServiceCard, 400), interval=0.02, what="first cards"
+            )
             await kill_hard(worker)
             at_kill = await count(system, ServiceCard)
             assert at_kill < total, "the worker must die in the middle of the stream"
 
             worker = spawn_worker("intake", system, POSOG_INTAKE_BATCH_SIZE="50", POSOG_CONSUMER_PREFETCH="200")
-            await wait_for(lambda: _at_least(system, ServiceCard, total), timeout=120, what="all cards")
-            await wait_for(lambda: _queue_empty(system), timeout=30, what="every fact acknowledged")
+            await wait_while_running(worker, lambda: _at_least(system, ServiceCard, total), what="all cards")
+            await wait_while_running(worker, lambda: _queue_empty(system), what="every fact acknowledged")
             await stop_cleanly(worker)
         finally:
             if worker.poll() is None:
@@ -114,13 +77,15 @@ async def test_outbox_relay_killed_mid_stream_delivers_every_notification_once(t
         relay = spawn_worker("outbox", system, POSOG_RELAY_BATCH_SIZE="25")
         try:
             sent = OutboxMessage.sent_at.is_not(None)
-            await wait_for(lambda: _at_least(system, OutboxMessage, 300, sent), timeout=90, interval=0.02, what="sends")
+            await wait_while_running(
+                relay, lambda: _at_least(system, OutboxMessage, 300, sent), interval=0.02, what="sends"
+            )
             await kill_hard(relay)
             assert await count(system, OutboxMessage, sent) < total, "the relay must die mid-stream"
 
             relay = spawn_worker("outbox", system, POSOG_RELAY_BATCH_SIZE="25")
-            await wait_for(lambda: _at_least(system, OutboxMessage, total, sent), timeout=120, what="all sent")
-            await wait_for(lambda: _at_least(system, InboxNotification, total), timeout=60, what="all delivered")
+            await wait_while_running(relay, lambda: _at_least(system, OutboxMessage, total, sent), what="all sent")
+            await wait_for(lambda: _at_least(system, InboxNotification, total), what="all delivered")
             await stop_cleanly(relay)
         finally:
             if relay.poll() is None:
@@ -143,7 +108,7 @@ async def test_two_relays_side_by_side_publish_each_message_once(tmp_path: Path)
         relays = [asyncio.create_task(system.relay.run()) for _ in range(2)]
         inbox = asyncio.create_task(system.inbox.consume(system.bus, system.settings.geps_inbox_queue))
         try:
-            await wait_for(lambda: _at_least(system, InboxNotification, total), timeout=120, what="all delivered")
+            await wait_for(lambda: _at_least(system, InboxNotification, total), what="all delivered")
             await asyncio.sleep(0.5)
         finally:
             for task in [*relays, inbox]:

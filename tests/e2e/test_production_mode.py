@@ -12,7 +12,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -25,6 +24,7 @@ from posog.core.clock import today, utcnow
 from posog.settings import Settings
 from tests.conftest import LOG_DIR
 from tests.demo_support import POSOG, citizens_in, free_port
+from tests.e2e.processes import answers, until
 from tests.e2e_check import Endpoints, check_agreement, observe
 
 SYSTEMS = ("module", "lko", "lkp", "analytics", "emulators")
@@ -70,7 +70,7 @@ class Stack:
         own = {"module": "POSOG_MODULE_URL", "lko": "POSOG_LKO_URL", "analytics": "POSOG_ANALYTICS_URL"}.get(name)
         return {k: v for k, v in self.env.items() if k != own}
 
-    def command(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> str:
+    def command(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:
         done = subprocess.run(
             [POSOG, *args], env=env or self.env, capture_output=True, text=True, timeout=timeout, check=False
         )
@@ -88,7 +88,7 @@ class Stack:
         codes: dict[str, int | None] = {}
         for label, process in self.processes.items():
             try:
-                codes[label] = process.wait(30)
+                codes[label] = process.wait(60)
             except subprocess.TimeoutExpired:
                 process.kill()
                 codes[label] = None
@@ -98,25 +98,23 @@ class Stack:
             shutil.copy(self.tmp_path / f"{label}.log", LOG_DIR / f"production-{label}-{self.tmp_path.name}.log")
         return codes
 
+    def until(self, condition: Callable[[], bool], what: str) -> None:
+        """Wait for ``condition`` (see ``tests.e2e.processes.until``); fail at once, with its log, if a
+        process exited."""
+        try:
+            until(condition, what, processes=self.processes)
+        except AssertionError as failure:
+            exited = [label for label, process in self.processes.items() if process.poll() is not None]
+            logs = "".join(
+                f"\n--- {label}:\n" + (self.tmp_path / f"{label}.log").read_text(errors="replace")[-3000:]
+                for label in exited
+            )
+            raise AssertionError(f"{failure}{logs}") from None
+
     def endpoints(self) -> Endpoints:
         return Endpoints(
             self.urls["module"], self.urls["lko"], self.urls["analytics"], self.urls["emulators"], keys=self.keys
         )
-
-
-def _until(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
-
-
-def _answers(url: str, path: str, headers: dict[str, str] | None = None) -> bool:
-    try:
-        return httpx.get(f"{url}{path}", headers=headers, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture
@@ -150,13 +148,15 @@ def test_production_processes_run_the_whole_flow(stack: Stack) -> None:
         stack.start(f"worker-{name}", "worker", name, *extra, env=stack.env)
     for name, url in stack.urls.items():
         path = {"module": "/healthz", "analytics": "/healthz", "lkp": "/healthz", "lko": "/login"}.get(name, "/epgu/")
-        _until(lambda u=url, p=path: _answers(u, p), f"{name} to answer {path}")
+        stack.until(lambda u=url, p=path: answers(u, p), f"{name} to answer {path}")
 
     # СМЭВ publishes facts into RabbitMQ; the workers turn them into notifications in the ЕПГУ inbox.
     stack.command("emulate", "smev", "--facts", str(FACTS), "--invalid-share", "0.05", "--seed", "7")
     inbox = f"{stack.urls['emulators']}/epgu/api/notifications"
     valid = FACTS - round(FACTS * 0.05)
-    _until(lambda: httpx.get(inbox, params={"limit": 1}).json()["total"] == valid, "every notification")
+    stack.until(
+        lambda: httpx.get(inbox, params={"limit": 1}, timeout=30).json()["total"] == valid, "every notification"
+    )
 
     # Citizens follow the links into ЛКП (its own process) and answer.
     stack.command("emulate", "citizens", "--emulators-url", stack.urls["emulators"], "--share", "0.5")
@@ -165,11 +165,13 @@ def test_production_processes_run_the_whole_flow(stack: Stack) -> None:
     at = stack.endpoints()
 
     def analytics_caught_up() -> bool:
-        summary = httpx.get(f"{at.analytics}/api/v1/analytics/summary", headers=at.auth("lko")).json()
-        responses = httpx.get(f"{at.lko}/api/v1/responses", params={"limit": 500}, headers=at.auth("analytics")).json()
+        summary = httpx.get(f"{at.analytics}/api/v1/analytics/summary", headers=at.auth("lko"), timeout=30).json()
+        responses = httpx.get(
+            f"{at.lko}/api/v1/responses", params={"limit": 500}, headers=at.auth("analytics"), timeout=30
+        ).json()
         return bool(summary["responses"] == len(responses["items"]) > 0)
 
-    _until(analytics_caught_up, "analytics to count every response")
+    stack.until(analytics_caught_up, "analytics to count every response")
 
     # The export to ИАС МКГУ (the emulator stands in for it), as the operator's command sends it.
     day = today(utcnow)
@@ -182,7 +184,7 @@ def test_production_processes_run_the_whole_flow(stack: Stack) -> None:
     assert len(seen.cards) == valid
     assert 0.3 * valid <= len(seen.responses) <= 0.6 * valid
     # The intake worker's metrics can be scraped: what it took, and the lag of its queue.
-    metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+    metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30).text
     assert f'posog_facts_total{{outcome="accepted"}} {float(valid)}' in metrics
     assert f'posog_facts_total{{outcome="rejected"}} {float(FACTS - valid)}' in metrics
     assert f'posog_queue_depth{{queue="{stack.env["POSOG_FACTS_QUEUE"]}"}}' in metrics
@@ -217,7 +219,7 @@ def test_two_module_processes_share_one_link_attempt_budget(stack: Stack) -> Non
         stack.start(label, "serve", "module", "--host", "127.0.0.1", "--port", str(port), env=env)
     urls = {label: f"http://127.0.0.1:{port}" for label, port in ports.items()}
     for label, url in urls.items():
-        _until(lambda u=url: _answers(u, "/healthz"), f"{label} to answer /healthz")
+        stack.until(lambda u=url: answers(u, "/healthz"), f"{label} to answer /healthz")
     key = {"Authorization": f"Bearer {stack.keys['lkp']}"}
 
     def look_up(label: str, headers: dict[str, str]) -> int:

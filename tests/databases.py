@@ -1,0 +1,217 @@
+"""Test databases: migrated once per test run, copied for every test.
+
+Alembic runs once per run and backend into a template — a PostgreSQL database that nothing connects
+to after its migration (``ALLOW_CONNECTIONS false``), or an SQLite file — and each test gets a copy:
+``CREATE DATABASE … TEMPLATE …`` on PostgreSQL, a file copy on SQLite. On PostgreSQL a helper thread
+makes the next copy while a test runs and drops a finished test's database behind it. The templates
+are removed at the end of the run (``drop_templates``, from the session's finish).
+
+The templates are made lazily, on first use, under a thread lock: the browser tests' live system
+makes its database on an event loop of its own thread. Tests of the migrations themselves use
+``create_pg_database(migrated=False)`` or an empty SQLite path, and run Alembic for real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import sqlite3
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import asyncpg
+from alembic import command
+
+from posog.core.migrate import alembic_config
+
+PG_ADMIN_DSN = os.environ.get("POSOG_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_HOST_URL = os.environ.get("POSOG_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432")
+# Connecting and creating may wait behind other work on a loaded machine; a refused connection
+# (no server) still fails at once.
+ADMIN_TIMEOUT_S = 30.0
+COPY_DEADLINE_S = 120.0
+
+_lock = threading.Lock()
+_pg_template: str | None = None
+_sqlite_template: Path | None = None
+
+
+def pg_url_of(name: str) -> str:
+    return f"{PG_HOST_URL}/{name}"
+
+
+class PgUnavailable(Exception):
+    """PostgreSQL cannot be reached (the tests that need it are skipped locally, fail in CI)."""
+
+
+async def _admin(*statements: str) -> None:
+    try:
+        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=ADMIN_TIMEOUT_S)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise PgUnavailable(str(exc) or type(exc).__name__) from exc
+    try:
+        for statement in statements:
+            await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
+def _make_pg_template() -> str:
+    """A new database migrated to the heads, then closed to connections for good (a template
+    cannot be copied while anyone is connected to it)."""
+    name = f"posog_template_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        command.upgrade(alembic_config(pg_url_of(name)), "heads")  # Alembic's env disposes its engine
+        asyncio.run(_admin(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
+    except BaseException:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        raise
+    return name
+
+
+def _pg_template_name() -> str:
+    global _pg_template
+    with _lock:
+        if _pg_template is None:
+            _pg_template = _make_pg_template()
+        return _pg_template
+
+
+async def _copy_of(template: str) -> str:
+    name = f"posog_test_{uuid.uuid4().hex[:12]}"
+    deadline = time.monotonic() + COPY_DEADLINE_S
+    pause = 0.05
+    while True:
+        try:
+            await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            return name
+        except asyncpg.ObjectInUseError:
+            # "source database is being accessed by other users": nothing of ours connects to the
+            # template, but should anything ever, wait for it to leave instead of failing the test.
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
+def _make_copy() -> str:
+    return asyncio.run(_copy_of(_pg_template_name()))
+
+
+def _drop(name: str) -> None:
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# One thread of its own makes the next copy while a test runs and drops a finished test's database
+# behind it, in the order asked: a test neither waits for its copy (when the spare is ready) nor for
+# its drop. At most one spare copy exists at a time.
+_helper: ThreadPoolExecutor | None = None
+_spare: Future[str] | None = None
+_drops: list[Future[None]] = []
+
+
+def _helper_thread() -> ThreadPoolExecutor:
+    global _helper
+    if _helper is None:
+        _helper = ThreadPoolExecutor(1, thread_name_prefix="posog-test-databases")
+    return _helper
+
+
+def _take_copy() -> Future[str]:
+    """The spare copy (or one being made), and the next spare asked for."""
+    global _spare
+    with _lock:
+        helper = _helper_thread()
+        taken = _spare if _spare is not None else helper.submit(_make_copy)
+        _spare = helper.submit(_make_copy)
+        return taken
+
+
+async def create_pg_database(*, migrated: bool = True) -> str:
+    """A database of its own for a test: a copy of the run's migrated template, or (``migrated=False``)
+    an empty one for a test that runs the migrations itself. ``PgUnavailable`` if PostgreSQL cannot
+    be reached."""
+    if not migrated:
+        name = f"posog_test_{uuid.uuid4().hex[:12]}"
+        await _admin(f'CREATE DATABASE "{name}"')
+        return pg_url_of(name)
+    return pg_url_of(await asyncio.wrap_future(_take_copy()))
+
+
+async def drop_pg_database(url: str) -> None:
+    """Drop the test's database — behind the test, on the helper thread (connections are forced out)."""
+    name = url.rsplit("/", 1)[1]
+    with _lock:
+        _drops.append(_helper_thread().submit(_drop, name))
+
+
+def _make_sqlite_template() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="posog-template-")) / "posog.sqlite3"
+    command.upgrade(alembic_config(f"sqlite+aiosqlite:///{path}"), "heads")
+    # Everything in the main file (WAL mode, set by the engine, stays recorded in it): one file to copy.
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return path
+
+
+def _sqlite_template_path() -> Path:
+    global _sqlite_template
+    with _lock:
+        if _sqlite_template is None:
+            _sqlite_template = _make_sqlite_template()
+        return _sqlite_template
+
+
+def _copy_sqlite(target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_sqlite_template_path(), target)
+
+
+async def create_sqlite_database(path: Path) -> str:
+    """A migrated SQLite database at ``path``: a copy of the run's template."""
+    await asyncio.to_thread(_copy_sqlite, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def drop_templates() -> None:
+    """At the end of the session: finish the drops, drop the spare copy and remove the templates."""
+    global _pg_template, _sqlite_template, _helper, _spare
+    with _lock:
+        helper, spare, drops = _helper, _spare, list(_drops)
+        _helper, _spare = None, None
+        _drops.clear()
+    failures: list[BaseException] = []
+    if helper is not None:
+        if spare is not None:
+            try:
+                drops.append(helper.submit(_drop, spare.result()))
+            except BaseException as exc:  # the spare could not be made: nothing to drop
+                failures.append(exc)
+        for drop in drops:
+            try:
+                drop.result()
+            except BaseException as exc:
+                failures.append(exc)
+        helper.shutdown(wait=True)
+    with _lock:
+        if _pg_template is not None:
+            name = _pg_template
+            # In a thread of its own: whichever event loop the caller's thread has is left alone.
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(_drop, name).result()
+            _pg_template = None
+        if _sqlite_template is not None:
+            shutil.rmtree(_sqlite_template.parent, ignore_errors=True)
+            _sqlite_template = None
+    unavailable = [f for f in failures if not isinstance(f, PgUnavailable)]
+    if unavailable:
+        raise unavailable[0]
