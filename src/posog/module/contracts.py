@@ -16,7 +16,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -43,17 +42,12 @@ _NAME = re.compile(r"^[А-ЯЁа-яёA-Za-z][А-ЯЁа-яёA-Za-z'’ .\-]*$")
 CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-def _no_control_characters(value: object) -> object:
-    if isinstance(value, str) and CONTROL_CHARACTERS.search(value):
-        raise PydanticCustomError("control_character", "control characters are not allowed")
-    return value
-
-
-Clean = BeforeValidator(_no_control_characters)
-Text = Annotated[str, Clean, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
-Name = Annotated[str, Clean, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Code = Annotated[str, Clean, StringConstraints(strip_whitespace=True, max_length=100)]
-Identifier = Annotated[str, Clean, StringConstraints(max_length=100)]
+# The check itself runs outside the model (``posog.module.intake.parsing``): a Python validator on
+# every field doubles what pydantic-core costs per fact (measured: 29 → 56 µs).
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Code = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+Identifier = Annotated[str, StringConstraints(max_length=100)]
 
 
 def _id_check(check: Any, value: str) -> str:
@@ -93,7 +87,7 @@ class Organization(BaseModel):
     inn: Identifier
     ogrn: Identifier
     kpp: Identifier | None = None
-    type_code: Annotated[str, Clean, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+    type_code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
     region_code: Identifier | None = None
 
     @field_validator("type_code")
@@ -152,7 +146,7 @@ class Organization(BaseModel):
                     {
                         "type": PydanticCustomError(reason, "{reason}", {"reason": reason}),
                         "loc": (field,),
-                        "input": None,
+                        "input": getattr(self, field),  # never echoed (problems_from drops inputs)
                     }
                     for field, reason in errors
                 ],
@@ -193,9 +187,9 @@ class OgFact(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"$id": "og.fact/1"})
     schema_: Literal["og.fact/1"] = Field(alias="schema")
-    message_id: Annotated[str, Clean, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    message_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     card_id: Annotated[
-        str, Clean, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=CARD_ID_PATTERN)
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=CARD_ID_PATTERN)
     ]
     survey_level: SurveyLevel
     service: Service

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from posog.module.contracts import CARD_ID_PATTERN, FactContext, FactProblem, OgFact, problems_from
+from posog.module.contracts import CARD_ID_PATTERN, CONTROL_CHARACTERS, FactContext, FactProblem, OgFact, problems_from
 
 MAX_PROBLEMS = 50  # a message with 10 000 unknown fields gets 50 reasons and a note, not 10 000
 _SAFE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -94,6 +94,10 @@ def read_fact(raw: bytes, context: FactContext, *, max_bytes: int = DEFAULT_MAX_
     duplicate = _duplicate_key(raw)
     if duplicate is not None:
         return Rejection((FactProblem(duplicate, "duplicate_key"),), _safe_card_id(fact.card_id))
+    if _MAYBE_CONTROL.search(raw):  # rare: then find the fields that really hold one, as sent
+        controlled = [FactProblem(path, "control_character") for path in _control_fields(raw)]
+        if controlled:
+            return Rejection(tuple(controlled), _safe_card_id(fact.card_id))
     if fact.resolved_region() is None:
         return Rejection((FactProblem("organization.region_code", "unresolved"),), fact.card_id)
     return fact
@@ -117,10 +121,19 @@ def _safe_card_id(value: object) -> str | None:
 
 
 def _rejection(raw: bytes, error: ValidationError) -> Rejection:
-    items = error.errors(include_input=False, include_url=False, include_context=False)
+    items = error.errors(include_url=False, include_context=False)
     if any(item["type"] in {"json_invalid", "json_type"} for item in items):
         return Rejection((FactProblem("payload", _why_not_json(raw, items)),))
-    problems = [_safe(problem) for problem in problems_from(error)]
+    # A value with a control character is refused for that, whatever else is wrong with it (a NUL in
+    # card_id also breaks its pattern). Only the value is looked at, never kept.
+    controlled = {
+        ".".join(str(part) for part in item["loc"] if not isinstance(part, int))
+        for item in items
+        if _has_control(item.get("input"))
+    }
+    problems = [
+        _safe(FactProblem(p.field, "control_character") if p.field in controlled else p) for p in problems_from(error)
+    ]
     unique = list(dict.fromkeys(problems))
     if len(unique) > MAX_PROBLEMS:
         unique = [*unique[: MAX_PROBLEMS - 1], FactProblem("payload", "too_many_problems")]
@@ -142,6 +155,43 @@ def _safe(problem: FactProblem) -> FactProblem:
     otherwise): a key may hold a NUL, 100 kB or a citizen's name."""
     parts = [part if _SAFE_KEY.match(part) else "?" for part in problem.field.split(".")]
     return FactProblem(".".join(parts), problem.reason)
+
+
+# A control character in a JSON text: escaped (\u0000–\u001f, \u007f–\u009f, \u2028/9, or one of the
+# short escapes), or C1 / U+2028/9 as raw UTF-8 (C0 cannot stand unescaped in a JSON string). It may
+# match an escaped backslash followed by "n" (a false alarm the field check then clears), never miss.
+_MAYBE_CONTROL = re.compile(
+    rb"\\(?:[nrtbf]|u00[01][0-9a-fA-F]|u007[fF]|u00[89][0-9a-fA-F]|u202[89])|\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]"
+)
+
+
+def _has_control(value: object) -> bool:
+    return isinstance(value, str) and CONTROL_CHARACTERS.search(value) is not None
+
+
+_TEXT_FIELDS = tuple(
+    tuple(path.split("."))
+    for path in sorted(KNOWN_FIELDS)
+    if path not in {"payload", "schema", "survey_level", "service", "organization", "citizen"}
+    and not path.endswith("date")
+)
+
+
+def _control_fields(raw: bytes) -> list[str]:
+    """The text fields whose value, as sent (before any trimming or normalising), holds a control
+    character. Only called on a body pydantic has parsed as a valid fact."""
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return []
+    found = []
+    for path in _TEXT_FIELDS:
+        value: Any = document
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if _has_control(value):
+            found.append(".".join(path))
+    return found
 
 
 class _DuplicateKey(Exception):
