@@ -45,7 +45,7 @@ PROFILE_STEPS = (
     ("consumer loop (all of intake's own work)", "intake/consumer.py:run"),
     ("  batching deliveries: the pump (posog.core.bus.batches)", "core/bus.py:pump"),
     ("  IntakeHandler.handle (one transaction per batch)", "intake/handlers.py:handle"),
-    ("    validate (pydantic, checksums, cached region)", "intake/handlers.py:validate"),
+    ("    read_fact (limits, pydantic, checksums, cached region)", "intake/parsing.py:read_fact"),
     ("    fact_hash", "intake/handlers.py:fact_hash"),
     ("    questionnaires of the batch, before its transaction", "intake/handlers.py:_questionnaires"),
     ("      QuestionnaireCatalog.active (ЛКО, cached 5 s)", "links/catalog.py:active"),
