@@ -58,7 +58,19 @@ def _suite_log() -> Iterator[None]:
     suite log that the personal-data check reads."""
     _attach_suite_log()
     yield
+    _drop_closed_stream_handlers()
     _attach_suite_log()
+
+
+def _drop_closed_stream_handlers() -> None:
+    """A CLI run through CliRunner leaves its ``basicConfig`` handler on the root logger, bound to the
+    runner's stream, closed once the run is over: every later log line would then print "Logging
+    error" into whatever output comes next (another CliRunner's, which a test parses)."""
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        stream = getattr(handler, "stream", None)
+        if handler is not _SUITE_HANDLER and getattr(stream, "closed", False):
+            root.removeHandler(handler)
 
 
 # Every citizen a test creates is registered here; the last test of the session scans all logs.
