@@ -13,15 +13,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from posog.core.clock import MOSCOW, utcnow
+from posog.core.clock import utcnow
 from posog.core.db import Database
+from posog.core.operator import on_migrated_database
 from posog.core.outbox import DeadRow, Delivery, Outbox
-from posog.settings import Settings
+from posog.core.russian import moscow_time
 
 console = Console()
-NOT_MIGRATED = "[red]База данных не подготовлена или недоступна: сначала «posog db upgrade».[/]"
 
 
 def outbox_app(deliveries: Sequence[Delivery[Any]]) -> typer.Typer:
@@ -49,20 +48,13 @@ def outbox_app(deliveries: Sequence[Delivery[Any]]) -> typer.Typer:
         """Строки, которые не будут отправлены (получатель отказал навсегда или попытки кончились)."""
         selected = chosen(delivery)
 
-        async def main() -> list[DeadRow]:
-            db = _database()
-            try:
-                found: list[DeadRow] = []
-                for each in selected:
-                    found += await Outbox(db, each).dead(limit)
-                return found
-            except (OperationalError, ProgrammingError):
-                console.print(NOT_MIGRATED)
-                raise typer.Exit(2) from None
-            finally:
-                await db.dispose()
+        async def main(db: Database) -> list[DeadRow]:
+            found: list[DeadRow] = []
+            for each in selected:
+                found += await Outbox(db, each).dead(limit)
+            return found
 
-        rows = asyncio.run(main())
+        rows = asyncio.run(on_migrated_database(main, console=console))
         if not rows:
             console.print("Таких строк нет.")
             return
@@ -70,7 +62,7 @@ def outbox_app(deliveries: Sequence[Delivery[Any]]) -> typer.Typer:
         for column in ("ID", "Попыток", "С", "Последняя ошибка"):
             table.add_column(column)
         for row in rows:
-            at = row.dead_at.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M:%S")
+            at = moscow_time(row.dead_at, seconds=True)
             table.add_row(f"{row.delivery}:{row.key}", str(row.attempts), at, (row.last_error or "")[:200])
         console.print(table)
 
@@ -94,21 +86,14 @@ def outbox_app(deliveries: Sequence[Delivery[Any]]) -> typer.Typer:
                 raise typer.Exit(2)
             wanted.setdefault(name, []).append(key)
 
-        async def main() -> dict[str, list[Any]]:
-            db = _database()
-            try:
-                done: dict[str, list[Any]] = {}
-                for name, keys in wanted.items():
-                    each = by_name[name]
-                    done[name] = await Outbox(db, each, clock=utcnow).redrive([each.parse_key(k) for k in keys])
-                return done
-            except (OperationalError, ProgrammingError):
-                console.print(NOT_MIGRATED)
-                raise typer.Exit(2) from None
-            finally:
-                await db.dispose()
+        async def main(db: Database) -> dict[str, list[Any]]:
+            done: dict[str, list[Any]] = {}
+            for name, keys in wanted.items():
+                each = by_name[name]
+                done[name] = await Outbox(db, each, clock=utcnow).redrive([each.parse_key(k) for k in keys])
+            return done
 
-        done = asyncio.run(main())
+        done = asyncio.run(on_migrated_database(main, console=console))
         missed = []
         for name, keys in wanted.items():
             redriven = {str(key) for key in done.get(name, [])}
@@ -122,7 +107,3 @@ def outbox_app(deliveries: Sequence[Delivery[Any]]) -> typer.Typer:
             raise typer.Exit(1)
 
     return app
-
-
-def _database() -> Database:
-    return Database(Settings().resolved_database_url, pool_size=2)

@@ -10,12 +10,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from posog.core.clock import MOSCOW, utcnow
+from posog.core.clock import utcnow
 from posog.core.db import Database
+from posog.core.operator import on_migrated_database
+from posog.core.russian import moscow_time
 from posog.module.links.handlers import RevokeLink, RevokeRefused, revoke_link
-from posog.settings import Settings
 
 links_app = typer.Typer(help="Ссылки на опрос: отозвать ссылку карточки.", no_args_is_help=True)
 console = Console()
@@ -28,20 +28,15 @@ def revoke(
 ) -> None:
     """Отозвать ссылку: гражданин увидит, что ссылка отозвана, и ответить по ней не сможет."""
 
-    async def main() -> None:
-        settings = Settings()
-        db = Database(settings.resolved_database_url, pool_size=2)
+    async def main(db: Database) -> None:
         try:
             revoked = await revoke_link(RevokeLink(card_id, reason), db, clock=utcnow)
         except RevokeRefused as refused:
             console.print(f"[red]{refused}[/]")
             raise typer.Exit(2) from None
-        except (OperationalError, ProgrammingError):
-            console.print("[red]База данных не подготовлена или недоступна: сначала «posog db upgrade».[/]")
-            raise typer.Exit(2) from None
-        finally:
-            await db.dispose()
-        at = revoked.revoked_at.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M")
-        console.print(f"Ссылка карточки {revoked.card_id} отозвана {at} (была: {revoked.previous_state}).")
+        console.print(
+            f"Ссылка карточки {revoked.card_id} отозвана {moscow_time(revoked.revoked_at)} "
+            f"(была: {revoked.previous_state})."
+        )
 
-    asyncio.run(main())
+    asyncio.run(on_migrated_database(main, console=console))
