@@ -109,10 +109,10 @@ class IntakeConsumer:
         async for batch in grouped:
             started = time.perf_counter()
             try:
-                fresh = [m for m in batch if not was_returned(m)]
-                for message in batch:
-                    if was_returned(message):
-                        await self._settle([message], [await self._returned(message)])
+                returned = [m for m in batch if was_returned(m)]
+                fresh = [m for m in batch if m not in returned] if returned else batch
+                for message in returned:
+                    await self._settle([message], [await self._returned(message)])
                 if fresh:
                     await self._settle(fresh, await self._together(fresh))
             except asyncio.CancelledError:

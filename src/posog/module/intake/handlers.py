@@ -340,8 +340,7 @@ class IntakeHandler:
         processing_error``) or that was delivered too often (``payload: delivery_limit``) as a rejected
         fact, so it is kept (sealed), dead-lettered and re-drivable. Nothing of the body is parsed
         here but, boundedly, its ``card_id``."""
-        rejection = Rejection((FactProblem("payload", reason),), card_id_of(raw.body))
-        row = self._rejected_row(raw, rejection, self._clock())
+        outcome, row = self._unhandled(raw, reason)
         async with self._db.uow() as uow:
             await IntakeRepository(uow.session).add_rejections([row])
             await uow.commit()
@@ -349,9 +348,9 @@ class IntakeHandler:
             "intake.fact_quarantined",
             reason=reason,
             error=None if error is None else error.__class__.__name__,
-            card_id=rejection.card_id,
+            card_id=outcome.card_id,
         )
-        return Outcome("rejected", rejection.card_id, rejection.problems, dead_letter=dead_letter(row))
+        return outcome
 
     async def note_attempt(self, raw: RawFact) -> int:
         """Count (and commit) one more attempt at handling this returned message alone; the count so far."""
@@ -365,9 +364,14 @@ class IntakeHandler:
     def dead_letter_only(self, raw: RawFact, reason: str) -> Outcome:
         """The last resort when even the quarantine record cannot be stored: the sealed dead letter
         alone (the dead-letter queue keeps it, with the same ciphertext a stored rejection would hold)."""
+        return self._unhandled(raw, reason)[0]
+
+    def _unhandled(self, raw: RawFact, reason: str) -> tuple[Outcome, dict[str, Any]]:
+        """The rejection ``payload: <reason>`` of a message that was not handled: its outcome (with the
+        sealed dead letter) and the row that records it."""
         rejection = Rejection((FactProblem("payload", reason),), card_id_of(raw.body))
         row = self._rejected_row(raw, rejection, self._clock())
-        return Outcome("rejected", rejection.card_id, rejection.problems, dead_letter=dead_letter(row))
+        return Outcome("rejected", rejection.card_id, rejection.problems, dead_letter=dead_letter(row)), row
 
     # --- Operators -------------------------------------------------------------------------------
 
