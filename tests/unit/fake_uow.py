@@ -1,6 +1,8 @@
 """Fake units of work for the handlers' unit tests: the repositories the module's and ЛКО's handlers
 reach (``uow.links``, ``uow.cards``, ``uow.outbox``; ``uow.responses``…) kept in memory, with the
-real unit's one promise: what a handler did not commit is gone when the unit ends (or is rolled back).
+real unit's one promise: what a handler did not commit is gone when the unit ends (or is rolled back),
+and the unique constraints the handlers rely on (one response per card, one active questionnaire per
+type and level) refuse at flush or commit as the database does.
 
 A link moves only as the lifecycle allows (:mod:`posog.module.links.lifecycle`, the same transitions
 the SQL statements are generated from). :class:`FakeModuleUnitOfWork` can stand in for either store of
@@ -16,7 +18,13 @@ from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Self
 
+from sqlalchemy.exc import IntegrityError
+
 from posog.lko.contracts import QuestionnaireDocument
+from posog.lko.org_types.model import OrgTypeEntry
+from posog.lko.questionnaires.announcements import Announcement
+from posog.lko.questionnaires.model import Questionnaire
+from posog.lko.responses.model import SurveyResponse
 from posog.module.links.catalog import version_key
 from posog.module.links.lifecycle import COMPLETE, NOTIFY, OPEN, Transition
 from posog.module.links.queries import LinkWithCard
@@ -268,3 +276,114 @@ class FakeCatalog:
 
     def forget(self, type_code: str, level: str) -> None:
         self.forgotten.append((type_code, level))
+
+
+# --- ЛКО ------------------------------------------------------------------------------------------
+
+
+def _integrity_error(what: str) -> IntegrityError:
+    return IntegrityError(f"fake: {what}", {}, Exception("unique constraint"))
+
+
+@dataclass
+class LkoData:
+    """ЛКО's tables, as far as the handlers under test reach them."""
+
+    org_types: dict[str, OrgTypeEntry] = field(default_factory=dict)
+    questionnaires: dict[str, Questionnaire] = field(default_factory=dict)
+    versions: dict[tuple[str, int], QuestionnaireDocument] = field(default_factory=dict)
+    announcements: list[Announcement] = field(default_factory=list)
+    responses: dict[str, SurveyResponse] = field(default_factory=dict)
+    pending_completions: dict[str, datetime | None] = field(default_factory=dict)  # response id → sent at
+
+    def check(self) -> None:
+        """The unique constraints a commit would enforce."""
+        active = [(q.type_code, q.level) for q in self.questionnaires.values() if q.status == "active"]
+        if len(active) != len(set(active)):
+            raise _integrity_error("two active questionnaires for one type and level")
+        for column in ("card_id", "idempotency_key"):
+            values = [getattr(r, column) for r in self.responses.values()]
+            if len(values) != len(set(values)):
+                raise _integrity_error(f"responses.{column}")
+
+
+class FakeOrgTypes:
+    def __init__(self, uow: FakeLkoUnitOfWork) -> None:
+        self._uow = uow
+
+    async def get(self, code: str) -> OrgTypeEntry | None:
+        return self._uow.data.org_types.get(code)
+
+
+class FakeQuestionnaires:
+    def __init__(self, uow: FakeLkoUnitOfWork) -> None:
+        self._uow = uow
+
+    async def get(self, questionnaire_id: str) -> Questionnaire | None:
+        return self._uow.data.questionnaires.get(questionnaire_id)
+
+    async def locked(self, questionnaire_id: str) -> Questionnaire | None:
+        return self._uow.data.questionnaires.get(questionnaire_id)
+
+    def add(self, questionnaire: Questionnaire) -> None:
+        self._uow.data.questionnaires[questionnaire.id] = questionnaire
+
+    async def latest_version(self, questionnaire_id: str) -> int:
+        return max((version for qid, version in self._uow.data.versions if qid == questionnaire_id), default=0)
+
+    async def active_besides(self, questionnaire: Questionnaire) -> list[Questionnaire]:
+        return [
+            other
+            for other in self._uow.data.questionnaires.values()
+            if (other.type_code, other.level, other.status) == (questionnaire.type_code, questionnaire.level, "active")
+            and other.id != questionnaire.id
+        ]
+
+    async def add_version(self, document: QuestionnaireDocument, *, published_at: datetime) -> None:
+        self._uow.data.check()  # the withdrawals so far are written first, as a flush would
+        self._uow.data.versions[(document.id, document.version)] = document
+
+    def announce(self, announcement: Announcement) -> None:
+        self._uow.data.announcements.append(announcement)
+
+
+class FakeResponses:
+    def __init__(self, uow: FakeLkoUnitOfWork) -> None:
+        self._uow = uow
+
+    async def add(self, response: SurveyResponse) -> None:
+        self._uow.data.responses[response.id] = response
+        self._uow.data.pending_completions[response.id] = None
+        self._uow.data.check()  # as the flush would
+
+    async def by_idempotency_key(self, idempotency_key: str) -> SurveyResponse | None:
+        return next((r for r in self._uow.data.responses.values() if r.idempotency_key == idempotency_key), None)
+
+    async def completion_tokens(self, response_ids: list[str]) -> dict[str, str | None]:
+        responses = self._uow.data.responses
+        return {rid: responses[rid].completion_token for rid in response_ids if rid in responses}
+
+    async def settle_completion(
+        self, response_id: str, *, completed_at: datetime | None, refusal: str | None = None, at: datetime
+    ) -> None:
+        response = self._uow.data.responses[response_id]
+        response.completion_token = None
+        response.link_completed_at = completed_at
+        response.link_refusal = refusal
+        self._uow.data.pending_completions[response_id] = at
+
+
+class FakeLkoUnitOfWork(FakeUnitOfWork):
+    committed: LkoData
+    data: LkoData
+
+    def __init__(self, data: LkoData | None = None) -> None:
+        super().__init__(data if data is not None else LkoData())
+        self.org_types = FakeOrgTypes(self)
+        self.questionnaires = FakeQuestionnaires(self)
+        self.responses = FakeResponses(self)
+
+    async def commit(self) -> None:
+        assert self._open, "commit outside 'async with'"
+        self.data.check()
+        await super().commit()

@@ -180,15 +180,14 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        dialect = self.engine.dialect
+        self._dialect = dialect.name
+        # PostgreSQL through asyncpg: the driver-level fast paths (COPY, a lean pool) apply.
+        self.on_asyncpg = dialect.name == "postgresql" and dialect.driver == "asyncpg"
 
     @property
     def dialect(self) -> str:
-        return self.engine.dialect.name
-
-    @property
-    def on_asyncpg(self) -> bool:
-        """PostgreSQL through asyncpg: the driver-level fast paths (COPY, a lean pool) apply."""
-        return self.engine.dialect.name == "postgresql" and self.engine.dialect.driver == "asyncpg"
+        return self._dialect
 
     def asyncpg_connect_args(self) -> dict[str, Any]:
         """The keyword arguments ``asyncpg.connect`` needs to reach this database as the engine does."""

@@ -8,21 +8,29 @@ handlers a fake with in-memory repositories of the same shape (``tests/unit/fake
 
 from __future__ import annotations
 
-from posog.core.db import Database, UnitOfWork
+from functools import cached_property
+
+from posog.core.db import UnitOfWork
 from posog.module.intake.repository import CardRepository, IntakeRepository
 from posog.module.links.repository import LinkRepository, link_repository
 from posog.module.notifications.repository import OutboxRepository
 
 
 class ModuleUnitOfWork(UnitOfWork):
-    cards: CardRepository
-    links: LinkRepository
-    outbox: OutboxRepository
-    intake: IntakeRepository
+    # Repositories are made on first use: the link hot path builds one unit per request.
 
-    def __init__(self, db: Database) -> None:
-        super().__init__(db)
-        self.cards = CardRepository(self)
-        self.links = link_repository(self)
-        self.outbox = OutboxRepository(self)
-        self.intake = IntakeRepository(self)
+    @cached_property
+    def cards(self) -> CardRepository:
+        return CardRepository(self)
+
+    @cached_property
+    def links(self) -> LinkRepository:
+        return link_repository(self)
+
+    @cached_property
+    def outbox(self) -> OutboxRepository:
+        return OutboxRepository(self)
+
+    @cached_property
+    def intake(self) -> IntakeRepository:
+        return IntakeRepository(self)

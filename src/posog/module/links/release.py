@@ -92,7 +92,6 @@ async def release_waiting_cards(
         await uow.links.add(links)
         await uow.outbox.add(outbox)
         await uow.commit()
-    await uow.rollback()  # the last, empty look-up's transaction
     log.info("links.released", type_code=command.type_code, level=command.level, issued=issued, late=late)
     return ReleaseCounts(issued, late)
 
