@@ -231,7 +231,7 @@ class LiveSystem:
 
         async def publish(system: System) -> None:
             async with system.db.uow() as uow:
-                inserted = await QuestionnaireRepository(uow.session).add_published_if_absent(
+                inserted = await QuestionnaireRepository(uow).add_published_if_absent(
                     questionnaire_id=questionnaire_id,
                     type_code=type_code,
                     level=level,  # type: ignore[arg-type]

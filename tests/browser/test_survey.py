@@ -20,8 +20,9 @@ from starlette.types import Receive, Scope, Send
 
 from posog.bootstrap import System
 from posog.core.clock import utcnow
-from posog.lko.questionnaires.handlers import withdraw_questionnaire
+from posog.lko.questionnaires.handlers import WithdrawQuestionnaire, withdraw_questionnaire
 from posog.lko.responses.model import SurveyResponse
+from posog.lko.uow import LkoUnitOfWork
 from posog.lkp.forms import plural
 from posog.module.intake.model import CARD_WAITING
 from posog.module.links.model import REVOKED, SurveyLink
@@ -201,8 +202,8 @@ def test_expired_unknown_withdrawn_and_revoked_links_each_show_their_page(
     assert opened.status == 200, "the link works until the questionnaire is withdrawn"
 
     async def withdraw(system: System) -> None:
-        async with system.db.uow() as uow:
-            await withdraw_questionnaire(uow, questionnaire_id, now=utcnow())
+        async with LkoUnitOfWork(system.db) as uow:
+            await withdraw_questionnaire(WithdrawQuestionnaire(questionnaire_id), uow, now=utcnow())
 
     live.run(withdraw)
     time.sleep(0.5)  # the module's view of ЛКО is cached for 0.2 s here

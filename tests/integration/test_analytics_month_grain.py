@@ -172,7 +172,7 @@ async def test_month_rows_follow_deltas_that_add_and_take_away(backend: str, tmp
             for contribution, sign in changes:
                 deltas.add(contribution, sign)
             async with system.db.uow() as uow:
-                await apply_deltas(uow.session, system.db.dialect, deltas)
+                await apply_deltas(uow.session, deltas)
                 await uow.commit()
             tables = await as_text(system)
             assert tables == with_months(

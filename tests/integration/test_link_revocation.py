@@ -12,12 +12,13 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from posog.cli import app as cli_app
-from posog.core.clock import utcnow
+from posog.core.clock import Clock, utcnow
 from posog.core.db import Database
 from posog.module.client import LinkRefused, ModuleClient
 from posog.module.links.api import MESSAGES
-from posog.module.links.handlers import RevokeLink, RevokeRefused, revoke_link
+from posog.module.links.handlers import RevokedLink, RevokeLink, RevokeRefused, revoke_link
 from posog.module.links.model import REVOKED, SurveyLink
+from posog.module.uow import ModuleUnitOfWork
 from tests.integration.survey_support import client, issue_surveys
 from tests.support import BACKENDS, stack
 
@@ -27,6 +28,12 @@ pytestmark = pytest.mark.integration
 async def _link(system: object, card_id: str) -> SurveyLink:
     async with system.db.uow() as uow:  # type: ignore[attr-defined]
         return (await uow.session.scalars(select(SurveyLink).where(SurveyLink.card_id == card_id))).one()
+
+
+async def _revoke(command: RevokeLink, db: Database, *, clock: Clock) -> RevokedLink:
+    """The operator command's use case on a unit of work of its own."""
+    async with ModuleUnitOfWork(db) as uow:
+        return await revoke_link(command, uow, clock=clock)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -39,7 +46,7 @@ async def test_a_revoked_link_shows_the_citizen_the_revoked_page_and_cannot_be_c
             await ModuleClient(lkp).resolve_link(opened.token)  # opened links can be revoked too
 
         for target in (survey, opened):
-            revoked = await revoke_link(
+            revoked = await _revoke(
                 RevokeLink(target.card_id, "  ошибочно   отправлена "), system.db, clock=system.clock
             )
             assert revoked.previous_state in {"issued", "notified", "opened"}
@@ -74,20 +81,20 @@ async def test_what_cannot_be_revoked_is_refused_with_its_reason(tmp_path: Path)
     async with stack("embedded", tmp_path) as system:
         (survey,) = await issue_surveys(system, 1, seed=142)
         with pytest.raises(RevokeRefused, match="причину"):
-            await revoke_link(RevokeLink(survey.card_id, "   "), system.db, clock=utcnow)
+            await _revoke(RevokeLink(survey.card_id, "   "), system.db, clock=utcnow)
         with pytest.raises(RevokeRefused, match="500"):
-            await revoke_link(RevokeLink(survey.card_id, "я" * 501), system.db, clock=utcnow)
+            await _revoke(RevokeLink(survey.card_id, "я" * 501), system.db, clock=utcnow)
         with pytest.raises(RevokeRefused, match="нет ссылки"):
-            await revoke_link(RevokeLink("no-such-card", "жалоба"), system.db, clock=utcnow)
-        await revoke_link(RevokeLink(survey.card_id, "жалоба"), system.db, clock=utcnow)
+            await _revoke(RevokeLink("no-such-card", "жалоба"), system.db, clock=utcnow)
+        await _revoke(RevokeLink(survey.card_id, "жалоба"), system.db, clock=utcnow)
         with pytest.raises(RevokeRefused, match="revoked"):
-            await revoke_link(RevokeLink(survey.card_id, "ещё раз"), system.db, clock=utcnow)
+            await _revoke(RevokeLink(survey.card_id, "ещё раз"), system.db, clock=utcnow)
 
         (done,) = await issue_surveys(system, 1, seed=143)
         async with client(system.module_asgi, "lko") as lko:
             await ModuleClient(lko).complete_link(done.token, "resp-2")
         with pytest.raises(RevokeRefused, match="completed"):
-            await revoke_link(RevokeLink(done.card_id, "поздно"), system.db, clock=utcnow)
+            await _revoke(RevokeLink(done.card_id, "поздно"), system.db, clock=utcnow)
         assert (await _link(system, done.card_id)).state == "completed"
 
 

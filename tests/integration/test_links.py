@@ -70,7 +70,7 @@ async def test_cards_wait_for_a_questionnaire_and_get_links_when_one_is_publishe
 
         questionnaire_id = str(uuid.uuid4())
         async with system.db.uow() as uow:
-            inserted = await QuestionnaireRepository(uow.session).add_published_if_absent(
+            inserted = await QuestionnaireRepository(uow).add_published_if_absent(
                 questionnaire_id=questionnaire_id,
                 type_code="mfc",
                 level="regional",
@@ -150,7 +150,7 @@ async def test_waiting_cards_whose_period_ended_are_released_as_late(tmp_path: P
         await system.intake.handle(_raw(facts))
         draft = default_questionnaire_draft().model_copy(update={"validity_days": 10})
         async with system.db.uow() as uow:
-            await QuestionnaireRepository(uow.session).add_published_if_absent(
+            await QuestionnaireRepository(uow).add_published_if_absent(
                 questionnaire_id=str(uuid.uuid4()), type_code="mfc", level="municipal", draft=draft, now=utcnow()
             )
             await uow.commit()

@@ -90,7 +90,7 @@ async def services(db: Database) -> tuple[int, int]:
 async def test_an_item_committed_late_behind_the_cursor_is_still_counted(db: Database, batch_items: int) -> None:
     """Page by page, or pages applied together: the safe cursor stops at the last page that is safe."""
     clock, feed = Clock(T), FakeCardsFeed()
-    source = CardsSource(feed, db.dialect)
+    source = CardsSource(feed)
     consumer = FeedConsumer(db, clock, overlap_s=30, page_size=1, batch_items=batch_items)
     feed.commit("X", T - timedelta(seconds=100))
     feed.commit("Y", T - timedelta(seconds=5))
@@ -117,7 +117,7 @@ async def test_an_item_committed_late_behind_the_cursor_is_still_counted(db: Dat
 
 async def test_without_the_overlap_the_late_item_would_be_lost(db: Database) -> None:
     clock, feed = Clock(T), FakeCardsFeed()
-    source = CardsSource(feed, db.dialect)
+    source = CardsSource(feed)
     consumer = FeedConsumer(db, clock, overlap_s=0, page_size=1)
     feed.commit("X", T - timedelta(seconds=100))
     feed.commit("Y", T - timedelta(seconds=5))
@@ -130,7 +130,7 @@ async def test_without_the_overlap_the_late_item_would_be_lost(db: Database) -> 
 
 async def test_changes_move_counts_once_and_stale_pages_change_nothing(db: Database) -> None:
     clock, feed = Clock(T), FakeCardsFeed()
-    source = CardsSource(feed, db.dialect)
+    source = CardsSource(feed)
     consumer = FeedConsumer(db, clock, overlap_s=30, page_size=10)
     feed.commit("X", T - timedelta(seconds=3))
     stale = await feed.cards_feed(None, 10)
@@ -209,7 +209,7 @@ async def test_ratings_on_other_scales_are_normalised_and_versions_fetched_once(
         document,
     )
     consumer = FeedConsumer(db, Clock(T), overlap_s=30, page_size=3)
-    await consumer.poll(ResponsesSource(feed, db.dialect))
+    await consumer.poll(ResponsesSource(feed))
     assert feed.version_calls == 1
     async with db.uow() as uow:
         rows = {

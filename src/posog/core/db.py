@@ -95,20 +95,36 @@ def is_sqlite(engine: AsyncEngine) -> bool:
 
 
 class UnitOfWork:
-    """One transaction for one request, message batch or job. Rolls back unless committed."""
+    """One transaction for one request, message batch or job. Rolls back unless committed.
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    The entry point opens it (``async with``) and hands it to a handler, which commits: each
+    ``commit()`` ends one transaction and the next statement begins another, so a handler that calls
+    another system between two steps commits (or rolls back) first and holds no connection meanwhile.
+    The session is opened at its first statement: a unit whose work went elsewhere (a repository's
+    one-statement fast path on its own connection) costs no checkout. Systems subclass it to put their
+    repositories on it (``uow.links``, ``uow.responses``…)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
         self._session: AsyncSession | None = None
+        self._open = False
+
+    @property
+    def dialect(self) -> str:
+        return self.db.dialect
 
     @property
     def session(self) -> AsyncSession:
-        if self._session is None:
+        if not self._open:
             raise RuntimeError("unit of work used outside 'async with'")
+        if self._session is None:
+            self._session = self.db.sessions()
         return self._session
 
     async def __aenter__(self) -> Self:
-        self._session = self._sessions()
+        if self._open:
+            raise RuntimeError("unit of work entered twice")
+        self._open = True
         return self
 
     async def __aexit__(
@@ -116,16 +132,45 @@ class UnitOfWork:
     ) -> None:
         # close() rolls back whatever was not committed, and, unlike rollback(), leaves the objects
         # read in this unit usable (detached, not expired) for the caller.
-        try:
-            await self.session.close()
-        finally:
-            self._session = None
+        session, self._session, self._open = self._session, None, False
+        if session is not None:
+            await session.close()
 
     async def commit(self) -> None:
-        await self.session.commit()
+        if self._session is not None:
+            await self._session.commit()
+        elif not self._open:
+            raise RuntimeError("unit of work used outside 'async with'")
 
     async def rollback(self) -> None:
-        await self.session.rollback()
+        if self._session is not None:
+            await self._session.rollback()
+        elif not self._open:
+            raise RuntimeError("unit of work used outside 'async with'")
+
+
+class Repository:
+    """The write side of one feature on a unit of work: its statements, and where they differ by
+    dialect, the difference (through :func:`among` and :func:`insert_ignoring`, or its own)."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def session(self) -> AsyncSession:
+        return self._uow.session
+
+    @property
+    def dialect(self) -> str:
+        return self._uow.dialect
+
+    def among(self, column: Any, values: list[Any]) -> ColumnElement[bool]:
+        """:func:`among` on this unit's database."""
+        return among(self.dialect, column, values)
+
+    def insert_ignoring(self, table: Table | Any, conflict_columns: list[str] | None = None) -> Executable:
+        """:func:`insert_ignoring` on this unit's database."""
+        return insert_ignoring(self.dialect, table, conflict_columns)
 
 
 class Database:
@@ -135,16 +180,37 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        dialect = self.engine.dialect
+        self._dialect = dialect.name
+        # PostgreSQL through asyncpg: the driver-level fast paths (COPY, a lean pool) apply.
+        self.on_asyncpg = dialect.name == "postgresql" and dialect.driver == "asyncpg"
 
     @property
     def dialect(self) -> str:
-        return self.engine.dialect.name
+        return self._dialect
+
+    def asyncpg_connect_args(self) -> dict[str, Any]:
+        """The keyword arguments ``asyncpg.connect`` needs to reach this database as the engine does."""
+        engine = self.engine.sync_engine
+        _, params = engine.dialect.create_connect_args(engine.url)
+        for name in _SQLALCHEMY_ONLY:
+            params.pop(name, None)
+        return dict(params)
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions)
+        """A plain unit of work (no repositories): for reads and for code outside the systems."""
+        return UnitOfWork(self)
+
+    def among(self, column: Any, values: list[Any]) -> ColumnElement[bool]:
+        """:func:`among` on this database."""
+        return among(self.dialect, column, values)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+# Connect arguments of SQLAlchemy's asyncpg dialect that asyncpg itself does not take.
+_SQLALCHEMY_ONLY = ("async_creator_fn", "prepared_statement_cache_size", "prepared_statement_name_func")
 
 
 # --- Statements that differ by dialect: written here once ------------------------------------------

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from posog.core import metrics
 from posog.core.clock import Clock, utcnow
-from posog.core.db import Database, UTCDateTime, among
+from posog.core.db import Database, UTCDateTime
 
 JITTER: Final = 0.2  # a retry comes up to this share of its delay early, so rows failed together spread out
 ERROR_CHARS: Final = 500
@@ -200,7 +200,7 @@ class Outbox(Generic[M]):
         model: Any = self.model
         await session.execute(
             update(model)
-            .where(among(self.db.dialect, self.delivery.key, keys))
+            .where(self.db.among(self.delivery.key, keys))
             .values(attempts=model.attempts + 1, **self.sent_values(at), **values)
         )
         metrics.DELIVERY_ATTEMPTS.labels(self.name, "sent").inc(len(keys))
@@ -277,7 +277,7 @@ class Outbox(Generic[M]):
         extra = self.delivery.redrive_values(now) if self.delivery.redrive_values else {}
         result = await session.execute(
             update(model)
-            .where(among(self.db.dialect, self.delivery.key, keys), model.dead_at.is_not(None))
+            .where(self.db.among(self.delivery.key, keys), model.dead_at.is_not(None))
             .values(dead_at=None, attempts=0, next_attempt_at=now, lease_until=None, **extra)
             .returning(self.delivery.key)
         )

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from posog.core.appstate import need
-from posog.core.db import Database, UnitOfWork
+from posog.core.db import Database
 from posog.core.http import SERVICE_ERRORS, error_responses
+from posog.lko.uow import LkoUnitOfWork
 
 # Error responses every service-authenticated route may give (for the OpenAPI document).
 API_ERRORS: dict[int | str, dict[str, Any]] = error_responses(*SERVICE_ERRORS)
@@ -25,11 +26,11 @@ async def _database(request: Request) -> Database:
     return database(request)
 
 
-async def unit_of_work(db: Annotated[Database, Depends(_database)]) -> AsyncIterator[UnitOfWork]:
-    """One unit of work per request; it rolls back unless a handler commits."""
-    async with db.uow() as uow:
+async def unit_of_work(db: Annotated[Database, Depends(_database)]) -> AsyncIterator[LkoUnitOfWork]:
+    """One unit of work per request (ЛКО's, with its repositories); it rolls back unless a handler commits."""
+    async with LkoUnitOfWork(db) as uow:
         yield uow
 
 
 DatabaseDep = Annotated[Database, Depends(_database)]
-UowDep = Annotated[UnitOfWork, Depends(unit_of_work)]
+UowDep = Annotated[LkoUnitOfWork, Depends(unit_of_work)]

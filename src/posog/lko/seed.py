@@ -7,16 +7,14 @@ inserted with ``ON CONFLICT DO NOTHING`` and the default questionnaire ids are d
 from __future__ import annotations
 
 import structlog
-from sqlalchemy import Table
 
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Database
 from posog.lko.org_types.defaults import DEFAULT_ORG_TYPES
-from posog.lko.org_types.model import OrgTypeEntry
 from posog.lko.org_types.queries import active_org_type_codes
 from posog.lko.questionnaires.defaults import default_questionnaire_draft, default_questionnaire_id
 from posog.lko.questionnaires.queries import existing_ids, type_codes_with_active
-from posog.lko.questionnaires.repository import QuestionnaireRepository, insert_ignoring_conflicts
+from posog.lko.uow import LkoUnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -29,29 +27,23 @@ async def seed_defaults(db: Database, *, clock: Clock = utcnow) -> None:
     stays as the operator left it.
     """
     now = clock()
-    org_types: Table = OrgTypeEntry.__table__  # type: ignore[assignment]
-    async with db.uow() as uow:
+    async with LkoUnitOfWork(db) as uow:
         session = uow.session
         # Writing first takes SQLite's write lock before any read, so concurrent seeders queue
         # on the busy timeout instead of failing to upgrade a read transaction.
-        await session.execute(
-            insert_ignoring_conflicts(
-                db.dialect,
-                org_types,
-                [{**org_type.model_dump(), "created_at": now, "updated_at": now} for org_type in DEFAULT_ORG_TYPES],
-            )
+        await uow.org_types.add_if_absent(
+            [{**org_type.model_dump(), "created_at": now, "updated_at": now} for org_type in DEFAULT_ORG_TYPES]
         )
         covered = await type_codes_with_active(session, "federal")
         uncovered = [code for code in await active_org_type_codes(session) if code not in covered]
         ids = {code: default_questionnaire_id(code) for code in uncovered}
         already_there = await existing_ids(session, list(ids.values()))
-        repository = QuestionnaireRepository(session)
         draft = default_questionnaire_draft()
         published = []
         for code in uncovered:
             if ids[code] in already_there:
                 continue  # withdrawn by an operator: not ours to bring back
-            if await repository.add_published_if_absent(
+            if await uow.questionnaires.add_published_if_absent(
                 questionnaire_id=ids[code], type_code=code, level="federal", draft=draft, now=now
             ):
                 published.append(code)

@@ -63,8 +63,10 @@ class AnalyticsPipeline:
         self._db = db
         self._clock = clock
         self._consumer = FeedConsumer(db, clock, overlap_s=overlap_s, page_size=page_size, batch_items=batch_items)
-        self._cards = CardsSource(cards, db.dialect)
-        self._responses = ResponsesSource(responses, db.dialect)
+        self._cards = CardsSource(cards)
+        self._responses = ResponsesSource(responses)
+        # Where the rebuild sums: set-based in PostgreSQL itself (lanes of asyncpg connections), or here.
+        self._rebuild = self._rebuild_in_database if db.on_asyncpg else self._rebuild_here
         self._poll_interval_s = poll_interval_s
 
     async def poll_once(self) -> list[PollResult]:
@@ -105,20 +107,24 @@ class AnalyticsPipeline:
         database does it, set-based, on two more connections of their own, while readers go on reading
         the old rollups (:mod:`~posog.analytics.rollups.rebuild`); elsewhere the items are summed here
         with the incremental path's own arithmetic, in one transaction. Both write the same rows."""
-        if self._db.dialect == "postgresql":
-            lanes = create_async_engine(self._db.engine.url, poolclass=NullPool)
-            try:
-                async with self._db.uow() as uow:
-                    session = uow.session
-                    await ensure_cursors(session, SOURCES, self._clock())
-                    await self._lock_and_mark(session)
-                    counts = await rebuild_rollups_in_parallel(lanes, session)
-                    await uow.commit()
-            finally:
-                await lanes.dispose()
-            result = RebuildResult(**counts)
-            log.info("analytics.rebuilt", **result.__dict__)
-            return result
+        result = await self._rebuild()
+        log.info("analytics.rebuilt", **result.__dict__)
+        return result
+
+    async def _rebuild_in_database(self) -> RebuildResult:
+        lanes = create_async_engine(self._db.engine.url, poolclass=NullPool)
+        try:
+            async with self._db.uow() as uow:
+                session = uow.session
+                await ensure_cursors(session, SOURCES, self._clock())
+                await self._lock_and_mark(session)
+                counts = await rebuild_rollups_in_parallel(lanes, session)
+                await uow.commit()
+        finally:
+            await lanes.dispose()
+        return RebuildResult(**counts)
+
+    async def _rebuild_here(self) -> RebuildResult:
         async with self._db.uow() as uow:
             session = uow.session
             await ensure_cursors(session, SOURCES, self._clock())
@@ -131,11 +137,9 @@ class AnalyticsPipeline:
             async for response in await session.stream_scalars(select(ResponseItem).execution_options(yield_per=1000)):
                 deltas.add(stored_response_contribution(response))
                 responses += 1
-            await replace_rollups(session, self._db.dialect, deltas)
+            await replace_rollups(session, deltas)
             await uow.commit()
-        result = RebuildResult(cards, responses, len(deltas.count_rows()), len(deltas.criterion_rows()))
-        log.info("analytics.rebuilt", **result.__dict__)
-        return result
+        return RebuildResult(cards, responses, len(deltas.count_rows()), len(deltas.criterion_rows()))
 
     async def _lock_and_mark(self, session: AsyncSession) -> None:
         """Lock every cursor (the appliers wait) and record that the rollups change in this transaction."""

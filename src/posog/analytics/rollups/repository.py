@@ -36,6 +36,10 @@ def _insert(dialect: str, table: Any) -> Any:
     return insert(table)
 
 
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
 def _table(model: Any) -> Table:
     table: Table = model.__table__
     return table
@@ -77,14 +81,14 @@ async def _rows_by_key(
     return found
 
 
-async def cards_by_id(session: AsyncSession, dialect: str, card_ids: Sequence[str]) -> dict[str, Any]:
+async def cards_by_id(session: AsyncSession, card_ids: Sequence[str]) -> dict[str, Any]:
     """Stored cards by card id, as rows (column → value)."""
-    return await _rows_by_key(session, dialect, CardItem, "card_id", card_ids)
+    return await _rows_by_key(session, _dialect(session), CardItem, "card_id", card_ids)
 
 
-async def responses_by_id(session: AsyncSession, dialect: str, response_ids: Sequence[str]) -> dict[str, Any]:
+async def responses_by_id(session: AsyncSession, response_ids: Sequence[str]) -> dict[str, Any]:
     """Stored responses by response id, as rows (column → value)."""
-    return await _rows_by_key(session, dialect, ResponseItem, "response_id", response_ids)
+    return await _rows_by_key(session, _dialect(session), ResponseItem, "response_id", response_ids)
 
 
 async def _bulk_upsert(
@@ -109,10 +113,11 @@ async def _bulk_upsert(
     await session.execute(statement, {"rows": orjson.dumps(rows).decode()})
 
 
-async def upsert_items(session: AsyncSession, dialect: str, model: Any, key: str, rows: list[dict[str, Any]]) -> None:
+async def upsert_items(session: AsyncSession, model: Any, key: str, rows: list[dict[str, Any]]) -> None:
     """Insert the items, or replace the stored ones with the same ``key``."""
     if not rows:
         return
+    dialect = _dialect(session)
     if dialect == "postgresql":
         update = ", ".join(f"{name} = EXCLUDED.{name}" for name in rows[0] if name != key)
         await _bulk_upsert(session, _table(model), rows, [key], update)
@@ -125,7 +130,7 @@ async def upsert_items(session: AsyncSession, dialect: str, model: Any, key: str
     await session.execute(statement, rows)
 
 
-async def upsert_organizations(session: AsyncSession, dialect: str, names: Iterable[dict[str, str]]) -> None:
+async def upsert_organizations(session: AsyncSession, names: Iterable[dict[str, str]]) -> None:
     """Keep, per ИНН, the name of the item with the greatest ``name_key`` seen so far (order-independent)."""
     best: dict[str, dict[str, str]] = {}
     for row in names:
@@ -135,6 +140,7 @@ async def upsert_organizations(session: AsyncSession, dialect: str, names: Itera
     if not best:
         return
     table = _table(Organization)
+    dialect = _dialect(session)
     if dialect == "postgresql":
         update = (
             "org_name = EXCLUDED.org_name, region_code = EXCLUDED.region_code, name_key = EXCLUDED.name_key"
@@ -196,9 +202,10 @@ async def _remove_empty(
         await session.execute(delete(criteria).where(*where, criteria.c.count == 0))
 
 
-async def apply_deltas(session: AsyncSession, dialect: str, deltas: Deltas) -> None:
+async def apply_deltas(session: AsyncSession, deltas: Deltas) -> None:
     """Add ``deltas`` to the rollup rows of every grain (creating them as needed); rows that fall to zero
     are removed, so the tables hold exactly what a rebuild from the stored items would write."""
+    dialect = _dialect(session)
     for key, counts, criteria in ROLLUP_TABLES:
         await _add_rows(session, dialect, _table(counts), deltas.count_rows(key), key)
         await _add_rows(session, dialect, _table(criteria), deltas.criterion_rows(key), [*key, "criterion"])
@@ -207,8 +214,8 @@ async def apply_deltas(session: AsyncSession, dialect: str, deltas: Deltas) -> N
             await _remove_empty(session, key, _table(counts), _table(criteria), deltas.shrinking_grains(key))
 
 
-async def replace_rollups(session: AsyncSession, dialect: str, deltas: Deltas) -> None:
+async def replace_rollups(session: AsyncSession, deltas: Deltas) -> None:
     """Empty the rollup tables and write ``deltas`` as their whole content (the rebuild)."""
     for model in ROLLUP_MODELS:
         await session.execute(delete(model))
-    await apply_deltas(session, dialect, deltas)
+    await apply_deltas(session, deltas)

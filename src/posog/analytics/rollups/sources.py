@@ -103,9 +103,8 @@ class CardsSource:
 
     name = SOURCE_CARDS
 
-    def __init__(self, feed: CardsFeed, dialect: str) -> None:
+    def __init__(self, feed: CardsFeed) -> None:
         self._feed = feed
-        self._dialect = dialect
 
     async def fetch(self, cursor: str | None, limit: int) -> FeedPage[CardFeedItem]:
         page = await self._feed.cards_feed(cursor, limit)
@@ -123,7 +122,7 @@ class CardsSource:
             seen = latest.get(item.card_id)
             if seen is None or seen.updated_at <= item.updated_at:
                 latest[item.card_id] = item
-        stored = await cards_by_id(session, self._dialect, sorted(latest))
+        stored = await cards_by_id(session, sorted(latest))
         deltas = Deltas()
         rows: list[dict[str, Any]] = []
         for card_id in sorted(latest):
@@ -146,11 +145,10 @@ class CardsSource:
                 continue
             deltas.replace(None if old is None else _card_row_contribution(old), _card_row_contribution(row))
             rows.append(row)
-        await upsert_items(session, self._dialect, CardItem, "card_id", rows)
-        await apply_deltas(session, self._dialect, deltas)
+        await upsert_items(session, CardItem, "card_id", rows)
+        await apply_deltas(session, deltas)
         await upsert_organizations(
             session,
-            self._dialect,
             (
                 {
                     "inn": item.inn,
@@ -170,9 +168,8 @@ class ResponsesSource:
 
     name = SOURCE_RESPONSES
 
-    def __init__(self, feed: ResponsesFeed, dialect: str) -> None:
+    def __init__(self, feed: ResponsesFeed) -> None:
         self._feed = feed
-        self._dialect = dialect
         self._versions: dict[tuple[str, int], QuestionnaireDocument | None] = {}
 
     async def fetch(self, cursor: str | None, limit: int) -> FeedPage[StoredResponse]:
@@ -227,7 +224,7 @@ class ResponsesSource:
                     "name_key": _name_key(row["service_date"], item.card_id, "r"),
                 }
             )
-        stored = await responses_by_id(session, self._dialect, sorted(latest))
+        stored = await responses_by_id(session, sorted(latest))
         deltas = Deltas()
         rows: list[dict[str, Any]] = []
         for response_id in sorted(latest):
@@ -236,7 +233,7 @@ class ResponsesSource:
                 continue
             deltas.replace(None if old is None else _response_row_contribution(old), _response_row_contribution(row))
             rows.append(row)
-        await upsert_items(session, self._dialect, ResponseItem, "response_id", rows)
-        await apply_deltas(session, self._dialect, deltas)
-        await upsert_organizations(session, self._dialect, names)
+        await upsert_items(session, ResponseItem, "response_id", rows)
+        await apply_deltas(session, deltas)
+        await upsert_organizations(session, names)
         return len(rows)

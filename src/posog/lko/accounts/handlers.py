@@ -26,8 +26,8 @@ from posog.lko.accounts.model import (
     LoginThrottle,
 )
 from posog.lko.accounts.passwords import hash_password, needs_rehash, password_problem, verify_password
-from posog.lko.questionnaires.repository import insert_ignoring_conflicts
 from posog.lko.scope import Role
+from posog.lko.uow import LkoUnitOfWork
 from posog.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -196,7 +196,7 @@ MAX_CLIENT = 64
 
 
 async def sign_in(
-    uow: UnitOfWork, login: str, password: str, *, client: str, now: datetime, policy: SessionPolicy
+    uow: LkoUnitOfWork, login: str, password: str, *, client: str, now: datetime, policy: SessionPolicy
 ) -> SignedIn | SignInRefused:
     """Check a login and password from ``client`` (its address) and open a session.
 
@@ -279,35 +279,27 @@ async def _throttled(uow: UnitOfWork, key: str, client: str, *, now: datetime) -
 
 
 async def _record_failure(
-    uow: UnitOfWork, key: str, client: str, *, now: datetime, policy: SessionPolicy, user_id: str | None
+    uow: LkoUnitOfWork, key: str, client: str, *, now: datetime, policy: SessionPolicy, user_id: str | None
 ) -> datetime | None:
     """Count a failed sign-in under its three keys, atomically each (rows are taken in one order —
     pair, client, login — so concurrent failures cannot deadlock); set the delays it earns; lock the
     login if this failure reaches the limit. Returns the lock's end when it does."""
     session = uow.session
     await _forget_stale(uow, now=now, policy=policy)
-    table = LoginThrottle.__table__
-    dialect = session.get_bind().dialect.name
     locked_until = None
     for kind in (_PAIR, _CLIENT, _LOGIN):
         condition = _key(kind, key, client)
         login_of, client_of = (key if kind != _CLIENT else ""), (client if kind != _LOGIN else "")
-        await session.execute(
-            insert_ignoring_conflicts(
-                dialect,
-                table,  # type: ignore[arg-type]
-                [
-                    {
-                        "kind": kind,
-                        "login": login_of,
-                        "client": client_of,
-                        "failures": 0,
-                        "window_started_at": now,
-                        "last_failure_at": now,
-                        "blocked_until": None,
-                    }
-                ],
-            )
+        await uow.accounts.add_throttle_if_absent(
+            {
+                "kind": kind,
+                "login": login_of,
+                "client": client_of,
+                "failures": 0,
+                "window_started_at": now,
+                "last_failure_at": now,
+                "blocked_until": None,
+            }
         )
         if kind == _LOGIN:  # a fixed window: failures since the window's first
             expired = LoginThrottle.window_started_at <= now - policy.lock_window

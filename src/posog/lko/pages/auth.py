@@ -33,6 +33,7 @@ from posog.lko.pages.web import (
     text_field,
 )
 from posog.lko.state import lko_state
+from posog.lko.uow import LkoUnitOfWork
 
 router = APIRouter(include_in_schema=False)
 
@@ -113,7 +114,7 @@ async def login_submit(request: Request) -> Response:
     next_path = safe_next(request, text_field(form, "next", limit=2000))
     policy = lko_state(request).session_policy
     client = _client(request)
-    async with database(request).uow() as uow:
+    async with LkoUnitOfWork(database(request)) as uow:
         outcome = await sign_in(uow, login, password, client=client, now=now(request), policy=policy)
     if not isinstance(outcome, SignedIn):
         error, retry_after = INVALID_CREDENTIALS, None

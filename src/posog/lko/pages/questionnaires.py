@@ -35,8 +35,11 @@ from posog.lko.questionnaires.defaults import default_questionnaire_draft
 from posog.lko.questionnaires.handlers import (
     LEVEL_NAMES,
     CreateQuestionnaire,
+    EditDraft,
+    PublishQuestionnaire,
     QuestionnaireNotFound,
     QuestionnaireRefused,
+    WithdrawQuestionnaire,
     create_questionnaire,
     edit_draft,
     publish_questionnaire,
@@ -52,6 +55,7 @@ from posog.lko.questionnaires.queries import (
 )
 from posog.lko.questionnaires.validation import KINDS, DraftInvalid, Problem
 from posog.lko.state import lko_state
+from posog.lko.uow import LkoUnitOfWork
 
 router = APIRouter(include_in_schema=False)
 
@@ -157,10 +161,10 @@ async def questionnaire_create(request: Request, principal: Principal) -> Respon
     validity: int | str = int(values["validity_days"]) if values["validity_days"].isdigit() else values["validity_days"]
     content = {"title": values["title"], "validity_days": validity, "questions": questions}
     try:
-        async with database(request).uow() as uow:
+        async with LkoUnitOfWork(database(request)) as uow:
             questionnaire_id = await create_questionnaire(
-                uow,
                 CreateQuestionnaire(type_code=values["type_code"], level=values["level"], content=content),
+                uow,
                 now=now(request),
             )
     except DraftInvalid as invalid:
@@ -254,8 +258,8 @@ async def questionnaire_builder(request: Request, principal: Principal, question
             request, principal, detail, apply_action(state, action), json_text=current_json, problems=[]
         )
     try:
-        async with database(request).uow() as uow:
-            await edit_draft(uow, detail.summary.id, to_content(state), now=now(request))
+        async with LkoUnitOfWork(database(request)) as uow:
+            await edit_draft(EditDraft(detail.summary.id, to_content(state)), uow, now=now(request))
     except QuestionnaireNotFound:
         not_found()
     except DraftInvalid as invalid:
@@ -283,8 +287,8 @@ async def questionnaire_json(request: Request, principal: Principal, questionnai
             problems = [Problem("", f"Некорректный JSON: строка {exc.lineno}, столбец {exc.colno} — {exc.msg}")]
         else:
             try:
-                async with database(request).uow() as uow:
-                    await edit_draft(uow, detail.summary.id, content, now=now(request))
+                async with LkoUnitOfWork(database(request)) as uow:
+                    await edit_draft(EditDraft(detail.summary.id, content), uow, now=now(request))
             except QuestionnaireNotFound:
                 not_found()
             except DraftInvalid as invalid:
@@ -355,8 +359,8 @@ async def questionnaire_publish(request: Request, principal: Principal, question
     detail = await _detail(request, questionnaire_id)
     await checked_form(request, principal)
     try:
-        async with database(request).uow() as uow:
-            publication = await publish_questionnaire(uow, detail.summary.id, now=now(request))
+        async with LkoUnitOfWork(database(request)) as uow:
+            publication = await publish_questionnaire(PublishQuestionnaire(detail.summary.id), uow, now=now(request))
     except QuestionnaireNotFound:
         not_found()
     except (DraftInvalid, QuestionnaireRefused) as refusal:
@@ -378,8 +382,8 @@ async def questionnaire_withdraw(request: Request, principal: Principal, questio
     detail = await _detail(request, questionnaire_id)
     await checked_form(request, principal)
     try:
-        async with database(request).uow() as uow:
-            await withdraw_questionnaire(uow, detail.summary.id, now=now(request))
+        async with LkoUnitOfWork(database(request)) as uow:
+            await withdraw_questionnaire(WithdrawQuestionnaire(detail.summary.id), uow, now=now(request))
     except QuestionnaireNotFound:
         not_found()
     except QuestionnaireRefused as refused:

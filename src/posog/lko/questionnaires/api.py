@@ -24,8 +24,11 @@ from posog.lko.questionnaires.contracts import (
 )
 from posog.lko.questionnaires.handlers import (
     CreateQuestionnaire,
+    EditDraft,
+    PublishQuestionnaire,
     QuestionnaireNotFound,
     QuestionnaireRefused,
+    WithdrawQuestionnaire,
     create_questionnaire,
     edit_draft,
     publish_questionnaire,
@@ -163,7 +166,7 @@ async def create_questionnaire_api(
         content=content,
     )
     try:
-        questionnaire_id = await create_questionnaire(uow, command, now=lko_state(request).clock())
+        questionnaire_id = await create_questionnaire(command, uow, now=lko_state(request).clock())
     except DraftInvalid as invalid:
         return _problems_response(invalid)
     detail = await _detail_or_404(uow, questionnaire_id)
@@ -185,7 +188,7 @@ async def edit_questionnaire_api(
     """Replace the draft. Published versions never change; publish the draft to make a new one."""
     canonical_id = _existing_id(questionnaire_id)
     try:
-        await edit_draft(uow, canonical_id, body, now=lko_state(request).clock())
+        await edit_draft(EditDraft(canonical_id, body), uow, now=lko_state(request).clock())
     except QuestionnaireNotFound:
         raise _questionnaire_not_found(f"Анкета {printable(questionnaire_id)} не найдена") from None
     except DraftInvalid as invalid:
@@ -205,7 +208,9 @@ async def publish_questionnaire_api(request: Request, uow: UowDep, questionnaire
     active there before, in the same transaction — and release the module's cards waiting for it."""
     canonical_id = _existing_id(questionnaire_id)
     try:
-        publication = await publish_questionnaire(uow, canonical_id, now=lko_state(request).clock())
+        publication = await publish_questionnaire(
+            PublishQuestionnaire(canonical_id), uow, now=lko_state(request).clock()
+        )
     except QuestionnaireNotFound:
         raise _questionnaire_not_found(f"Анкета {printable(questionnaire_id)} не найдена") from None
     except DraftInvalid as invalid:
@@ -227,7 +232,7 @@ async def withdraw_questionnaire_api(request: Request, uow: UowDep, questionnair
     """Stop giving the questionnaire to citizens; its versions stay readable."""
     canonical_id = _existing_id(questionnaire_id)
     try:
-        await withdraw_questionnaire(uow, canonical_id, now=lko_state(request).clock())
+        await withdraw_questionnaire(WithdrawQuestionnaire(canonical_id), uow, now=lko_state(request).clock())
     except QuestionnaireNotFound:
         raise _questionnaire_not_found(f"Анкета {printable(questionnaire_id)} не найдена") from None
     except QuestionnaireRefused as refused:

@@ -1,6 +1,7 @@
 """Use cases of questionnaires: create a draft, edit it, publish it as a new immutable version, withdraw.
-Each takes a unit of work and commits. Announcing a publication to the module happens after the
-commit, from the ``lko_announcements`` row written here (see :mod:`.announcements`)."""
+Each takes a command and a unit of work (:class:`~posog.lko.uow.LkoUnitOfWork`) and commits.
+Announcing a publication to the module happens after the commit, from the ``lko_announcements`` row
+written here (see :mod:`.announcements`)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,14 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from posog.core.db import UnitOfWork, new_uuid
+from posog.core.db import new_uuid
 from posog.lko.contracts import QuestionnaireDocument, QuestionnaireDraft, SurveyLevel
-from posog.lko.org_types.model import OrgTypeEntry
 from posog.lko.questionnaires.announcements import new_announcement
-from posog.lko.questionnaires.model import LEVELS, Questionnaire, QuestionnaireVersion, freeze
+from posog.lko.questionnaires.model import LEVELS, Questionnaire, freeze
 from posog.lko.questionnaires.validation import DraftInvalid, Problem, validate_content
+from posog.lko.uow import LkoUnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +48,28 @@ class CreateQuestionnaire:
 
 
 @dataclass(frozen=True)
+class EditDraft:
+    """Replace the draft of ``questionnaire_id`` with ``content`` (checked as on creation)."""
+
+    questionnaire_id: str
+    content: Any
+
+
+@dataclass(frozen=True)
+class PublishQuestionnaire:
+    """Publish the draft of ``questionnaire_id`` as its next version."""
+
+    questionnaire_id: str
+
+
+@dataclass(frozen=True)
+class WithdrawQuestionnaire:
+    """Stop giving ``questionnaire_id`` to citizens."""
+
+    questionnaire_id: str
+
+
+@dataclass(frozen=True)
 class Publication:
     document: QuestionnaireDocument  # the new immutable version, now active
     withdrawn: list[str]  # ids of the questionnaires it replaced for (type, level)
@@ -58,14 +80,14 @@ def _stored(draft: QuestionnaireDraft) -> dict[str, Any]:
     return draft.model_dump(mode="json", exclude_none=True)
 
 
-async def create_questionnaire(uow: UnitOfWork, command: CreateQuestionnaire, *, now: datetime) -> str:
+async def create_questionnaire(command: CreateQuestionnaire, uow: LkoUnitOfWork, *, now: datetime) -> str:
     """Create a draft questionnaire; returns its id. Raises :class:`DraftInvalid`."""
     problems: list[Problem] = []
     if command.level not in LEVELS:
         problems.append(
             Problem("level", f"Уровень опроса «{str(command.level)[:40]}» неизвестен; допустимые: {', '.join(LEVELS)}")
         )
-    org_type = await uow.session.get(OrgTypeEntry, command.type_code) if isinstance(command.type_code, str) else None
+    org_type = await uow.org_types.get(command.type_code) if isinstance(command.type_code, str) else None
     if org_type is None:
         problems.append(Problem("type_code", f"Типа организации «{str(command.type_code)[:40]}» нет в справочнике"))
     elif not org_type.active:
@@ -87,26 +109,24 @@ async def create_questionnaire(uow: UnitOfWork, command: CreateQuestionnaire, *,
         created_at=now,
         updated_at=now,
     )
-    uow.session.add(questionnaire)
+    uow.questionnaires.add(questionnaire)
     await uow.commit()
     log.info("lko.questionnaires.created", questionnaire_id=questionnaire.id, type_code=command.type_code)
     return questionnaire.id
 
 
-async def _locked(uow: UnitOfWork, questionnaire_id: str) -> Questionnaire:
-    questionnaire = await uow.session.scalar(
-        select(Questionnaire).where(Questionnaire.id == questionnaire_id).with_for_update()
-    )
+async def _locked(uow: LkoUnitOfWork, questionnaire_id: str) -> Questionnaire:
+    questionnaire = await uow.questionnaires.locked(questionnaire_id)
     if questionnaire is None:
         raise QuestionnaireNotFound(questionnaire_id)
     return questionnaire
 
 
-async def edit_draft(uow: UnitOfWork, questionnaire_id: str, content: Any, *, now: datetime) -> QuestionnaireDraft:
+async def edit_draft(command: EditDraft, uow: LkoUnitOfWork, *, now: datetime) -> QuestionnaireDraft:
     """Replace the draft's content. The published versions are untouched; the active one stays what
     citizens get until the draft is published. Raises :class:`QuestionnaireNotFound`, :class:`DraftInvalid`."""
-    questionnaire = await _locked(uow, questionnaire_id)
-    draft = validate_content(content, type_code=questionnaire.type_code, level=questionnaire.level)
+    questionnaire = await _locked(uow, command.questionnaire_id)
+    draft = validate_content(command.content, type_code=questionnaire.type_code, level=questionnaire.level)
     questionnaire.draft = _stored(draft)
     questionnaire.title = draft.title
     questionnaire.updated_at = now
@@ -114,14 +134,13 @@ async def edit_draft(uow: UnitOfWork, questionnaire_id: str, content: Any, *, no
     return draft
 
 
-async def publish_questionnaire(uow: UnitOfWork, questionnaire_id: str, *, now: datetime) -> Publication:
+async def publish_questionnaire(command: PublishQuestionnaire, uow: LkoUnitOfWork, *, now: datetime) -> Publication:
     """Freeze the draft into version n+1 and make it the one citizens get for (type, level). Any other
     questionnaire active for (type, level) is withdrawn in the same transaction, and an announcement
     for the module is recorded with it. Raises :class:`QuestionnaireNotFound`, :class:`DraftInvalid`,
     :class:`QuestionnaireRefused`."""
-    session = uow.session
-    questionnaire = await _locked(uow, questionnaire_id)
-    org_type = await session.get(OrgTypeEntry, questionnaire.type_code)
+    questionnaire = await _locked(uow, command.questionnaire_id)
+    org_type = await uow.org_types.get(questionnaire.type_code)
     if org_type is None or not org_type.active:
         raise QuestionnaireRefused(
             "org_type_inactive",
@@ -129,43 +148,22 @@ async def publish_questionnaire(uow: UnitOfWork, questionnaire_id: str, *, now: 
         )
     level: SurveyLevel = questionnaire.level  # type: ignore[assignment]
     draft = validate_content(questionnaire.draft, type_code=questionnaire.type_code, level=level)
-    latest = await session.scalar(
-        select(func.max(QuestionnaireVersion.version)).where(QuestionnaireVersion.questionnaire_id == questionnaire.id)
-    )
-    version = (latest or 0) + 1
-    others = (
-        await session.scalars(
-            select(Questionnaire)
-            .where(
-                Questionnaire.type_code == questionnaire.type_code,
-                Questionnaire.level == questionnaire.level,
-                Questionnaire.status == "active",
-                Questionnaire.id != questionnaire.id,
-            )
-            .with_for_update()
-        )
-    ).all()
+    version = await uow.questionnaires.latest_version(questionnaire.id) + 1
+    others = await uow.questionnaires.active_besides(questionnaire)
     for other in others:
         other.status = "withdrawn"
         other.updated_at = now
     document = freeze(questionnaire.id, version, questionnaire.type_code, level, draft)
     announcement = new_announcement(questionnaire.id, version, questionnaire.type_code, level, now=now)
     try:
-        await session.flush()  # the old one is withdrawn before the new one becomes active (unique index)
-        session.add(
-            QuestionnaireVersion(
-                questionnaire_id=questionnaire.id,
-                version=version,
-                document=document.model_dump(mode="json", exclude_none=True),
-                published_at=now,
-            )
-        )
+        # The old one is withdrawn before the new one becomes active (one active per type and level).
+        await uow.questionnaires.add_version(document, published_at=now)
         questionnaire.status = "active"
         questionnaire.active_version = version
         questionnaire.title = draft.title
         questionnaire.draft = _stored(draft)
         questionnaire.updated_at = now
-        session.add(announcement)
+        uow.questionnaires.announce(announcement)
         await uow.commit()
     except IntegrityError:
         raise QuestionnaireRefused(
@@ -185,11 +183,11 @@ async def publish_questionnaire(uow: UnitOfWork, questionnaire_id: str, *, now: 
     return Publication(document=document, withdrawn=withdrawn, announcement_id=announcement.id)
 
 
-async def withdraw_questionnaire(uow: UnitOfWork, questionnaire_id: str, *, now: datetime) -> None:
+async def withdraw_questionnaire(command: WithdrawQuestionnaire, uow: LkoUnitOfWork, *, now: datetime) -> None:
     """Stop giving the questionnaire to citizens. Its versions stay readable (answers refer to them);
     links already issued keep their pinned version. Raises :class:`QuestionnaireNotFound`,
     :class:`QuestionnaireRefused` (not active)."""
-    questionnaire = await _locked(uow, questionnaire_id)
+    questionnaire = await _locked(uow, command.questionnaire_id)
     if questionnaire.status != "active":
         raise QuestionnaireRefused("not_active", "Анкета не опубликована — снимать с публикации нечего")
     questionnaire.status = "withdrawn"

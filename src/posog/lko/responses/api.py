@@ -37,6 +37,7 @@ from posog.lko.responses.queries import DEFAULT_PAGE, MAX_PAGE, InvalidCursor, g
 from posog.lko.responses.validation import AnswersInvalid
 from posog.lko.scope import Scope
 from posog.lko.state import lko_state
+from posog.lko.uow import LkoUnitOfWork
 from posog.module.client import ModuleClient
 
 CLIENT_HEADER = "X-Posog-Client"
@@ -93,7 +94,8 @@ async def post_response(
         token=body.token, idempotency_key=body.idempotency_key, answers=body.answers, client_id=client_id
     )
     try:
-        submitted = await submit_response(command, lko_state(request).db, module)
+        async with LkoUnitOfWork(lko_state(request).db) as uow:
+            submitted = await submit_response(command, uow, module)
     except AnswersInvalid as invalid:
         errors = FieldErrors(error=ApiError(code="validation_error", message=VALIDATION_MESSAGE), fields=invalid.fields)
         return JSONResponse(errors.model_dump(), status_code=422)

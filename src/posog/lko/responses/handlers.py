@@ -18,7 +18,8 @@ Exactly once, step by step:
    the completion later — the module accepts the same response id again as a no-op.
 
 No database connection is held while the module is called (in the embedded mode both systems share
-one pool, and the module calls back into ЛКО for questionnaires)."""
+one pool, and the module calls back into ЛКО for questionnaires): the unit of work's transaction is
+ended (committed) before each call."""
 
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ from posog.core.db import Database, new_uuid
 from posog.core.outbox import Failure, Outbox
 from posog.lko.contracts import AnswerValue, StoredResponse
 from posog.lko.responses.model import COMPLETIONS, PendingCompletion, SurveyResponse
-from posog.lko.responses.repository import ResponseRepository
 from posog.lko.responses.validation import validate_answers
+from posog.lko.uow import LkoUnitOfWork
 from posog.module.client import LinkRefused, ModuleClient, ModuleError
 from posog.module.contracts import LINK_ERRORS, LinkData
 
@@ -103,14 +104,14 @@ def token_hash(token: str) -> str:
 
 
 async def submit_response(
-    command: SubmitResponse, db: Database, module: ModuleClient, *, clock: Clock = utcnow
+    command: SubmitResponse, uow: LkoUnitOfWork, module: ModuleClient, *, clock: Clock = utcnow
 ) -> Submitted:
     """Store a citizen's answers exactly once (see the module docstring). Raises
     :class:`~posog.lko.responses.validation.AnswersInvalid` (422), :class:`SubmissionRefused`
     (the link's or the survey's state) or :class:`ModuleUnavailable` (503)."""
-    stored = await _by_idempotency_key(db, command.idempotency_key)
+    stored = await _by_idempotency_key(uow, command.idempotency_key)
     if stored is not None:
-        return await _replay(stored, command, db, module, clock)
+        return await _replay(stored, command, uow, module, clock)
 
     try:
         link = await _resolve(command, module)
@@ -118,25 +119,26 @@ async def submit_response(
         # The same submission sent twice at once: the other request stored it and completed the link
         # between our look-up and the module's answer. A retry gets the stored response, not a refusal.
         if refused.code == "survey_completed":
-            stored = await _by_idempotency_key(db, command.idempotency_key)
+            stored = await _by_idempotency_key(uow, command.idempotency_key)
             if stored is not None:
-                return await _replay(stored, command, db, module, clock)
+                return await _replay(stored, command, uow, module, clock)
         raise
     answers = validate_answers(link.questionnaire, command.answers)
     response = _new_response(command, link, answers, clock)
     try:
-        async with db.uow() as uow:
-            await ResponseRepository(uow.session).add(response)
-            await uow.commit()
+        await uow.responses.add(response)
+        await uow.commit()
     except IntegrityError:
-        stored = await _by_idempotency_key(db, command.idempotency_key)
+        await uow.rollback()
+        stored = await _by_idempotency_key(uow, command.idempotency_key)
         if stored is not None:  # the same submission, sent twice at once
-            return await _replay(stored, command, db, module, clock)
+            return await _replay(stored, command, uow, module, clock)
         log.info("responses.card_already_answered", card_id=link.card_id)
         raise SubmissionRefused(409, "survey_completed", SURVEY_COMPLETED) from None
+    accepted = response.to_contract()
     log.info("responses.accepted", response_id=response.id, card_id=response.card_id)
-    await _complete_link(db, module, response.id, command.token, clock)
-    return Submitted(response.to_contract(), created=True)
+    await _complete_link(uow, module, response.id, command.token, clock)
+    return Submitted(accepted, created=True)
 
 
 async def complete_pending(
@@ -157,8 +159,8 @@ async def complete_pending(
     )
     if not claimed:
         return 0
-    async with db.uow() as uow:
-        tokens = await ResponseRepository(uow.session).completion_tokens([row.response_id for row in claimed])
+    async with LkoUnitOfWork(db) as uow:
+        tokens = await uow.responses.completion_tokens([row.response_id for row in claimed])
     settled = 0
     for row in claimed:
         token = tokens.get(row.response_id)
@@ -167,7 +169,8 @@ async def complete_pending(
                 await outbox.mark_sent(uow.session, [row.response_id], at=clock())
                 await uow.commit()
             continue
-        error = await _settle_link(db, module, row.response_id, token, clock)
+        async with LkoUnitOfWork(db) as uow:
+            error = await _settle_link(uow, module, row.response_id, token, clock)
         if error is None:
             settled += 1
             continue
@@ -221,20 +224,24 @@ class CompletionRecovery:
             log.warning("responses.recovery_failed", error=exc.__class__.__name__)
 
 
-async def _by_idempotency_key(db: Database, idempotency_key: str) -> SurveyResponse | None:
-    async with db.uow() as uow:
-        return await ResponseRepository(uow.session).by_idempotency_key(idempotency_key)
+async def _by_idempotency_key(uow: LkoUnitOfWork, idempotency_key: str) -> SurveyResponse | None:
+    """The response stored under ``idempotency_key``; the look-up's transaction is ended (committed:
+    the row stays readable) so that none is held while the module is called next."""
+    stored = await uow.responses.by_idempotency_key(idempotency_key)
+    await uow.commit()
+    return stored
 
 
 async def _replay(
-    stored: SurveyResponse, command: SubmitResponse, db: Database, module: ModuleClient, clock: Clock
+    stored: SurveyResponse, command: SubmitResponse, uow: LkoUnitOfWork, module: ModuleClient, clock: Clock
 ) -> Submitted:
     """A retry of a stored submission: the stored response, if the key was used for the same link."""
     if not hmac.compare_digest(stored.token_hash, token_hash(command.token)):
         raise SubmissionRefused(409, "idempotency_conflict", IDEMPOTENCY_CONFLICT)
+    replayed = stored.to_contract()
     if stored.completion_token is not None:  # finish what the first attempt could not
-        await _complete_link(db, module, stored.id, stored.completion_token, clock)
-    return Submitted(stored.to_contract(), created=False)
+        await _complete_link(uow, module, stored.id, stored.completion_token, clock)
+    return Submitted(replayed, created=False)
 
 
 async def _resolve(command: SubmitResponse, module: ModuleClient) -> LinkData:
@@ -282,13 +289,15 @@ def _new_response(
     )
 
 
-async def _complete_link(db: Database, module: ModuleClient, response_id: str, token: str, clock: Clock) -> bool:
+async def _complete_link(uow: LkoUnitOfWork, module: ModuleClient, response_id: str, token: str, clock: Clock) -> bool:
     """Ask the module to complete the link with ``response_id`` and record its answer. False when the
     module could not be reached (the completion stays pending for :func:`complete_pending`)."""
-    return await _settle_link(db, module, response_id, token, clock) is None
+    return await _settle_link(uow, module, response_id, token, clock) is None
 
 
-async def _settle_link(db: Database, module: ModuleClient, response_id: str, token: str, clock: Clock) -> str | None:
+async def _settle_link(
+    uow: LkoUnitOfWork, module: ModuleClient, response_id: str, token: str, clock: Clock
+) -> str | None:
     """:func:`_complete_link`, saying why not: None when settled, else what the module answered."""
     refusal: str | None = None
     try:
@@ -313,10 +322,8 @@ async def _settle_link(db: Database, module: ModuleClient, response_id: str, tok
             # midnight, or a long outage before recovery): the answers were accepted while it was
             # valid and are kept.
             log.warning("responses.completion_refused", response_id=response_id, code=refusal)
-    async with db.uow() as uow:
-        await ResponseRepository(uow.session).settle_completion(
-            response_id, completed_at=clock() if refusal is None else None, refusal=refusal
-        )
-        await completions(db, clock).mark_sent(uow.session, [response_id], at=clock())
-        await uow.commit()
+    await uow.responses.settle_completion(
+        response_id, completed_at=clock() if refusal is None else None, refusal=refusal, at=clock()
+    )
+    await uow.commit()
     return None

@@ -39,9 +39,10 @@ from posog.module.intake.model import (
     fact_fields,
 )
 from posog.module.intake.parsing import DEFAULT_MAX_FACT_BYTES, Rejection, card_id_of, read_fact
-from posog.module.intake.repository import IntakeRepository
+from posog.module.intake.repository import CardRepository
 from posog.module.links.catalog import QuestionnaireCatalog
 from posog.module.links.issuing import CardForLink, IssuedLink, issue_link
+from posog.module.uow import ModuleUnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -182,9 +183,8 @@ class IntakeHandler:
         self, batch: list[Incoming], questionnaires: Questionnaires, now: datetime, redrive_of: Sequence[str] | None
     ) -> list[Outcome]:
         """One pass over the batch inside one transaction: each message's outcome and rows."""
-        async with self._db.uow() as uow:
-            repo = IntakeRepository(uow.session)
-            known = await repo.known_cards([i.fact.card_id for i in batch if i.fact is not None])
+        async with ModuleUnitOfWork(self._db) as uow:
+            known = await uow.cards.known([i.fact.card_id for i in batch if i.fact is not None])
             cards: list[dict[str, Any]] = []
             links: list[dict[str, Any]] = []
             outbox: list[dict[str, Any]] = []
@@ -203,7 +203,7 @@ class IntakeHandler:
                     else:
                         if (fact.card_id, item.hash) not in conflicts:
                             row = self._conflict_row(item, fact, now)
-                            row["differing_fields"] = await self._differing_fields(repo, fact, created)
+                            row["differing_fields"] = await self._differing_fields(uow.cards, fact, created)
                             conflicts[(fact.card_id, item.hash)] = row
                         item.outcome = Outcome("conflict", fact.card_id)
                 else:
@@ -216,15 +216,17 @@ class IntakeHandler:
                         outbox.append(link.outbox_row)
                     item.outcome = Outcome("accepted", fact.card_id, card_status=card["status"])
 
-            await repo.add_cards(cards, links, outbox)
-            await repo.add_conflicts(list(conflicts.values()))
-            await repo.add_rejections(rejected)
+            await uow.cards.add(cards)
+            await uow.links.add(links)
+            await uow.outbox.add(outbox)
+            await uow.intake.add_conflicts(list(conflicts.values()))
+            await uow.intake.add_rejections(rejected)
             outcomes = [i.outcome for i in batch if i.outcome is not None]
             assert len(outcomes) == len(batch)
             if redrive_of is not None:
                 for rejected_id, outcome in zip(redrive_of, outcomes, strict=True):
                     reasons = _reasons(outcome.problems) if outcome.kind == "rejected" else None
-                    await repo.record_redrive(rejected_id, reasons, now)
+                    await uow.intake.record_redrive(rejected_id, reasons, now)
             await uow.commit()
         return outcomes
 
@@ -276,13 +278,13 @@ class IntakeHandler:
         card["status"] = CARD_LATE if link is None else CARD_LINKED
         return card, link
 
-    async def _differing_fields(self, repo: IntakeRepository, fact: OgFact, in_batch: dict[str, OgFact]) -> list[str]:
+    async def _differing_fields(self, cards: CardRepository, fact: OgFact, in_batch: dict[str, OgFact]) -> list[str]:
         """Which fields differ from the card on record (stored, or created earlier in this batch):
         names only, never values."""
         if fact.card_id in in_batch:
             before = _comparable(in_batch[fact.card_id])
         else:
-            card: ServiceCard | None = await repo.card(fact.card_id)
+            card: ServiceCard | None = await cards.get(fact.card_id)
             if card is None:
                 return []
             before = card.fields()
@@ -341,8 +343,8 @@ class IntakeHandler:
         fact, so it is kept (sealed), dead-lettered and re-drivable. Nothing of the body is parsed
         here but, boundedly, its ``card_id``."""
         outcome, row = self._unhandled(raw, reason)
-        async with self._db.uow() as uow:
-            await IntakeRepository(uow.session).add_rejections([row])
+        async with ModuleUnitOfWork(self._db) as uow:
+            await uow.intake.add_rejections([row])
             await uow.commit()
         log.error(
             "intake.fact_quarantined",
@@ -354,10 +356,8 @@ class IntakeHandler:
 
     async def note_attempt(self, raw: RawFact) -> int:
         """Count (and commit) one more attempt at handling this returned message alone; the count so far."""
-        async with self._db.uow() as uow:
-            attempts = await IntakeRepository(uow.session).count_attempt(
-                hashlib.sha256(raw.body).hexdigest(), self._clock()
-            )
+        async with ModuleUnitOfWork(self._db) as uow:
+            attempts = await uow.intake.count_attempt(hashlib.sha256(raw.body).hexdigest(), self._clock())
             await uow.commit()
         return attempts
 
@@ -378,8 +378,8 @@ class IntakeHandler:
     async def redrive(self, rejected_ids: Sequence[str]) -> list[Outcome]:
         """Feed stored rejected facts through the handler again (after the directory or the sender
         fixed what was wrong). Accepted ones are marked ``redriven``; others get their new reasons."""
-        async with self._db.uow() as uow:
-            found = await IntakeRepository(uow.session).rejected(rejected_ids)
+        async with ModuleUnitOfWork(self._db) as uow:
+            found = await uow.intake.rejected(rejected_ids)
         missing = [i for i in rejected_ids if i not in found]
         if missing:
             raise KeyError(", ".join(missing))

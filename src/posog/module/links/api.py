@@ -46,6 +46,7 @@ from posog.module.links.handlers import (
     resolve_link,
 )
 from posog.module.state import module_state
+from posog.module.uow import ModuleUnitOfWork
 
 
 class _AnyToken(Convertor[str]):
@@ -174,13 +175,14 @@ async def get_survey_link(token: str, request: Request) -> Response:
     if catalog is None:
         return unavailable()
     try:
-        data = await resolve_link(
-            ResolveLink(token=token, client=client_key(request, caller)),
-            state.db,
-            catalog=catalog,
-            limiter=state.link_attempts,
-            clock=state.clock,
-        )
+        async with ModuleUnitOfWork(state.db) as uow:
+            data = await resolve_link(
+                ResolveLink(token=token, client=client_key(request, caller)),
+                uow,
+                catalog=catalog,
+                limiter=state.link_attempts,
+                clock=state.clock,
+            )
     except LinkRefusal as refusal:
         return refusal_response(refusal)
     except LkoError as exc:
@@ -207,7 +209,8 @@ async def post_survey_link_completion(token: str, body: CompleteLink, request: R
     """ЛКО stored ``response_id`` for this link: the link becomes ``completed`` (exactly once)."""
     state = module_state(request)
     try:
-        await complete_link(CompleteSurveyLink(token=token, response_id=body.response_id), state.db, clock=state.clock)
+        async with ModuleUnitOfWork(state.db) as uow:
+            await complete_link(CompleteSurveyLink(token=token, response_id=body.response_id), uow, clock=state.clock)
     except LinkRefusal as refusal:
         return refusal_response(refusal)
     return JSONResponse(LinkCompleted(response_id=body.response_id).model_dump(), headers=_NO_STORE)

@@ -16,6 +16,7 @@ from posog.core.db import Database
 from posog.core.operator import on_migrated_database
 from posog.core.russian import moscow_time
 from posog.module.links.handlers import RevokeLink, RevokeRefused, revoke_link
+from posog.module.uow import ModuleUnitOfWork
 
 links_app = typer.Typer(help="Ссылки на опрос: отозвать ссылку карточки.", no_args_is_help=True)
 console = Console()
@@ -30,7 +31,8 @@ def revoke(
 
     async def main(db: Database) -> None:
         try:
-            revoked = await revoke_link(RevokeLink(card_id, reason), db, clock=utcnow)
+            async with ModuleUnitOfWork(db) as uow:
+                revoked = await revoke_link(RevokeLink(card_id, reason), uow, clock=utcnow)
         except RevokeRefused as refused:
             console.print(f"[red]{refused}[/]")
             raise typer.Exit(2) from None

@@ -42,6 +42,7 @@ from posog.lko.client import LkoError
 from posog.module.links.api import LINKS_READ, link_json, refusal_response, unavailable
 from posog.module.links.handlers import LinkRefusal, ResolveLink, resolve_link
 from posog.module.state import module_state
+from posog.module.uow import ModuleUnitOfWork
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -121,13 +122,14 @@ class LinkFastPath:
         started = False  # whether an answer has begun (then a failure cannot be answered any more)
         try:
             try:
-                data = await resolve_link(
-                    ResolveLink(token=token, client=client),
-                    state.db,
-                    catalog=catalog,
-                    limiter=state.link_attempts,
-                    clock=state.clock,
-                )
+                async with ModuleUnitOfWork(state.db) as uow:
+                    data = await resolve_link(
+                        ResolveLink(token=token, client=client),
+                        uow,
+                        catalog=catalog,
+                        limiter=state.link_attempts,
+                        clock=state.clock,
+                    )
             except LinkRefusal as refusal:
                 response = refusal_response(refusal)
                 started = True

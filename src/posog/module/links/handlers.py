@@ -1,16 +1,18 @@
 """Use cases of survey links (SPEC §5, §6): resolving a token into the survey it opens (ЛКП, ЛКО) and
 completing a link with the ЛКО response that used it.
 
-State changes are the lifecycle's conditional updates (:mod:`posog.module.links.lifecycle`), so
-concurrent requests never move a link backwards (an ``opened`` after a ``completed``) and exactly one
-completion wins. No database
-connection is held while ЛКО is asked about the questionnaire.
+Each handler takes a command and an open unit of work (:class:`~posog.module.uow.ModuleUnitOfWork`)
+and commits. State changes are the lifecycle's conditional updates (:mod:`posog.module.links.lifecycle`,
+through ``uow.links``), so concurrent requests never move a link backwards (an ``opened`` after a
+``completed``) and exactly one completion wins. No database connection is held while ЛКО is asked
+about the questionnaire (the look-up's transaction ends first).
 
-Resolving is the module's hottest request (every citizen opening a survey). On PostgreSQL, when the
-catalog already knows the pinned version to be answerable (the usual case: versions are cached for
-good, the questionnaire's status for ``ttl_s``), finding the link and opening it is one statement on
-one pooled connection (:func:`~posog.module.links.queries.find_and_open_link_postgresql`); otherwise,
-and on SQLite, the link is read, ЛКО asked, and the link opened in steps."""
+Resolving is the module's hottest request (every citizen opening a survey). ``uow.links.find_and_open``
+may open the link along with the look-up when the catalog already knows the pinned version to be
+answerable (the usual case: versions are cached for good, the questionnaire's status for ``ttl_s``):
+on PostgreSQL that is one statement on one pooled connection
+(:class:`~posog.module.links.repository.PostgresLinkRepository`); otherwise the link is read, ЛКО
+asked, and the link opened in steps."""
 
 from __future__ import annotations
 
@@ -19,23 +21,17 @@ from datetime import datetime
 from typing import cast
 
 import structlog
-from sqlalchemy import select
 
-from posog.core.clock import Clock, utcnow
-from posog.core.db import Database
+from posog.core.clock import Clock
 from posog.core.metrics import LINK_OUTCOMES
 from posog.core.ratelimit import RateLimiter
 from posog.lko.contracts import QuestionnaireDocument
 from posog.module.contracts import LINK_ERRORS, LinkData, LinkOrganization, LinkService, SurveyLevel
 from posog.module.links.catalog import QuestionnaireCatalog, version_key
-from posog.module.links.lifecycle import COMPLETE, EXPIRE, OPEN, REVOKE, move
-from posog.module.links.model import COMPLETED, EXPIRED, OPENED, REVOKED, SurveyLink, hash_token
-from posog.module.links.queries import (
-    LinkWithCard,
-    complete_link_postgresql,
-    find_and_open_link_postgresql,
-    find_link,
-)
+from posog.module.links.lifecycle import EXPIRE, OPEN, REVOKE
+from posog.module.links.model import COMPLETED, EXPIRED, OPENED, REVOKED, hash_token
+from posog.module.links.queries import LinkWithCard
+from posog.module.uow import ModuleUnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -89,7 +85,7 @@ class RevokedLink:
     revoked_at: datetime
 
 
-async def revoke_link(command: RevokeLink, db: Database, *, clock: Clock) -> RevokedLink:
+async def revoke_link(command: RevokeLink, uow: ModuleUnitOfWork, *, clock: Clock) -> RevokedLink:
     """Move a live link (issued, notified or opened) to ``revoked`` with its reason. A completed,
     expired or already revoked link, a card without a link and an unknown card are refused."""
     reason = " ".join(command.reason.split())
@@ -98,19 +94,15 @@ async def revoke_link(command: RevokeLink, db: Database, *, clock: Clock) -> Rev
     if len(reason) > 500:
         raise RevokeRefused("Причина отзыва — не длиннее 500 символов")
     now = clock()
-    async with db.uow() as uow:
-        link = await uow.session.scalar(select(SurveyLink).where(SurveyLink.card_id == command.card_id))
-        if link is None:
-            raise RevokeRefused(f"У карточки «{command.card_id}» нет ссылки на опрос (или такой карточки нет)")
-        previous = link.state
-        if not REVOKE.allows(previous):
-            raise RevokeRefused(f"Ссылку нельзя отозвать: она в состоянии «{previous}»")
-        moved = await uow.session.execute(
-            move(REVOKE, SurveyLink.id == link.id, SurveyLink.state == previous, at=now, revoke_reason=reason)
-        )
-        if moved.rowcount != 1:  # type: ignore[attr-defined]
-            raise RevokeRefused("Состояние ссылки только что изменилось; повторите команду")
-        await uow.commit()
+    link = await uow.links.by_card(command.card_id)
+    if link is None:
+        raise RevokeRefused(f"У карточки «{command.card_id}» нет ссылки на опрос (или такой карточки нет)")
+    previous = link.state
+    if not REVOKE.allows(previous):
+        raise RevokeRefused(f"Ссылку нельзя отозвать: она в состоянии «{previous}»")
+    if not await uow.links.move(REVOKE, link.id, from_state=previous, at=now, revoke_reason=reason):
+        raise RevokeRefused("Состояние ссылки только что изменилось; повторите команду")
+    await uow.commit()
     LINK_OUTCOMES.labels("revoked").inc()
     log.info("links.revoked", card_id=command.card_id, previous_state=previous)
     return RevokedLink(command.card_id, previous, now)
@@ -123,7 +115,7 @@ def _refuse(code: str, *, status: int | None = None, retry_after: float | None =
 
 async def resolve_link(
     command: ResolveLink,
-    db: Database,
+    uow: ModuleUnitOfWork,
     *,
     catalog: QuestionnaireCatalog,
     limiter: RateLimiter,
@@ -147,15 +139,9 @@ async def resolve_link(
     # answer's timing says nothing about what exists.
     token_hash = hash_token(command.token)
     open_versions = catalog.open_versions()
-    opened = False
-    if db.dialect == "postgresql":
-        found = await find_and_open_link_postgresql(
-            db, token_hash, now=now, changed_at=utcnow(), open_versions=open_versions
-        )
-        link, opened = (None, False) if found is None else found
-    else:
-        async with db.uow() as uow:
-            link = await find_link(uow.session, token_hash)
+    found = await uow.links.find_and_open(token_hash, now=now, open_versions=open_versions)
+    await uow.commit()  # ends the look-up's transaction (if it had one): none is held while ЛКО is asked
+    link, opened = (None, False) if found is None else found
     if link is None:
         await _count_failure(limiter, command.client)
         raise _refuse("link_not_found")
@@ -164,7 +150,7 @@ async def resolve_link(
     if link.state == COMPLETED:
         raise _refuse("survey_completed")
     if link.state == EXPIRED or link.expires_at <= now:
-        await _expire(db, link.link_id, now)
+        await _expire(uow, link.link_id, now)
         await _count_failure(limiter, command.client)
         raise _refuse("link_expired")
 
@@ -182,7 +168,9 @@ async def resolve_link(
             raise _refuse("questionnaire_unavailable")
 
     if not opened and OPEN.allows(link.state):
-        await _open(db, link.link_id, now)
+        # Only from issued/notified: an opened link keeps its first opened_at, a completed one stays completed.
+        await uow.links.move(OPEN, link.link_id, at=now)
+        await uow.commit()
     _OPENED.inc()
     return _link_data(link, document)
 
@@ -195,58 +183,34 @@ async def _count_failure(limiter: RateLimiter, client: str) -> None:
         raise _refuse("too_many_requests", retry_after=wait)
 
 
-async def complete_link(command: CompleteSurveyLink, db: Database, *, clock: Clock) -> None:
-    """Mark the link completed by ``response_id``, in one transaction. Repeating it with the same
-    response id is a no-op; refusals: ``link_not_found``, ``survey_completed`` (409: completed by
-    another response), ``link_revoked``, ``link_expired``."""
+async def complete_link(command: CompleteSurveyLink, uow: ModuleUnitOfWork, *, clock: Clock) -> None:
+    """Mark the link completed by ``response_id``. Repeating it with the same response id is a no-op;
+    refusals: ``link_not_found``, ``survey_completed`` (409: completed by another response),
+    ``link_revoked``, ``link_expired`` (a live link past its expiry is marked ``expired``)."""
     now = clock()
     token_hash = hash_token(command.token)
-    if db.dialect == "postgresql" and await complete_link_postgresql(
-        db, token_hash, response_id=command.response_id, now=now, changed_at=utcnow()
-    ):
+    if await uow.links.complete(token_hash, response_id=command.response_id, now=now):
+        await uow.commit()
         LINK_OUTCOMES.labels("completed").inc()
         return
-    # Not completable as it stands (or not on PostgreSQL): the same update, then the reason.
-    async with db.uow() as uow:
-        completed = await uow.session.execute(
-            move(
-                COMPLETE,
-                SurveyLink.token_hash == token_hash,
-                SurveyLink.expires_at > now,
-                at=now,
-                response_id=command.response_id,
-            ).returning(SurveyLink.id)
-        )
-        if completed.first() is not None:
-            await uow.commit()
-            LINK_OUTCOMES.labels("completed").inc()
-            return
-        link = await uow.session.scalar(select(SurveyLink).where(SurveyLink.token_hash == token_hash))
-        if link is None:
-            raise _refuse("link_not_found")
-        if link.state == COMPLETED:
-            if link.response_id == command.response_id:
-                return  # a retry of the completion that already happened
-            raise _refuse("survey_completed", status=409)
-        if link.state == REVOKED:
-            raise _refuse("link_revoked")
-        if EXPIRE.allows(link.state):
-            await uow.session.execute(move(EXPIRE, SurveyLink.id == link.id, at=now))
-            await uow.commit()
-        raise _refuse("link_expired")
+    # Not completable as it stands: the reason.
+    link = await uow.links.by_token(token_hash)
+    if link is None:
+        raise _refuse("link_not_found")
+    if link.state == COMPLETED:
+        if link.response_id == command.response_id:
+            return  # a retry of the completion that already happened
+        raise _refuse("survey_completed", status=409)
+    if link.state == REVOKED:
+        raise _refuse("link_revoked")
+    if EXPIRE.allows(link.state):
+        await _expire(uow, link.id, now)
+    raise _refuse("link_expired")
 
 
-async def _expire(db: Database, link_id: str, now: datetime) -> None:
-    async with db.uow() as uow:
-        await uow.session.execute(move(EXPIRE, SurveyLink.id == link_id, at=now))
-        await uow.commit()
-
-
-async def _open(db: Database, link_id: str, now: datetime) -> None:
-    # Only from issued/notified: an opened link keeps its first opened_at, a completed one stays completed.
-    async with db.uow() as uow:
-        await uow.session.execute(move(OPEN, SurveyLink.id == link_id, at=now))
-        await uow.commit()
+async def _expire(uow: ModuleUnitOfWork, link_id: str, now: datetime) -> None:
+    await uow.links.move(EXPIRE, link_id, at=now)
+    await uow.commit()
 
 
 def _link_data(link: LinkWithCard, questionnaire: QuestionnaireDocument) -> LinkData:

@@ -1,6 +1,6 @@
 """A small pool of asyncpg connections beside a :class:`~posog.core.db.Database`'s engine, for the
 single statements of the link hot path on PostgreSQL (see
-:func:`posog.module.links.queries.find_and_open_link_postgresql`).
+:class:`posog.module.links.repository.PostgresLinkRepository`).
 
 Why not the engine's pool: checking a connection out of SQLAlchemy's async pool and returning it costs
 ≈150 µs of CPU (greenlet hand-offs, pool events), and its pre-ping (``pool_pre_ping``; in SQLAlchemy
@@ -30,8 +30,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.util import await_
 
 from posog.core.db import Database
-
-_SQLALCHEMY_ONLY = ("async_creator_fn", "prepared_statement_cache_size", "prepared_statement_name_func")
 
 
 class LeanPool:
@@ -163,10 +161,7 @@ def driver_pool(db: Database) -> LeanPool:
     if known is not None:  # made in another event loop (e.g. a command's own asyncio.run)
         known[1].terminate()
     engine = db.engine.sync_engine
-    _, params = engine.dialect.create_connect_args(engine.url)
-    for name in _SQLALCHEMY_ONLY:
-        params.pop(name, None)
-    pool = LeanPool(dict(params), engine.pool.size())  # type: ignore[attr-defined]
+    pool = LeanPool(db.asyncpg_connect_args(), engine.pool.size())  # type: ignore[attr-defined]
     _pools[db] = (loop, pool)
     _close_with(engine, db)
     return pool

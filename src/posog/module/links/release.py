@@ -6,18 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import insert, select
 
 from posog.core.clock import Clock
 from posog.core.db import Database
 from posog.core.pii import PiiCipher
 from posog.lko.contracts import SurveyLevel
 from posog.module.contracts import Recipient
-from posog.module.intake.model import CARD_LATE, CARD_LINKED, CARD_WAITING, ServiceCard
+from posog.module.intake.model import CARD_LATE, CARD_LINKED
 from posog.module.links.catalog import QuestionnaireCatalog
 from posog.module.links.issuing import CardForLink, issue_link
-from posog.module.links.model import SurveyLink
-from posog.module.notifications.model import OutboxMessage
+from posog.module.uow import ModuleUnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -28,7 +26,79 @@ class ReleaseCounts:
     late: int
 
 
+@dataclass(frozen=True)
+class ReleaseWaitingCards:
+    """ЛКО published a questionnaire for (``type_code``, ``level``): the cards waiting for one get it."""
+
+    type_code: str
+    level: SurveyLevel
+
+
+async def release_waiting_cards(
+    command: ReleaseWaitingCards,
+    uow: ModuleUnitOfWork,
+    *,
+    catalog: QuestionnaireCatalog,
+    cipher: PiiCipher,
+    clock: Clock,
+    lkp_base_url: str,
+    batch_size: int = 500,
+) -> ReleaseCounts:
+    """Issue a link and its notification for every card waiting for (type, level) — or mark it late
+    when its survey period has already ended — in batches, each its own transaction. Nothing happens
+    when ЛКО has no active questionnaire for them (the catalog asks ЛКО afresh, before any transaction)."""
+    catalog.forget(command.type_code, command.level)
+    questionnaire = await catalog.active(command.type_code, command.level)
+    if questionnaire is None:
+        return ReleaseCounts(0, 0)
+    issued = late = 0
+    while True:
+        now = clock()
+        cards = await uow.cards.waiting(command.type_code, command.level, limit=batch_size)
+        if not cards:
+            break
+        links, outbox = [], []
+        for card in cards:
+            link = None
+            if card.pii is not None and card.pii_key_id is not None:
+                citizen = cipher.open_json(card.pii_key_id, card.pii, context=card.card_id)
+                link = issue_link(
+                    CardForLink(
+                        card_id=card.card_id,
+                        service_date=card.service_date,
+                        service_name=card.service_name,
+                        org_name=card.org_name,
+                        recipient=Recipient(
+                            snils=citizen["snils"],
+                            last_name=citizen["last_name"],
+                            first_name=citizen["first_name"],
+                            middle_name=citizen.get("middle_name"),
+                        ),
+                    ),
+                    questionnaire,
+                    now=now,
+                    lkp_base_url=lkp_base_url,
+                    cipher=cipher,
+                )
+            if link is None:
+                card.status = CARD_LATE
+                late += 1
+            else:
+                card.status = CARD_LINKED
+                links.append(link.link_row)
+                outbox.append(link.outbox_row)
+                issued += 1
+            card.updated_at = now
+        await uow.links.add(links)
+        await uow.outbox.add(outbox)
+        await uow.commit()
+    log.info("links.released", type_code=command.type_code, level=command.level, issued=issued, late=late)
+    return ReleaseCounts(issued, late)
+
+
 class WaitingCardsReleaser:
+    """:func:`release_waiting_cards` with what the module was built with (the announcement route's)."""
+
     def __init__(
         self,
         db: Database,
@@ -48,71 +118,16 @@ class WaitingCardsReleaser:
 
     async def release(self, type_code: str, level: SurveyLevel) -> ReleaseCounts:
         """Issue links for every card waiting for (type, level), in batches, each its own transaction."""
-        self._catalog.forget(type_code, level)
-        questionnaire = await self._catalog.active(type_code, level)
-        if questionnaire is None:
-            return ReleaseCounts(0, 0)
-        issued = late = 0
-        while True:
-            now = self._clock()
-            async with self._db.uow() as uow:
-                cards = (
-                    (
-                        await uow.session.execute(
-                            select(ServiceCard)
-                            .where(
-                                ServiceCard.type_code == type_code,
-                                ServiceCard.survey_level == level,
-                                ServiceCard.status == CARD_WAITING,
-                            )
-                            .order_by(ServiceCard.created_at)
-                            .limit(self._batch_size)
-                            .with_for_update(skip_locked=True)
-                        )
-                    )
-                    .scalars()
-                    .all()
-                )
-                if not cards:
-                    break
-                links, outbox = [], []
-                for card in cards:
-                    link = None
-                    if card.pii is not None and card.pii_key_id is not None:
-                        citizen = self._cipher.open_json(card.pii_key_id, card.pii, context=card.card_id)
-                        link = issue_link(
-                            CardForLink(
-                                card_id=card.card_id,
-                                service_date=card.service_date,
-                                service_name=card.service_name,
-                                org_name=card.org_name,
-                                recipient=Recipient(
-                                    snils=citizen["snils"],
-                                    last_name=citizen["last_name"],
-                                    first_name=citizen["first_name"],
-                                    middle_name=citizen.get("middle_name"),
-                                ),
-                            ),
-                            questionnaire,
-                            now=now,
-                            lkp_base_url=self._lkp_base_url,
-                            cipher=self._cipher,
-                        )
-                    if link is None:
-                        card.status = CARD_LATE
-                        late += 1
-                    else:
-                        card.status = CARD_LINKED
-                        links.append(link.link_row)
-                        outbox.append(link.outbox_row)
-                        issued += 1
-                    card.updated_at = now
-                if links:
-                    await uow.session.execute(insert(SurveyLink), links)
-                    await uow.session.execute(insert(OutboxMessage), outbox)
-                await uow.commit()
-        log.info("links.released", type_code=type_code, level=level, issued=issued, late=late)
-        return ReleaseCounts(issued, late)
+        async with ModuleUnitOfWork(self._db) as uow:
+            return await release_waiting_cards(
+                ReleaseWaitingCards(type_code, level),
+                uow,
+                catalog=self._catalog,
+                cipher=self._cipher,
+                clock=self._clock,
+                lkp_base_url=self._lkp_base_url,
+                batch_size=self._batch_size,
+            )
 
 
-__all__ = ["ReleaseCounts", "WaitingCardsReleaser"]
+__all__ = ["ReleaseCounts", "ReleaseWaitingCards", "WaitingCardsReleaser", "release_waiting_cards"]

@@ -20,12 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from posog.core import metrics
 from posog.core.bus import BusError, MessageBus, OutgoingMessage
 from posog.core.clock import Clock
-from posog.core.db import Database, among
+from posog.core.db import Database
 from posog.core.outbox import Failure, Outbox, backoff
 from posog.core.pii import PiiCipher, PiiError
-from posog.module.links.lifecycle import NOTIFY, move
-from posog.module.links.model import SurveyLink
 from posog.module.notifications.model import GEPS, TOPIC_GEPS, OutboxMessage
+from posog.module.uow import ModuleUnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -71,7 +70,7 @@ class OutboxRelay:
         """Publish one batch of due messages. Returns how many were published (0: nothing due or the
         broker refused, in which case the rows are scheduled for a retry with backoff)."""
         now = self._clock()
-        async with self._db.uow() as uow:
+        async with ModuleUnitOfWork(self._db) as uow:
             rows = await self._claim(uow.session, now)
             if not rows:
                 return 0
@@ -112,9 +111,7 @@ class OutboxRelay:
                 return 0
             sent_at = self._clock()
             await self.outbox.mark_sent(uow.session, ids, at=sent_at)
-            await uow.session.execute(
-                move(NOTIFY, among(self._db.dialect, SurveyLink.card_id, [row.card_id for row in rows]), at=sent_at)
-            )
+            await uow.links.notify([row.card_id for row in rows], at=sent_at)
             await uow.commit()
         metrics.OUTBOX_PUBLISHED.labels(TOPIC_GEPS).inc(len(rows))
         self.published += len(rows)
