@@ -7,7 +7,7 @@ import contextlib
 import json
 import shutil
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,10 +28,8 @@ from posog.core.russian import moscow_time, numeric_date
 from posog.emulators.epgu.model import InboxNotification
 from posog.lko.accounts.cli import users_app
 from posog.lko.questionnaires.announcements import ANNOUNCEMENTS
-from posog.lko.responses.handlers import CompletionRecovery
 from posog.lko.responses.model import COMPLETIONS
 from posog.lko.seed import seed_defaults
-from posog.module.client import ModuleClient
 from posog.module.ias_export.handlers import ExportError, Kind
 from posog.module.ias_export.model import IAS_EXPORTS, PENDING, IasExport
 from posog.module.intake.handlers import IntakeStats, RawFact
@@ -78,7 +76,7 @@ async def _prepared(settings: Settings) -> System:
 
 async def _analytics_runtime(settings: Settings) -> AnalyticsRuntime:
     system = await _prepared(settings)
-    return AnalyticsRuntime(system.db, system.analytics, system.close)
+    return AnalyticsRuntime(system.db, system.analytics.pipeline, system.close)
 
 
 provide_runtime(_analytics_runtime)
@@ -401,18 +399,7 @@ def worker(
     async def main() -> None:
         system = bootstrap(settings)
         await system.start_bus()
-        jobs: dict[str, Callable[[], Awaitable[None]]] = {
-            "intake": lambda: system.intake_consumer().run(),
-            "outbox": system.relay.run,
-            "epgu-inbox": lambda: system.inbox.consume(system.bus, settings.geps_inbox_queue),
-            "analytics": system.analytics.run,
-            # ЛКО: re-send link completions left pending by a crash or an unreachable module.
-            "lko-completions": CompletionRecovery(system.db, ModuleClient(system.module_http_for_lko)).run_forever,
-            # The module: yesterday's and last month's batches for ИАС МКГУ, and the pending retries.
-            "ias-export": system.ias_schedule().run,
-            # The module: personal data erased after the link's life plus the retention (SPEC §10).
-            "pii-purge": lambda: system.pii_purger().run(settings.pii_purge_interval_s),
-        }
+        jobs = system.workers()  # each system's builder names its workers
         if metrics_port is not None:
             from prometheus_client import start_http_server
 
