@@ -3,6 +3,7 @@ process. Nothing is built at import time; tests build their own."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -150,6 +151,30 @@ class System:
             **self.analytics.workers(),
             **self.lko.workers(),
         }
+
+    async def deliver_embedded(self) -> None:
+        """In production the outbox worker delivers what a command committed. Embedded, nobody else
+        will: relay the outbox now into the ЕПГУ inbox through the in-process bus, until it is empty
+        and the inbox has committed what was sent (10 s at most)."""
+        if not self.settings.embedded:
+            return
+        from posog.module.notifications.queries import sent_notifications
+
+        await self.start_bus()
+        inbox = self.emulators.inbox
+        consuming = asyncio.create_task(self.emulators.workers()["epgu-inbox"]())
+        try:
+            while await self.module.relay.relay_once():
+                pass
+            async with self.db.uow() as uow:
+                sent = await sent_notifications(uow.session)
+            for _ in range(200):
+                if await inbox.received() >= sent:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            consuming.cancel()
+            await asyncio.gather(consuming, return_exceptions=True)
 
     async def start_bus(self) -> None:
         await self.bus.connect()

@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from posog.core.asgi import LateBoundApp
-from posog.core.wiring import Job, Shared
+from posog.core.wiring import CommandRuntime, Job, Shared
 
 if TYPE_CHECKING:
     import httpx
@@ -66,3 +66,7 @@ def build_analytics(
 
         asgi.app = create_app(shared.db, shared.settings)
     return AnalyticsSystem(shared, asgi=asgi, module_http=module_http, lko_http=lko_http)
+
+
+COMMANDS: CommandRuntime[AnalyticsSystem] = CommandRuntime("analytics")
+"""What ``posog analytics …`` works with (provided by ``posog.cli``)."""

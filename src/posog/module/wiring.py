@@ -4,11 +4,13 @@ imports with it: a ``posog worker outbox`` never loads intake, the ИАС export
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from posog.core.asgi import LateBoundApp
-from posog.core.wiring import Job, Shared
+from posog.core.wiring import CommandRuntime, Job, Shared
 
 if TYPE_CHECKING:
     import httpx
@@ -208,3 +210,17 @@ def build_module(
             link_attempts=module.link_attempts,
         )
     return module
+
+
+@dataclass(frozen=True)
+class ModuleCommands:
+    """What the module's operator commands (``posog ingest``, ``posog facts``, ``posog export``,
+    ``posog pii``) work with: the module's part, and ``deliver``, which in the embedded mode relays
+    what a command committed to the ЕПГУ inbox (nobody else will) and in production does nothing (the
+    outbox worker does it)."""
+
+    module: ModuleSystem
+    deliver: Callable[[], Awaitable[None]]
+
+
+COMMANDS: CommandRuntime[ModuleCommands] = CommandRuntime("module")
