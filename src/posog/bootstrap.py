@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, overload
 
 import httpx
 
@@ -106,8 +106,14 @@ class _Via(Generic[T]):
     def __init__(self, get: Callable[[System], T]) -> None:
         self._get = get
 
-    def __get__(self, system: System, owner: type[System]) -> T:
-        return self._get(system)
+    @overload
+    def __get__(self, system: None, owner: type[System]) -> _Via[T]: ...
+
+    @overload
+    def __get__(self, system: System, owner: type[System]) -> T: ...
+
+    def __get__(self, system: System | None, owner: type[System]) -> T | _Via[T]:
+        return self if system is None else self._get(system)
 
 
 @dataclass

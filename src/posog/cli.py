@@ -270,6 +270,91 @@ async def _until_signalled(job: Awaitable[None]) -> None:
         await task
 
 
+@emulate_app.command("smev")
+def emulate_smev(
+    facts: Annotated[int, typer.Option(min=1, max=100_000_000, help="How many facts to publish")] = 1000,
+    rate: Annotated[float | None, typer.Option(min=0.1, help="Facts per second (default: unlimited)")] = None,
+    invalid_share: Annotated[float, typer.Option(min=0, max=1, help="Share of deliberately broken facts")] = 0.0,
+    seed: Annotated[int | None, typer.Option(help="Seed of the generator (default: random)")] = None,
+    organizations: Annotated[int, typer.Option(min=1, max=100_000, help="How many organisations")] = 200,
+) -> None:
+    """Publish realistic ОГ facts to the facts queue of the configured RabbitMQ, as СМЭВ delivers them:
+    organisations of every type in 25 regions, Russian names, valid СНИЛС/ИНН/ОГРН/КПП."""
+    from random import SystemRandom
+
+    from posog.bootstrap import bootstrap
+    from posog.core.clock import today, utcnow
+    from posog.core.operator import progress_bar
+    from posog.emulators.datagen.facts import FactFactory
+    from posog.emulators.smev import SmevEmulator
+
+    settings = _settings()
+    if settings.embedded:
+        console.print(
+            "[red]POSOG_AMQP_URL is not set: the embedded bus lives inside one process. "
+            "Use `posog demo` for the embedded mode, or point POSOG_AMQP_URL at RabbitMQ.[/]"
+        )
+        raise typer.Exit(2)
+
+    async def main() -> None:
+        system = bootstrap(settings)
+        try:
+            await system.start_bus()
+            factory = FactFactory(
+                seed=seed if seed is not None else SystemRandom().getrandbits(48),
+                today=today(utcnow),
+                organizations=organizations,
+            )
+            smev = SmevEmulator(system.bus, settings.facts_queue, factory)
+            with progress_bar(console) as progress:
+                task = progress.add_task("СМЭВ → очередь сведений ОГ", total=facts)
+                published = await smev.publish(
+                    facts, rate=rate, invalid_share=invalid_share, on_progress=lambda n: progress.advance(task, n)
+                )
+        finally:
+            await system.close()
+        console.print(f"Опубликовано: {published.valid} корректных, {published.invalid} с ошибками.")
+
+    _run(main())
+
+
+@emulate_app.command("citizens")
+def emulate_citizens(
+    emulators_url: Annotated[str, typer.Option(help="Base URL of the emulators (`posog serve emulators`)")],
+    share: Annotated[float, typer.Option(min=0, max=1, help="Share of the notified citizens who answer")] = 0.35,
+    since: Annotated[int, typer.Option(min=0, help="Skip the first N notifications of the inbox")] = 0,
+    concurrency: Annotated[int, typer.Option(min=1, max=256)] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the citizens' choices")] = 1,
+) -> None:
+    """Citizens read their ЕПГУ inbox, follow the survey links into ЛКП and answer (over HTTP, as a
+    browser does)."""
+    import httpx
+
+    from posog.core.operator import progress_bar
+    from posog.emulators.citizens import CitizenSimulator
+
+    async def main() -> None:
+        async with httpx.AsyncClient(timeout=60.0) as http:
+            simulator = CitizenSimulator(http, emulators_url, seed=seed)
+            try:
+                notifications = await simulator.notifications(offset=since)
+            except httpx.HTTPError as exc:
+                console.print(f"[red]The ЕПГУ emulator at {emulators_url} cannot be read: {exc}[/]")
+                raise typer.Exit(2) from None
+            with progress_bar(console) as progress:
+                task = progress.add_task("Граждане отвечают на опросы", total=round(len(notifications) * share))
+                answered = await simulator.run(
+                    notifications, share=share, concurrency=concurrency, on_progress=lambda n: progress.advance(task, n)
+                )
+        console.print(
+            f"Ответили: {answered.submitted}; ссылки не открылись: {answered.skipped}; ошибки: {answered.failed}."
+        )
+        if answered.failed:
+            raise typer.Exit(1)
+
+    _run(main())
+
+
 @app.command()
 def demo(
     facts: Annotated[int, typer.Option(min=1, max=1_000_000, help="How many facts the СМЭВ emulator publishes")] = 3000,

@@ -14,9 +14,9 @@ class LateBoundApp:
     other (the module asks ЛКО for questionnaires, ЛКО tells the module about publications) cannot
     both be built first.
 
-    With ``build``, the app is made when it is first needed (read as :attr:`app`, called, or
-    :meth:`ensure`): a process that neither serves nor calls it never imports it — a worker does not
-    pay for the pages of ЛКП."""
+    With ``build``, the app is made when it is first needed (read as :attr:`app` or called): a process
+    that neither serves nor calls it never imports it — a worker does not pay for the pages of ЛКП
+    or the ИАС МКГУ emulator. Only apps without state of their own are built so."""
 
     def __init__(self, name: str, build: Callable[[], Any] | None = None) -> None:
         self.name = name
@@ -32,10 +32,6 @@ class LateBoundApp:
     @app.setter
     def app(self, value: Any) -> None:
         self._app, self._build = value, None
-
-    def ensure(self) -> Any:
-        """Make the app now (a process that calls it in-process builds it at start-up, not in a request)."""
-        return self.app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = self.app

@@ -34,7 +34,7 @@ class EmulatorsSystem:
         from posog.emulators.epgu.pages import create_app
 
         app = create_app(self.inbox)
-        app.mount("/ias", self.ias_asgi.ensure())
+        app.mount("/ias", self.ias_asgi.app)
         return app
 
     def workers(self) -> dict[str, Job]:
@@ -47,8 +47,8 @@ class EmulatorsSystem:
 
 
 def build_emulators(shared: Shared) -> EmulatorsSystem:
-    """The emulators' part; the ИАС МКГУ emulator is made now when the module sends to it in-process
-    (no ``POSOG_IAS_URL``), else when it is first served."""
+    """The emulators' part; the ИАС МКГУ emulator is made when first served or first sent to (the
+    module sends to it in-process when ``POSOG_IAS_URL`` is not set: only the export does)."""
 
     def ias() -> FastAPI:
         from posog.emulators.ias.api import create_app
@@ -56,7 +56,4 @@ def build_emulators(shared: Shared) -> EmulatorsSystem:
 
         return create_app(IasStore(shared.db, shared.clock))
 
-    emulators = EmulatorsSystem(shared, ias_asgi=LateBoundApp("ias", build=ias))
-    if not shared.settings.ias_url:
-        emulators.ias_asgi.ensure()
-    return emulators
+    return EmulatorsSystem(shared, ias_asgi=LateBoundApp("ias", build=ias))
