@@ -16,6 +16,7 @@ from posog.core.bus import BindingSpec, ExchangeSpec, InProcessBus, MessageBus, 
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Database
 from posog.core.pii import PiiCipher
+from posog.core.wiring import ConfigurationError as ConfigurationError
 from posog.core.wiring import Job, Shared
 from posog.emulators.wiring import EmulatorsSystem, build_emulators
 from posog.lko.wiring import LkoSystem, build_lko
@@ -77,10 +78,6 @@ def make_cipher(settings: Settings) -> PiiCipher:
         settings.pii_active_key,
         settings.snils_hash_key.get_secret_value(),
     )
-
-
-class ConfigurationError(Exception):
-    """The configuration cannot work; the message names the setting."""
 
 
 def service_http(

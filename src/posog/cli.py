@@ -400,19 +400,21 @@ def demo(
 def main() -> None:
     """The ``posog`` executable: configuration mistakes end with a message naming the setting, not a
     traceback."""
-    from pydantic import ValidationError
-
-    from posog.bootstrap import ConfigurationError
+    from posog.core.wiring import ConfigurationError
 
     try:
         app()
-    except ValidationError as exc:
+    except ConfigurationError as exc:
+        console.print(f"[red]Configuration: {exc}[/]")
+        raise SystemExit(2) from None
+    except Exception as exc:
+        from pydantic import ValidationError  # loaded by then, if the settings were read
+
+        if not isinstance(exc, ValidationError):
+            raise
         for error in exc.errors(include_url=False, include_input=False):
             where = ".".join(str(part) for part in error["loc"])
             console.print(f"[red]Configuration: {where + ': ' if where else ''}{error['msg']}[/]")
-        raise SystemExit(2) from None
-    except ConfigurationError as exc:
-        console.print(f"[red]Configuration: {exc}[/]")
         raise SystemExit(2) from None
 
 

@@ -24,6 +24,10 @@ Job = Callable[[], Coroutine[Any, Any, None]]
 """A worker's body (``posog worker NAME``), run until cancelled."""
 
 
+class ConfigurationError(Exception):
+    """The configuration cannot work; the message names the setting (``posog`` prints it, exit 2)."""
+
+
 @dataclass(frozen=True)
 class Shared:
     """What the systems of one process share: the configuration, the database, the bus, the cipher of
