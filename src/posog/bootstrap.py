@@ -3,36 +3,34 @@ process. Nothing is built at import time; tests build their own."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar, overload
 
 import httpx
 
-from posog.analytics.client import AnalyticsClient
-from posog.analytics.rollups.pipeline import AnalyticsPipeline
+from posog.analytics.wiring import AnalyticsSystem, build_analytics
 from posog.core.asgi import LateBoundApp
 from posog.core.bus import BindingSpec, ExchangeSpec, InProcessBus, MessageBus, QueueSpec, Topology
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Database
 from posog.core.pii import PiiCipher
-from posog.core.ratelimit import InMemoryRateLimiter, RedisRateLimiter
-from posog.emulators.epgu.inbox import EpguInbox
-from posog.emulators.ias.api import create_app as create_ias_app
-from posog.emulators.ias.model import IasStore
-from posog.lko.client import LkoClient
-from posog.lko.state import lko_state
-from posog.module.client import ModuleClient
-from posog.module.ias_export.handlers import IasExporter, IasSchedule, IasSender
-from posog.module.intake.consumer import IntakeConsumer, broker_delivery_limit
-from posog.module.intake.handlers import IntakeHandler
-from posog.module.links.catalog import QuestionnaireCatalog
-from posog.module.links.release import WaitingCardsReleaser
-from posog.module.notifications.relay import OutboxRelay
-from posog.module.retention import PiiPurger
+from posog.core.wiring import ConfigurationError as ConfigurationError
+from posog.core.wiring import Job, Shared
+from posog.emulators.wiring import EmulatorsSystem, build_emulators
+from posog.lko.wiring import LkoSystem, build_lko
+from posog.lkp.wiring import LkpSystem, build_lkp
+from posog.module.wiring import ModuleSystem, build_module
 from posog.settings import Settings
+
+T = TypeVar("T")
 
 
 def topology(settings: Settings) -> Topology:
     """The queues and exchanges of SPEC §3–§4 (see docs/asyncapi.yaml)."""
+    from posog.module.intake.consumer import broker_delivery_limit
+
     return Topology(
         exchanges=(
             ExchangeSpec(settings.facts_dead_letter_exchange, "fanout"),
@@ -82,10 +80,6 @@ def make_cipher(settings: Settings) -> PiiCipher:
     )
 
 
-class ConfigurationError(Exception):
-    """The configuration cannot work; the message names the setting."""
-
-
 def service_http(
     settings: Settings, *, caller: str, callee: str, url: str | None, app: LateBoundApp
 ) -> httpx.AsyncClient:
@@ -102,243 +96,167 @@ def service_http(
     )
 
 
+class _Via(Generic[T]):
+    """A read-only shortcut from :class:`System` into one of its parts (``system.intake`` is
+    ``system.module.intake``), for the tests and tools that reach into a process."""
+
+    def __init__(self, get: Callable[[System], T]) -> None:
+        self._get = get
+
+    @overload
+    def __get__(self, system: None, owner: type[System]) -> _Via[T]: ...
+
+    @overload
+    def __get__(self, system: System, owner: type[System]) -> T: ...
+
+    def __get__(self, system: System | None, owner: type[System]) -> T | _Via[T]:
+        return self if system is None else self._get(system)
+
+
 @dataclass
 class System:
-    """Everything one process needs, built once."""
+    """Everything one process needs, built once: what the systems share, and each system's part —
+    its use cases, workers, app and the clients it calls the others with (see each
+    ``posog.<system>.wiring``)."""
 
-    settings: Settings
-    db: Database
-    bus: MessageBus
-    cipher: PiiCipher
-    clock: Clock
-    module_asgi: LateBoundApp
-    lko_asgi: LateBoundApp
-    lkp_asgi: LateBoundApp
-    lko_http: httpx.AsyncClient
-    module_http_for_lko: httpx.AsyncClient
-    module_http_for_lkp: httpx.AsyncClient
-    lko_http_for_lkp: httpx.AsyncClient
-    catalog: QuestionnaireCatalog
-    intake: IntakeHandler
-    relay: OutboxRelay
-    releaser: WaitingCardsReleaser
-    inbox: EpguInbox
-    # Analytics: its app, the clients it reads the module and ЛКО with, the job that feeds its rollups,
-    # and the clients ЛКО and the module ask it with.
-    analytics_asgi: LateBoundApp
-    module_http_for_analytics: httpx.AsyncClient
-    lko_http_for_analytics: httpx.AsyncClient
-    analytics_http_for_lko: httpx.AsyncClient
-    analytics_http_for_module: httpx.AsyncClient
-    analytics: AnalyticsPipeline
-    analytics_for_lko: AnalyticsClient
-    analytics_for_module: AnalyticsClient
-    # ИАС МКГУ (SPEC §9): the emulator's app (always built, served under /emulators/ias) and the client
-    # the module sends batches with (over the network when POSOG_IAS_URL is set, else to the emulator).
-    ias_asgi: LateBoundApp
-    ias_http: httpx.AsyncClient
-    extras: dict[str, object] = field(default_factory=dict)
-    # The module's limiter of failed link look-ups (its Redis connections are closed with the system).
-    link_attempts: InMemoryRateLimiter | RedisRateLimiter | None = None
+    shared: Shared
+    module: ModuleSystem
+    lko: LkoSystem
+    lkp: LkpSystem
+    analytics: AnalyticsSystem
+    emulators: EmulatorsSystem
 
-    def intake_consumer(self) -> IntakeConsumer:
-        s = self.settings
-        return IntakeConsumer(
-            self.bus,
-            self.intake,
-            queue=s.facts_queue,
-            prefetch=s.consumer_prefetch,
-            batch_size=s.intake_batch_size,
-            batch_wait_s=s.intake_batch_wait_ms / 1000,
-            dead_letter_exchange=s.facts_dead_letter_exchange,
-            delivery_limit=s.facts_delivery_limit,
-            max_backoff_s=s.reconnect_max_backoff_s,
-        )
+    @property
+    def settings(self) -> Settings:
+        return self.shared.settings
 
-    def ias_exporter(self) -> IasExporter:
-        """The module's ИАС export: analytics asked with the module's key, ЛКО's responses feed read with it."""
-        s = self.settings
-        return IasExporter(
-            self.db,
-            self.clock,
-            self.analytics_for_module,
-            LkoClient(self.lko_http),
-            IasSender(self.ias_http),
-            retry_base_s=s.ias_retry_base_s,
-            retry_max_s=s.ias_retry_max_s,
-            max_attempts=s.ias_max_attempts,
-        )
+    @property
+    def db(self) -> Database:
+        return self.shared.db
 
-    def pii_purger(self) -> PiiPurger:
-        """Erases personal data after the link's life plus the retention (SPEC §10)."""
-        s = self.settings
-        return PiiPurger(
-            self.db,
-            self.clock,
-            retention_days=s.pii_retention_days,
-            horizon_days=s.fact_horizon_days,
-            bus=self.bus,
-            dead_letter_queue=s.facts_dead_letter_queue,
-        )
+    @property
+    def bus(self) -> MessageBus:
+        return self.shared.bus
 
-    def ias_schedule(self) -> IasSchedule:
-        s = self.settings
-        return IasSchedule(
-            self.ias_exporter(),
-            self.clock,
-            kinds=s.ias_export_kinds,
-            daily=s.ias_export_daily,
-            monthly=s.ias_export_monthly,
-            after_hour=s.ias_export_after_hour,
-            interval_s=s.ias_export_interval_s,
-        )
+    @property
+    def cipher(self) -> PiiCipher:
+        return self.shared.cipher
+
+    @property
+    def clock(self) -> Clock:
+        return self.shared.clock
+
+    def workers(self) -> dict[str, Job]:
+        """Every worker this process can run, by its ``posog worker`` name."""
+        return {
+            **self.module.workers(),
+            **self.emulators.workers(),
+            **self.analytics.workers(),
+            **self.lko.workers(),
+        }
+
+    async def deliver_embedded(self) -> None:
+        """In production the outbox worker delivers what a command committed. Embedded, nobody else
+        will: relay the outbox now into the ЕПГУ inbox through the in-process bus, until it is empty
+        and the inbox has committed what was sent (10 s at most)."""
+        if not self.settings.embedded:
+            return
+        from posog.module.notifications.queries import sent_notifications
+
+        await self.start_bus()
+        inbox = self.emulators.inbox
+        consuming = asyncio.create_task(self.emulators.workers()["epgu-inbox"]())
+        try:
+            while await self.module.relay.relay_once():
+                pass
+            async with self.db.uow() as uow:
+                sent = await sent_notifications(uow.session)
+            for _ in range(200):
+                if await inbox.received() >= sent:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            consuming.cancel()
+            await asyncio.gather(consuming, return_exceptions=True)
 
     async def start_bus(self) -> None:
         await self.bus.connect()
         await self.bus.declare(topology(self.settings))
 
     async def close(self) -> None:
-        await self.lko_http.aclose()
-        await self.module_http_for_lko.aclose()
-        await self.module_http_for_lkp.aclose()
-        await self.lko_http_for_lkp.aclose()
-        for http in (
-            self.module_http_for_analytics,
-            self.lko_http_for_analytics,
-            self.analytics_http_for_lko,
-            self.analytics_http_for_module,
-            self.ias_http,
-        ):
-            await http.aclose()
-        if self.link_attempts is not None:
-            await self.link_attempts.aclose()
+        for part in (self.module, self.lko, self.lkp, self.analytics, self.emulators):
+            await part.aclose()
         await self.bus.close()
         await self.db.dispose()
 
+    # The apps (bound when this process serves the system, or made when first served).
+    module_asgi = _Via(lambda s: s.module.asgi)
+    lko_asgi = _Via(lambda s: s.lko.asgi)
+    lkp_asgi = _Via(lambda s: s.lkp.asgi)
+    analytics_asgi = _Via(lambda s: s.analytics.asgi)
+    ias_asgi = _Via(lambda s: s.emulators.ias_asgi)
+    # The clients each system calls the others with (named caller-less for the module's own).
+    lko_http = _Via(lambda s: s.module.lko_http)
+    analytics_http_for_module = _Via(lambda s: s.module.analytics_http)
+    ias_http = _Via(lambda s: s.module.ias_http)
+    module_http_for_lko = _Via(lambda s: s.lko.module_http)
+    analytics_http_for_lko = _Via(lambda s: s.lko.analytics_http)
+    module_http_for_lkp = _Via(lambda s: s.lkp.module_http)
+    lko_http_for_lkp = _Via(lambda s: s.lkp.lko_http)
+    module_http_for_analytics = _Via(lambda s: s.analytics.module_http)
+    lko_http_for_analytics = _Via(lambda s: s.analytics.lko_http)
+    analytics_for_module = _Via(lambda s: s.module.analytics)
+    analytics_for_lko = _Via(lambda s: s.lko.analytics)
+    # The module's use cases and workers, the ЕПГУ inbox.
+    catalog = _Via(lambda s: s.module.catalog)
+    intake = _Via(lambda s: s.module.intake)
+    relay = _Via(lambda s: s.module.relay)
+    releaser = _Via(lambda s: s.module.releaser)
+    link_attempts = _Via(lambda s: s.module.link_attempts)
+    intake_consumer = _Via(lambda s: s.module.intake_consumer)
+    ias_exporter = _Via(lambda s: s.module.ias_exporter)
+    ias_schedule = _Via(lambda s: s.module.ias_schedule)
+    pii_purger = _Via(lambda s: s.module.pii_purger)
+    inbox = _Via(lambda s: s.emulators.inbox)
+
+
+def ias_http(settings: Settings, emulator: LateBoundApp) -> httpx.AsyncClient:
+    """How the module reaches ИАС МКГУ: over the network when ``POSOG_IAS_URL`` is set, else the
+    built-in emulator in-process."""
+    if settings.ias_url:
+        return httpx.AsyncClient(base_url=settings.ias_url, timeout=30.0)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=emulator), base_url="http://ias.internal", timeout=30.0)
+
 
 def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | None = None) -> System:
-    """Build a process's object graph. Connects nothing yet: call ``start_bus()`` where a bus is used."""
+    """Build a process's object graph: each system's part by its builder, over the HTTP clients
+    between them (in-process transports for the systems this process serves). Connects nothing yet:
+    call ``start_bus()`` where a bus is used."""
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
     cipher = make_cipher(settings)
-    module_asgi, lko_asgi, lkp_asgi = LateBoundApp("module"), LateBoundApp("lko"), LateBoundApp("lkp")
-    lko_http = service_http(settings, caller="module", callee="lko", url=settings.lko_url, app=lko_asgi)
-    module_http_for_lko = service_http(
-        settings, caller="lko", callee="module", url=settings.module_url, app=module_asgi
+    shared = Shared(
+        settings=settings, db=db, bus=bus if bus is not None else make_bus(settings), cipher=cipher, clock=clock
     )
-    # ЛКП calls the module (link data) and ЛКО (answers) with its own key.
-    module_http_for_lkp = service_http(
-        settings, caller="lkp", callee="module", url=settings.module_url, app=module_asgi
-    )
-    lko_http_for_lkp = service_http(settings, caller="lkp", callee="lko", url=settings.lko_url, app=lko_asgi)
-    catalog = QuestionnaireCatalog(LkoClient(lko_http), ttl_s=settings.questionnaire_cache_s)
-    intake = IntakeHandler(
-        db,
-        catalog,
-        cipher,
-        clock,
-        horizon_days=settings.fact_horizon_days,
-        lkp_base_url=settings.lkp_base_url,
-        max_fact_bytes=settings.fact_max_bytes,
-    )
-    the_bus = bus if bus is not None else make_bus(settings)
-    relay = OutboxRelay(
-        db,
-        the_bus,
-        cipher,
-        clock,
-        exchange=settings.geps_exchange,
-        routing_key=settings.geps_routing_key,
-        batch_size=settings.relay_batch_size,
-        idle_sleep_s=settings.relay_idle_sleep_ms / 1000,
-        max_backoff_s=settings.relay_max_backoff_s,
-    )
-    releaser = WaitingCardsReleaser(db, catalog, cipher, clock, lkp_base_url=settings.lkp_base_url)
-    inbox = EpguInbox(db, cipher, clock)
-    # The systems served by this process (all of them when embedded; the network is used for the rest).
-    if settings.lko_url is None:
-        from posog.lko.api import create_app as create_lko_app
+    apps = {name: LateBoundApp(name) for name in ("module", "lko", "analytics")}
+    urls = {"module": settings.module_url, "lko": settings.lko_url, "analytics": settings.analytics_url}
 
-        lko_asgi.app = create_lko_app(db, settings, module=ModuleClient(module_http_for_lko), clock=clock)
-    link_attempts = None
-    if settings.module_url is None:
-        from posog.module.api import create_app as create_module_app
-        from posog.module.api import make_link_attempts
+    def http(caller: str, callee: str) -> httpx.AsyncClient:
+        return service_http(settings, caller=caller, callee=callee, url=urls[callee], app=apps[callee])
 
-        link_attempts = make_link_attempts(settings)  # shared through Redis when POSOG_REDIS_URL is set
-        module_asgi.app = create_module_app(
-            db, releaser, settings, catalog=catalog, clock=clock, link_attempts=link_attempts
-        )
-    # ЛКП keeps nothing durable: any process can serve it.
-    from posog.lkp.app import create_app as create_lkp_app
-
-    lkp_asgi.app = create_lkp_app(ModuleClient(module_http_for_lkp), LkoClient(lko_http_for_lkp), settings)
-    # Analytics reads the module's cards and ЛКО's responses (no personal data); ЛКО and the module ask it.
-    analytics_asgi = LateBoundApp("analytics")
-    module_http_for_analytics = service_http(
-        settings, caller="analytics", callee="module", url=settings.module_url, app=module_asgi
+    emulators = build_emulators(shared)
+    lko = build_lko(
+        shared, asgi=apps["lko"], module_http=http("lko", "module"), analytics_http=http("lko", "analytics")
     )
-    lko_http_for_analytics = service_http(
-        settings, caller="analytics", callee="lko", url=settings.lko_url, app=lko_asgi
+    module = build_module(
+        shared,
+        asgi=apps["module"],
+        lko_http=http("module", "lko"),
+        analytics_http=http("module", "analytics"),
+        ias_http=ias_http(settings, emulators.ias_asgi),
     )
-    analytics_http_for_lko = service_http(
-        settings, caller="lko", callee="analytics", url=settings.analytics_url, app=analytics_asgi
+    lkp = build_lkp(shared, module_http=http("lkp", "module"), lko_http=http("lkp", "lko"))
+    analytics = build_analytics(
+        shared, asgi=apps["analytics"], module_http=http("analytics", "module"), lko_http=http("analytics", "lko")
     )
-    analytics_http_for_module = service_http(
-        settings, caller="module", callee="analytics", url=settings.analytics_url, app=analytics_asgi
-    )
-    analytics = AnalyticsPipeline(
-        db,
-        clock,
-        ModuleClient(module_http_for_analytics),
-        LkoClient(lko_http_for_analytics),
-        overlap_s=settings.analytics_feed_overlap_s,
-        page_size=settings.analytics_page_size,
-        batch_items=settings.analytics_batch_items,
-        poll_interval_s=settings.analytics_poll_interval_s,
-    )
-    if settings.analytics_url is None:
-        from posog.analytics.api import create_app as create_analytics_app
-
-        analytics_asgi.app = create_analytics_app(db, settings)
-    ias_asgi = LateBoundApp("ias")
-    ias_asgi.app = create_ias_app(IasStore(db, clock))
-    if settings.ias_url:
-        ias_http = httpx.AsyncClient(base_url=settings.ias_url, timeout=30.0)
-    else:
-        ias_http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=ias_asgi), base_url="http://ias.internal", timeout=30.0
-        )
-    analytics_for_lko = AnalyticsClient(analytics_http_for_lko)
-    if lko_asgi.app is not None:
-        lko_state(lko_asgi.app).analytics = analytics_for_lko  # the cabinet's reports ask analytics with it
-    return System(
-        settings=settings,
-        db=db,
-        bus=the_bus,
-        cipher=cipher,
-        clock=clock,
-        module_asgi=module_asgi,
-        lko_asgi=lko_asgi,
-        lkp_asgi=lkp_asgi,
-        lko_http=lko_http,
-        module_http_for_lko=module_http_for_lko,
-        module_http_for_lkp=module_http_for_lkp,
-        lko_http_for_lkp=lko_http_for_lkp,
-        catalog=catalog,
-        intake=intake,
-        relay=relay,
-        releaser=releaser,
-        inbox=inbox,
-        analytics_asgi=analytics_asgi,
-        module_http_for_analytics=module_http_for_analytics,
-        lko_http_for_analytics=lko_http_for_analytics,
-        analytics_http_for_lko=analytics_http_for_lko,
-        analytics_http_for_module=analytics_http_for_module,
-        analytics=analytics,
-        analytics_for_lko=analytics_for_lko,
-        analytics_for_module=AnalyticsClient(analytics_http_for_module),
-        ias_asgi=ias_asgi,
-        ias_http=ias_http,
-        link_attempts=link_attempts,
-    )
+    return System(shared=shared, module=module, lko=lko, lkp=lkp, analytics=analytics, emulators=emulators)

@@ -1,64 +1,79 @@
-"""``posog`` — the one entry point (SPEC §11)."""
+"""``posog`` — the one entry point (SPEC §11).
+
+This module registers the systems' command groups (each in its system: ``module/intake/cli.py``,
+``module/ias_export/cli.py``, ``module/links/cli.py``, ``module/retention_cli.py``,
+``lko/accounts/cli.py``, ``analytics/cli.py``, ``core/outbox_cli.py``) and holds the commands that
+run a process: ``serve``, ``worker``, ``demo``, ``db``, ``emulate``. It composes what the systems'
+commands work with (:func:`_migrated_system`). Everything heavy is imported inside the commands:
+``posog --help`` loads Typer and little else, a worker only what it runs."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import shutil
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from datetime import date
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import structlog
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
-from sqlalchemy import func, select
 
-from posog.analytics.cli import AnalyticsRuntime, analytics_app, provide_runtime
-from posog.bootstrap import System, bootstrap
-from posog.core.logging import configure_logging
-from posog.core.migrate import upgrade
+from posog.analytics import wiring as analytics_wiring
+from posog.analytics.cli import analytics_app
 from posog.core.outbox_cli import outbox_app
-from posog.core.russian import moscow_time, numeric_date
-from posog.emulators.epgu.model import InboxNotification
 from posog.lko.accounts.cli import users_app
-from posog.lko.questionnaires.announcements import ANNOUNCEMENTS
-from posog.lko.responses.handlers import CompletionRecovery
-from posog.lko.responses.model import COMPLETIONS
-from posog.lko.seed import seed_defaults
-from posog.module.client import ModuleClient
-from posog.module.ias_export.handlers import ExportError, Kind
-from posog.module.ias_export.model import IAS_EXPORTS, PENDING, IasExport
-from posog.module.intake.handlers import IntakeStats, RawFact
-from posog.module.intake.model import RejectedFact
+from posog.module import wiring as module_wiring
+from posog.module.ias_export.cli import export_app, require_ias_url
+from posog.module.intake.cli import facts_app, ingest
 from posog.module.links.cli import links_app
-from posog.module.notifications.model import GEPS, OutboxMessage
-from posog.module.retention import PURGED
-from posog.settings import Settings
+from posog.module.retention_cli import pii_app
+
+if TYPE_CHECKING:
+    from posog.analytics.wiring import AnalyticsSystem
+    from posog.bootstrap import System
+    from posog.core.outbox import Delivery
+    from posog.module.wiring import ModuleCommands
+    from posog.settings import Settings
 
 app = typer.Typer(help="ПОС ОГ — оценка качества государственных и муниципальных услуг.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-facts_app = typer.Typer(help="Rejected facts: list, inspect, re-drive.", no_args_is_help=True)
+emulate_app = typer.Typer(help="Emulators of the neighbouring systems: СМЭВ (facts), citizens.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.command("ingest")(ingest)
 app.add_typer(facts_app, name="facts")
 app.add_typer(analytics_app, name="analytics")
-export_app = typer.Typer(help="Export to ИАС МКГУ (SPEC §9).", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 app.add_typer(users_app, name="users")
 app.add_typer(links_app, name="links")
-app.add_typer(outbox_app([GEPS, ANNOUNCEMENTS, IAS_EXPORTS, COMPLETIONS]), name="outbox")
-emulate_app = typer.Typer(help="Emulators of the neighbouring systems: СМЭВ (facts), citizens.", no_args_is_help=True)
+DELIVERIES = ("geps", "lko-announcements", "ias-export", "lko-completions")
+
+
+def _deliveries() -> list[Delivery[Any]]:
+    from posog.lko.questionnaires.announcements import ANNOUNCEMENTS
+    from posog.lko.responses.model import COMPLETIONS
+    from posog.module.ias_export.model import IAS_EXPORTS
+    from posog.module.notifications.model import GEPS
+
+    return [GEPS, ANNOUNCEMENTS, IAS_EXPORTS, COMPLETIONS]
+
+
+app.add_typer(outbox_app(DELIVERIES, _deliveries), name="outbox")
 app.add_typer(emulate_app, name="emulate")
+app.add_typer(pii_app, name="pii")
 console = Console()
-log_worker = structlog.get_logger("posog.worker")
+
+
+def configure_logging(level: str = "INFO", *, json: bool = False, file: Path | None = None) -> None:
+    from posog.core.logging import configure_logging as configure
+
+    configure(level, json=json, file=file)
 
 
 def _settings() -> Settings:
+    from posog.settings import Settings
+
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
     return settings
@@ -68,262 +83,54 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
     asyncio.run(main)
 
 
-async def _prepared(settings: Settings) -> System:
-    """Migrated, seeded and wired."""
-    system = bootstrap(settings)
-    await upgrade(settings.resolved_database_url)
-    await seed_defaults(system.db)
-    return system
+@contextlib.asynccontextmanager
+async def _migrated_system() -> AsyncIterator[System]:
+    """This process wired for an operator command, on the configured database as ``posog db upgrade``
+    left it: a database that is not migrated ends the command with the message to run it."""
+    from posog.bootstrap import bootstrap
+    from posog.core.operator import require_migrated
+
+    system = bootstrap(_settings())
+    try:
+        await require_migrated(system.db, console=console)
+        yield system
+    finally:
+        await system.close()
 
 
-async def _analytics_runtime(settings: Settings) -> AnalyticsRuntime:
-    system = await _prepared(settings)
-    return AnalyticsRuntime(system.db, system.analytics, system.close)
+@contextlib.asynccontextmanager
+async def _module_commands() -> AsyncIterator[ModuleCommands]:
+    async with _migrated_system() as system:
+        yield module_wiring.ModuleCommands(system.module, deliver=system.deliver_embedded)
 
 
-provide_runtime(_analytics_runtime)
+@contextlib.asynccontextmanager
+async def _analytics_commands() -> AsyncIterator[AnalyticsSystem]:
+    async with _migrated_system() as system:
+        yield system.analytics
+
+
+module_wiring.COMMANDS.provide(_module_commands)
+analytics_wiring.COMMANDS.provide(_analytics_commands)
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every migration and seed the built-in directory and default questionnaires."""
+    from posog.core.db import Database
+    from posog.core.migrate import upgrade
+    from posog.lko.seed import seed_defaults
 
     async def main() -> None:
-        system = await _prepared(_settings())
-        await system.close()
+        settings = _settings()
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+        await upgrade(settings.resolved_database_url)
+        db = Database(settings.resolved_database_url, pool_size=2)
+        try:
+            await seed_defaults(db)
+        finally:
+            await db.dispose()
         console.print("[green]Schema is up to date; directory and default questionnaires seeded.[/]")
-
-    _run(main())
-
-
-@app.command()
-def ingest(
-    file: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="JSON Lines, one fact a line")
-    ],
-    batch: Annotated[int, typer.Option(min=1, max=5000)] = 500,
-) -> None:
-    """Feed a file of ОГ facts through the same handler as the queue, with a progress bar."""
-
-    async def main() -> None:
-        system = await _prepared(_settings())
-        stats = IntakeStats()
-        total = sum(1 for line in file.open("rb") if line.strip())
-        try:
-            with _progress() as progress:
-                task = progress.add_task("Приём сведений", total=total)
-                chunk: list[RawFact] = []
-                with file.open("rb") as stream:
-                    for line_no, line in enumerate(stream, start=1):
-                        if not line.strip():
-                            continue
-                        chunk.append(RawFact(line.strip(), f"{file.name}:{line_no}"))
-                        if len(chunk) >= batch:
-                            stats.add(await system.intake.handle(chunk))
-                            progress.advance(task, len(chunk))
-                            chunk = []
-                if chunk:
-                    stats.add(await system.intake.handle(chunk))
-                    progress.advance(task, len(chunk))
-            await _deliver_if_embedded(system)
-        finally:
-            await system.close()
-        _print_stats(stats)
-
-    _run(main())
-
-
-async def _deliver_if_embedded(system: System) -> None:
-    """In production the outbox worker delivers what this command committed. Embedded, nobody else
-    will: relay the outbox now into the ЕПГУ inbox through the in-process bus, until it is empty."""
-    if not system.settings.embedded:
-        return
-    await system.start_bus()
-    inbox = asyncio.create_task(system.inbox.consume(system.bus, system.settings.geps_inbox_queue))
-    try:
-        while await system.relay.relay_once():
-            pass
-        async with system.db.uow() as uow:
-            sent = await uow.session.scalar(
-                select(func.count(func.distinct(OutboxMessage.message_id))).where(OutboxMessage.sent_at.is_not(None))
-            )
-        for _ in range(200):  # until the inbox has committed what was sent (10 s at most)
-            async with system.db.uow() as uow:
-                received = await uow.session.scalar(select(func.count()).select_from(InboxNotification))
-            if (received or 0) >= (sent or 0):
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        inbox.cancel()
-        await asyncio.gather(inbox, return_exceptions=True)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
-
-
-def _print_stats(stats: IntakeStats) -> None:
-    table = Table(title="Итоги приёма")
-    table.add_column("результат")
-    table.add_column("количество", justify="right")
-    for label, value in (
-        ("принято", stats.accepted),
-        ("повторы", stats.duplicate),
-        ("конфликты", stats.conflict),
-        ("отклонено", stats.rejected),
-    ):
-        table.add_row(label, str(value))
-    console.print(table)
-    if stats.by_reason:
-        reasons = Table(title="Причины отклонения")
-        reasons.add_column("поле: причина")
-        reasons.add_column("количество", justify="right")
-        for reason, count in sorted(stats.by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
-            reasons.add_row(reason, str(count))
-        console.print(reasons)
-
-
-@facts_app.command("rejected")
-def facts_rejected(
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
-    status: Annotated[str, typer.Option(help="rejected | redriven | all")] = "rejected",
-    limit: Annotated[int, typer.Option(min=1)] = 100,
-) -> None:
-    """List rejected facts with their reasons (no personal data is shown)."""
-
-    async def main() -> None:
-        system = await _prepared(_settings())
-        try:
-            async with system.db.uow() as uow:
-                query = select(RejectedFact).order_by(RejectedFact.received_at.desc()).limit(limit)
-                if status != "all":
-                    query = query.where(RejectedFact.status == status)
-                rows = (await uow.session.execute(query)).scalars().all()
-                total = await uow.session.scalar(select(func.count()).select_from(RejectedFact))
-        finally:
-            await system.close()
-        items: list[dict[str, Any]] = [
-            {
-                "id": r.id,
-                "card_id": r.card_id,
-                "message_id": r.message_id,
-                "status": r.status,
-                "attempts": r.attempts,
-                "received_at": r.received_at.isoformat(),
-                "reasons": [f"{x['field']}: {x['reason']}" for x in r.reasons],
-            }
-            for r in rows
-        ]
-        if as_json:
-            typer.echo(json.dumps({"total": total, "items": items}, ensure_ascii=False, indent=2))
-            return
-        table = Table(title=f"Отклонённые сведения ({len(items)} из {total})")
-        for column in ("id", "card_id", "status", "attempts", "reasons"):
-            # Fold, never truncate: the ids are what an operator copies into show/redrive.
-            table.add_column(column, overflow="fold")
-        for item in items:
-            table.add_row(
-                item["id"],
-                item["card_id"] or "—",
-                item["status"],
-                str(item["attempts"]),
-                "\n".join(item["reasons"]),
-            )
-        console.print(table)
-
-    _run(main())
-
-
-@facts_app.command("show")
-def facts_show(
-    rejected_id: Annotated[str, typer.Argument(help="Id from 'posog facts rejected'")],
-    reveal: Annotated[bool, typer.Option(help="Print the whole payload, personal data included (audited use)")] = False,
-) -> None:
-    """One rejected fact: reasons and the payload with personal data masked (unless --reveal)."""
-
-    async def main() -> None:
-        system = await _prepared(_settings())
-        try:
-            async with system.db.uow() as uow:
-                row = await uow.session.get(RejectedFact, rejected_id)
-            if row is None:
-                console.print(f"[red]No rejected fact {rejected_id}[/]")
-                raise typer.Exit(2)
-            raw = (
-                b""
-                if row.status == PURGED
-                else system.cipher.open(row.pii_key_id, row.payload, context=f"rejected:{row.raw_hash}")
-            )
-        finally:
-            await system.close()
-        console.print(f"[bold]{row.id}[/] card_id={row.card_id} status={row.status} attempts={row.attempts}")
-        for reason in row.reasons:
-            console.print(f"  • {reason['field']}: {reason['reason']}")
-        if row.status == PURGED:
-            console.print("The payload was erased after the retention period (POSOG_PII_RETENTION_DAYS).")
-            return
-        try:
-            payload: Any = json.loads(raw)
-        except ValueError:
-            payload = raw.decode("utf-8", "replace")
-        if not reveal and isinstance(payload, dict) and isinstance(payload.get("citizen"), dict):
-            payload["citizen"] = {k: "***" for k in payload["citizen"]}
-        typer.echo(json.dumps(payload, ensure_ascii=False, indent=2) if not isinstance(payload, str) else payload)
-
-    _run(main())
-
-
-@facts_app.command("redrive")
-def facts_redrive(
-    ids: Annotated[list[str] | None, typer.Argument(help="Ids from 'posog facts rejected'")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Every fact still rejected")] = False,
-) -> None:
-    """Feed rejected facts through intake again (after the cause was fixed)."""
-
-    async def main() -> None:
-        system = await _prepared(_settings())
-        try:
-            chosen = list(ids or [])
-            if all_:
-                async with system.db.uow() as uow:
-                    chosen = list(
-                        (await uow.session.execute(select(RejectedFact.id).where(RejectedFact.status == "rejected")))
-                        .scalars()
-                        .all()
-                    )
-            if not chosen:
-                console.print("Nothing to re-drive: give ids or --all.")
-                raise typer.Exit(2)
-            async with system.db.uow() as uow:
-                purged = list(
-                    (
-                        await uow.session.scalars(
-                            select(RejectedFact.id).where(RejectedFact.id.in_(chosen), RejectedFact.status == PURGED)
-                        )
-                    ).all()
-                )
-            if purged:
-                console.print(
-                    f"[red]Cannot re-drive {', '.join(purged)}: the payload was erased after the retention period.[/]"
-                )
-                raise typer.Exit(2)
-            try:
-                outcomes = await system.intake.redrive(chosen)
-            except KeyError as exc:
-                console.print(f"[red]Unknown rejected fact id(s): {exc.args[0]}[/]")
-                raise typer.Exit(2) from None
-            await _deliver_if_embedded(system)
-        finally:
-            await system.close()
-        for rejected_id, outcome in zip(chosen, outcomes, strict=True):
-            detail = "; ".join(str(p) for p in outcome.problems)
-            console.print(f"{rejected_id}: {outcome.kind} {detail}")
 
     _run(main())
 
@@ -340,6 +147,7 @@ def serve(
     """Serve one system at / or all of them under their prefixes on one port."""
     import uvicorn
 
+    from posog.bootstrap import bootstrap
     from posog.web.app import SYSTEMS, create_web_app, system_apps
     from posog.web.server import Server, serve_until_signalled
 
@@ -374,6 +182,9 @@ def serve(
 
 async def _prepare_schema(settings: Settings, system: System) -> None:
     if settings.embedded:  # production schemas are migrated by `posog db upgrade` in the deployment
+        from posog.core.migrate import upgrade
+        from posog.lko.seed import seed_defaults
+
         await upgrade(settings.resolved_database_url)
         await seed_defaults(system.db)
     await system.db.engine.dispose()  # the server runs its own event loop; no connection may outlive this one
@@ -396,29 +207,20 @@ def worker(
 
     settings = _settings()
     if name == "ias-export":
-        _require_ias_url(settings)
+        require_ias_url(settings)
 
     async def main() -> None:
+        from posog.bootstrap import bootstrap
+
         system = bootstrap(settings)
         await system.start_bus()
-        jobs: dict[str, Callable[[], Awaitable[None]]] = {
-            "intake": lambda: system.intake_consumer().run(),
-            "outbox": system.relay.run,
-            "epgu-inbox": lambda: system.inbox.consume(system.bus, settings.geps_inbox_queue),
-            "analytics": system.analytics.run,
-            # ЛКО: re-send link completions left pending by a crash or an unreachable module.
-            "lko-completions": CompletionRecovery(system.db, ModuleClient(system.module_http_for_lko)).run_forever,
-            # The module: yesterday's and last month's batches for ИАС МКГУ, and the pending retries.
-            "ias-export": system.ias_schedule().run,
-            # The module: personal data erased after the link's life plus the retention (SPEC §10).
-            "pii-purge": lambda: system.pii_purger().run(settings.pii_purge_interval_s),
-        }
+        job = system.workers()[name]  # each system's builder names its workers
         if metrics_port is not None:
             from prometheus_client import start_http_server
 
             start_http_server(metrics_port, addr=settings.host)
         queues = {"intake": [settings.facts_queue], "epgu-inbox": [settings.geps_inbox_queue]}.get(name, [])
-        await _until_signalled(_with_queue_depths(jobs[name](), system, queues))
+        await _until_signalled(_with_queue_depths(job(), system, queues))
         await system.close()
 
     _use_uvloop()  # as uvicorn does for the servers: the event loop is about a tenth of intake's CPU
@@ -435,7 +237,11 @@ def _use_uvloop() -> None:
 
 async def _with_queue_depths(job: Awaitable[None], system: System, queues: list[str], every_s: float = 15.0) -> None:
     """Run ``job``; meanwhile keep ``posog_queue_depth`` of the queues it consumes up to date (queue lag)."""
+    import structlog
+
     from posog.core.metrics import QUEUE_DEPTH
+
+    log_worker = structlog.get_logger("posog.worker")
 
     async def sample() -> None:
         while True:
@@ -455,106 +261,6 @@ async def _with_queue_depths(job: Awaitable[None], system: System, queues: list[
             await asyncio.gather(sampler, return_exceptions=True)
 
 
-def _require_ias_url(settings: Settings) -> None:
-    """In production the export goes to the real ИАС МКГУ, never to the built-in emulator."""
-    if settings.env == "production" and not settings.ias_url:
-        console.print("[red]POSOG_IAS_URL is not set: in production the export goes to the real ИАС МКГУ.[/]")
-        raise typer.Exit(2)
-
-
-def _period(value: str) -> tuple[date, date]:
-    try:
-        start, _, end = value.partition("..")
-        date_from, date_to = date.fromisoformat(start), date.fromisoformat(end or start)
-    except ValueError:
-        raise typer.BadParameter("expected YYYY-MM-DD..YYYY-MM-DD") from None
-    if date_from > date_to:
-        raise typer.BadParameter("the period's start is after its end")
-    return date_from, date_to
-
-
-STATUS_NAMES = {"pending": "[yellow]ожидает повтора[/]", "sent": "[green]передан[/]", "failed": "[red]ошибка[/]"}
-
-
-def _export_table(rows: Sequence[IasExport], title: str) -> Table:
-    table = Table(title=title)
-    for column in ("пакет", "вид", "период", "статус", "попыток", "след. попытка", "передан", "байт", "ошибка"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(
-            row.batch_id,
-            row.kind,
-            f"{numeric_date(row.period_from)}–{numeric_date(row.period_to)}",
-            STATUS_NAMES.get(row.status, row.status),
-            str(row.attempts),
-            moscow_time(row.next_attempt_at, seconds=True) if row.next_attempt_at else "—",
-            moscow_time(row.sent_at, seconds=True) if row.sent_at else "—",
-            str(row.payload_size),
-            row.last_error or "",
-        )
-    return table
-
-
-@export_app.command("ias")
-def export_ias(
-    period: Annotated[str, typer.Option(help="Service dates YYYY-MM-DD..YYYY-MM-DD (inclusive)")],
-    kind: Annotated[list[str] | None, typer.Option(help="aggregates | rates (repeatable; default both)")] = None,
-    wait: Annotated[
-        bool, typer.Option("--wait/--no-wait", help="Keep retrying here until sent or failed (else the worker does)")
-    ] = False,
-) -> None:
-    """Send a period's batches to ИАС МКГУ now (a batch already sent is re-sent idempotently) and print
-    the export log."""
-    date_from, date_to = _period(period)
-    kinds = kind or ["aggregates", "rates"]
-    unknown = [k for k in kinds if k not in ("aggregates", "rates")]
-    if unknown:
-        raise typer.BadParameter(f"unknown kind(s): {', '.join(unknown)}; choose aggregates or rates")
-
-    settings = _settings()
-    _require_ias_url(settings)
-
-    async def main() -> None:
-        system = await _prepared(settings)
-        failed = False
-        try:
-            exporter = system.ias_exporter()
-            for name in kinds:
-                chosen: Kind = "aggregates" if name == "aggregates" else "rates"
-                try:
-                    row = await exporter.export(chosen, date_from, date_to)
-                except ExportError as exc:
-                    console.print(f"[red]Не удалось собрать пакет: {exc}[/]")
-                    failed = True
-                    continue
-                if wait and row.status == PENDING:
-                    row = await exporter.settle(row.batch_id)
-                failed = failed or row.status == "failed"
-            rows = await exporter.log(limit=50)
-        finally:
-            await system.close()
-        console.print(_export_table(rows, "Журнал выгрузок в ИАС МКГУ"))
-        if failed:
-            raise typer.Exit(1)
-
-    _run(main())
-
-
-@export_app.command("log")
-def export_log(limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
-    """The export log, the newest batches first."""
-
-    async def main() -> None:
-        system = await _prepared(_settings())
-        try:
-            rows = await system.ias_exporter().log(limit=limit)
-        finally:
-            await system.close()
-        console.print(_export_table(rows, "Журнал выгрузок в ИАС МКГУ"))
-
-    _run(main())
-
-
 async def _until_signalled(job: Awaitable[None]) -> None:
     task = asyncio.ensure_future(job)
     loop = asyncio.get_running_loop()
@@ -562,33 +268,6 @@ async def _until_signalled(job: Awaitable[None]) -> None:
         loop.add_signal_handler(sig, task.cancel)
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-pii_app = typer.Typer(help="Personal data: erase what is past its retention (SPEC §10).", no_args_is_help=True)
-app.add_typer(pii_app, name="pii")
-
-
-@pii_app.command("purge")
-def pii_purge() -> None:
-    """Erase now the personal data past the link's life plus POSOG_PII_RETENTION_DAYS (the pii-purge
-    worker does this every POSOG_PII_PURGE_INTERVAL_S)."""
-
-    async def main() -> None:
-        system = await _prepared(_settings())
-        try:
-            result = await system.pii_purger().purge_once()
-        finally:
-            await system.close()
-        table = Table(title=f"Удалено по истечении срока хранения ({system.settings.pii_retention_days} дн.)")
-        table.add_column("что")
-        table.add_column("сколько", justify="right")
-        table.add_row("Карточки: ФИО, дата рождения, СНИЛС стёрты", str(result.cards))
-        table.add_row("Отправленные уведомления ГЭПС удалены", str(result.notifications))
-        table.add_row("Отклонённые сведения: содержимое стёрто", str(result.rejected))
-        table.add_row("Записи о конфликтах удалены", str(result.conflicts))
-        console.print(table)
-
-    _run(main())
 
 
 @emulate_app.command("smev")
@@ -603,7 +282,9 @@ def emulate_smev(
     organisations of every type in 25 regions, Russian names, valid СНИЛС/ИНН/ОГРН/КПП."""
     from random import SystemRandom
 
+    from posog.bootstrap import bootstrap
     from posog.core.clock import today, utcnow
+    from posog.core.operator import progress_bar
     from posog.emulators.datagen.facts import FactFactory
     from posog.emulators.smev import SmevEmulator
 
@@ -625,7 +306,7 @@ def emulate_smev(
                 organizations=organizations,
             )
             smev = SmevEmulator(system.bus, settings.facts_queue, factory)
-            with _progress() as progress:
+            with progress_bar(console) as progress:
                 task = progress.add_task("СМЭВ → очередь сведений ОГ", total=facts)
                 published = await smev.publish(
                     facts, rate=rate, invalid_share=invalid_share, on_progress=lambda n: progress.advance(task, n)
@@ -649,6 +330,7 @@ def emulate_citizens(
     browser does)."""
     import httpx
 
+    from posog.core.operator import progress_bar
     from posog.emulators.citizens import CitizenSimulator
 
     async def main() -> None:
@@ -659,7 +341,7 @@ def emulate_citizens(
             except httpx.HTTPError as exc:
                 console.print(f"[red]The ЕПГУ emulator at {emulators_url} cannot be read: {exc}[/]")
                 raise typer.Exit(2) from None
-            with _progress() as progress:
+            with progress_bar(console) as progress:
                 task = progress.add_task("Граждане отвечают на опросы", total=round(len(notifications) * share))
                 answered = await simulator.run(
                     notifications, share=share, concurrency=concurrency, on_progress=lambda n: progress.advance(task, n)
@@ -689,6 +371,7 @@ def demo(
     """The whole system on the embedded default, on one local port: facts → links → ГЭПС notifications
     → citizens' answers → analytics → ИАС МКГУ; then the URLs to click through, served until Ctrl-C."""
     from posog.demo import DemoOptions, run_demo
+    from posog.settings import Settings
 
     settings = Settings()
     if settings.env == "production":
@@ -717,19 +400,21 @@ def demo(
 def main() -> None:
     """The ``posog`` executable: configuration mistakes end with a message naming the setting, not a
     traceback."""
-    from pydantic import ValidationError
-
-    from posog.bootstrap import ConfigurationError
+    from posog.core.wiring import ConfigurationError
 
     try:
         app()
-    except ValidationError as exc:
+    except ConfigurationError as exc:
+        console.print(f"[red]Configuration: {exc}[/]")
+        raise SystemExit(2) from None
+    except Exception as exc:
+        from pydantic import ValidationError  # loaded by then, if the settings were read
+
+        if not isinstance(exc, ValidationError):
+            raise
         for error in exc.errors(include_url=False, include_input=False):
             where = ".".join(str(part) for part in error["loc"])
             console.print(f"[red]Configuration: {where + ': ' if where else ''}{error['msg']}[/]")
-        raise SystemExit(2) from None
-    except ConfigurationError as exc:
-        console.print(f"[red]Configuration: {exc}[/]")
         raise SystemExit(2) from None
 
 

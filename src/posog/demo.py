@@ -247,7 +247,7 @@ async def play(system: System, options: DemoOptions, console: Console, base_url:
             )
 
             refreshing = progress.add_task("Аналитика: пересчёт показателей", total=1)
-            await system.analytics.poll_once()
+            await system.analytics.pipeline.poll_once()
             progress.advance(refreshing)
 
             exporting = progress.add_task("Выгрузка в ИАС МКГУ", total=2)

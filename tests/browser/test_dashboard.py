@@ -46,7 +46,7 @@ def reports_data(live: LiveSystem) -> dict[str, Any]:
     }
 
     async def prepare(system: System) -> None:
-        await system.analytics.poll_once()
+        await system.analytics.pipeline.poll_once()
         async with system.db.uow() as uow:
             await create_user(uow, NewUser(logins["federal"], PASSWORD, "federal"), now=utcnow())
         async with system.db.uow() as uow:

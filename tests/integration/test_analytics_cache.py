@@ -68,7 +68,7 @@ async def test_an_answer_is_kept_until_the_rollups_change(backend: str, tmp_path
         assert moscow.responses < first.responses
 
         # A poll that changes nothing keeps the answers; a poll that counts a new response does not.
-        await system.analytics.poll_once()
+        await system.analytics.pipeline.poll_once()
         with statements(system) as seen:
             assert await api.summary() == first
         assert not sums_rollups(seen)
@@ -78,7 +78,7 @@ async def test_an_answer_is_kept_until_the_rollups_change(backend: str, tmp_path
                 await uow.session.scalars(select(SurveyLink.card_id).where(SurveyLink.state == "notified"))
             )
         await respond(system, next(links[card_id] for card_id in sorted(open_cards)), [5, 5, 5, 5, 5])
-        await system.analytics.poll_once()
+        await system.analytics.pipeline.poll_once()
         after = await api.summary()
         assert after.responses == first.responses + 1
 
@@ -87,7 +87,7 @@ async def test_an_answer_is_kept_until_the_rollups_change(backend: str, tmp_path
             await uow.session.execute(update(CardItem).where(CardItem.region_code == "77").values(notified=False))
             await uow.commit()
         assert (await api.summary()).notified == after.notified  # the rollups have not changed yet
-        await system.analytics.rebuild()
+        await system.analytics.pipeline.rebuild()
         assert (await api.summary()).notified == after.notified - moscow.notified
 
 

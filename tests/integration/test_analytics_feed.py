@@ -93,7 +93,7 @@ async def test_the_feed_is_for_analytics_only_and_refuses_bad_cursors(backend: s
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_the_worker_polls_both_feeds_until_cancelled(backend: str, tmp_path: Path) -> None:
     async with analytics_stack(backend, tmp_path, analytics_poll_interval_s=0.05) as system:
-        worker = asyncio.create_task(system.analytics.run())
+        worker = asyncio.create_task(system.analytics.pipeline.run())
         try:
             fixture = Fixture.new(43)
             await ingest(system, [fixture.fact("C", TODAY - timedelta(days=2)) for _ in range(5)])

@@ -173,7 +173,7 @@ async def build(system: System) -> Fixture:
     assert facts["A"][5]["card_id"] not in links  # 10-01 + 30 days ended before 11-20: late, no link
     for org, index, ratings in RESPONSES:
         await respond(system, links[facts[org][index]["card_id"]], ratings)
-    await system.analytics.poll_once()
+    await system.analytics.pipeline.poll_once()
     return fixture
 
 

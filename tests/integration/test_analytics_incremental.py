@@ -144,8 +144,8 @@ class Scenario:
             "cards": self.new_cards,
             "notify": lambda: notify_all(self.system),
             "responses": self.responses,
-            "poll": self.system.analytics.poll_once,
-            "rebuild": self.system.analytics.rebuild,
+            "poll": self.system.analytics.pipeline.poll_once,
+            "rebuild": self.system.analytics.pipeline.rebuild,
             "replay": lambda: reset_cursors(self.system),
         }
         weights = {"cards": 5, "notify": 3, "responses": 4, "poll": 4, "rebuild": 1, "replay": 1}
@@ -163,17 +163,17 @@ async def test_incremental_equals_sources_rebuild_and_repull(backend: str, seed:
         await scenario.new_cards()  # whatever the draw, some of everything
         await notify_all(system)
         await scenario.responses()
-        await system.analytics.poll_once()
+        await system.analytics.pipeline.poll_once()
 
         incremental = await as_text(system)
         assert incremental["analytics_rollups"]
         assert incremental["analytics_criterion_rollups"]
         assert incremental == await from_the_sources(system)
 
-        await system.analytics.rebuild()
+        await system.analytics.pipeline.rebuild()
         assert await as_text(system) == incremental
 
-        await system.analytics.repull()
+        await system.analytics.pipeline.repull()
         assert await as_text(system) == incremental
 
 
@@ -183,22 +183,22 @@ async def test_replaying_the_feeds_does_not_double_count(backend: str, tmp_path:
         scenario = Scenario(system, 21)
         for _ in range(3):
             await scenario.new_cards()
-        await system.analytics.poll_once()  # cards with issued links
+        await system.analytics.pipeline.poll_once()  # cards with issued links
         await notify_all(system)
-        await system.analytics.poll_once()  # the same cards, notified: their counts move once
+        await system.analytics.pipeline.poll_once()  # the same cards, notified: their counts move once
         await scenario.responses()
-        first = await system.analytics.poll_once()  # completed links, responses
+        first = await system.analytics.pipeline.poll_once()  # completed links, responses
         assert all(result.changed for result in first)
         settled = await as_text(system)
 
         # Polling again re-reads the overlap window (everything here: it is all recent) — no change.
-        again = await system.analytics.poll_once()
+        again = await system.analytics.pipeline.poll_once()
         assert [result.items for result in again] == [result.items for result in first]
         assert [result.changed for result in again] == [0, 0]
         # From the very beginning, twice.
         for _ in range(2):
             await reset_cursors(system)
-            replayed = await system.analytics.poll_once()
+            replayed = await system.analytics.pipeline.poll_once()
             assert [result.changed for result in replayed] == [0, 0]
         assert await as_text(system) == settled == await from_the_sources(system)
 
@@ -223,11 +223,13 @@ async def test_two_workers_polling_at_once_count_each_item_once(backend: str, tm
             batch_items=3,  # pages of 2 applied three items at a time: batches end within pages
         )
         for _ in range(2):
-            await asyncio.gather(system.analytics.poll_once(), other.poll_once(), system.analytics.poll_once())
+            await asyncio.gather(
+                system.analytics.pipeline.poll_once(), other.poll_once(), system.analytics.pipeline.poll_once()
+            )
             await scenario.new_cards()
             await notify_all(system)
             await scenario.responses()
-        await asyncio.gather(system.analytics.poll_once(), other.poll_once())
+        await asyncio.gather(system.analytics.pipeline.poll_once(), other.poll_once())
         assert await as_text(system) == await from_the_sources(system)
 
 
@@ -267,7 +269,7 @@ async def test_a_rebuild_sums_any_stored_items_as_the_deltas_do(backend: str, tm
             await uow.session.execute(insert(CardItem), cards)
             await uow.session.execute(insert(ResponseItem), responses)
             await uow.commit()
-        result = await system.analytics.rebuild()
+        result = await system.analytics.pipeline.rebuild()
 
         deltas = Deltas()
         for card in cards:

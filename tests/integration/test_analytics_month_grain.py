@@ -124,7 +124,7 @@ async def test_every_answer_equals_the_sum_of_its_day_rows(backend: str, tmp_pat
             await uow.session.execute(insert(CardItem), cards)
             await uow.session.execute(insert(ResponseItem), responses)
             await uow.commit()
-        await system.analytics.rebuild()
+        await system.analytics.pipeline.rebuild()
         tables = await as_text(system)
         assert tables == with_months(
             {name: tables[name] for name in ("analytics_rollups", "analytics_criterion_rollups")}

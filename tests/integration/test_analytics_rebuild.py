@@ -63,7 +63,7 @@ async def _store(system: System, seed: int, n: int, prefix: str) -> None:
 async def _rebuilt_then_more(system: System, seed: int, n: int, more: int) -> dict[str, list[tuple[Any, ...]]]:
     """``n`` cards stored and rebuilt, then ``more`` stored: the rollups as the rebuild left them."""
     await _store(system, seed, n, "A")
-    await system.analytics.rebuild()
+    await system.analytics.pipeline.rebuild()
     before = await rollups(system)
     await _store(system, seed + 1, more, "B")
     return before
@@ -95,7 +95,7 @@ async def test_the_swapped_in_tables_are_the_schema_the_models_describe(tmp_path
     async with analytics_stack("production", tmp_path) as system:
         await _store(system, 1, 200, "C")
         for _ in range(2):  # the second swaps out tables the first swapped in
-            await system.analytics.rebuild()
+            await system.analytics.pipeline.rebuild()
         async with system.db.engine.connect() as connection:
             assert await connection.run_sync(_diff) == []
             storage: dict[str, Any] = dict(
@@ -145,7 +145,7 @@ async def test_readers_read_the_old_rollups_until_the_new_ones_are_swapped_in(
             return results
 
         monkeypatch.setattr(rebuild_module, "_run_lanes", observed)
-        await system.analytics.rebuild()
+        await system.analytics.pipeline.rebuild()
         assert seen == [{table: len(rows) for table, rows in before.items()}]
         assert await _services(system) == 200  # both batches of cards
         assert await rollups(system) != before
@@ -158,11 +158,11 @@ async def test_a_failed_rebuild_keeps_the_rollups_and_leaves_nothing_behind(
         before = await _rebuilt_then_more(system, 4, 100, 50)
         monkeypatch.setattr(rebuild_module, "_COUNTS_SQL", "SELECT 1 / 0 -- {target}")
         with pytest.raises(Exception, match="division by zero"):
-            await system.analytics.rebuild()
+            await system.analytics.pipeline.rebuild()
         assert await rollups(system) == before
         assert await _shadow_tables(system) == []
         monkeypatch.undo()
-        await system.analytics.rebuild()  # the cursors were released: the next rebuild goes through
+        await system.analytics.pipeline.rebuild()  # the cursors were released: the next rebuild goes through
         assert await _services(system) == 150
 
 
@@ -173,7 +173,7 @@ async def test_a_rebuild_drops_what_a_rebuild_that_died_left(tmp_path: Path) -> 
             await uow.session.execute(text("CREATE TABLE analytics_rollups_next (junk int)"))
             await uow.session.execute(text("CREATE TABLE analytics_month_criterion_rollups_next (junk int)"))
             await uow.commit()
-        result = await system.analytics.rebuild()
+        result = await system.analytics.pipeline.rebuild()
         assert result.cards == 60
         assert await _shadow_tables(system) == []
         assert await _services(system) == 60

@@ -138,6 +138,7 @@ def _assert_no_personal_data(output: str, citizens: list[dict[str, Any]]) -> Non
 def ingested(posog: Invoke, tmp_path: Path) -> tuple[Path, list[dict[str, Any]], dict[str, str], str]:
     path = tmp_path / "facts.jsonl"
     citizens, expected = _write_facts(path)
+    _ok(posog("db", "upgrade"))  # operator commands never migrate: the deployment (or the demo) does
     output = _ok(posog("ingest", str(path)))
     return path, citizens, expected, output
 
@@ -400,3 +401,68 @@ async def test_a_fact_of_an_unknown_type_is_accepted_on_redrive_once_the_type_is
         async with system.db.uow() as uow:
             row = (await uow.session.execute(select(RejectedFact))).scalar_one()
         assert (row.status, row.attempts) == ("redriven", 3)
+
+
+# --- Operator commands on a database nobody migrated ---------------------------------------------------
+
+# Every operator command that reads or writes the database, with arguments it would otherwise accept.
+OPERATOR_COMMANDS = (
+    ("ingest", "{facts}"),
+    ("facts", "rejected"),
+    ("facts", "show", "00000000-0000-0000-0000-000000000000"),
+    ("facts", "redrive", "--all"),
+    ("export", "log"),
+    ("export", "ias", "--period", "2026-01-01..2026-01-31"),
+    ("analytics", "status"),
+    ("analytics", "poll"),
+    ("pii", "purge"),
+    ("users", "list"),
+    ("users", "locks"),
+    ("links", "revoke", "card-1", "--reason", "проверка"),
+    ("outbox", "dead"),
+)
+
+
+async def _tables(url: str) -> list[str]:
+    from sqlalchemy import inspect
+
+    from posog.core.db import Database
+
+    db = Database(url)
+    try:
+        async with db.engine.connect() as connection:
+            return await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.parametrize("backend", ["embedded", "production"])
+def test_operator_commands_refuse_an_unmigrated_database_and_create_nothing(backend: str, tmp_path: Path) -> None:
+    """Only ``posog db upgrade`` (and ``posog demo``) migrate and seed: an operator command on an empty
+    database says to run it, exits 2 and leaves the database as empty as it found it."""
+    import asyncio
+
+    from tests.support import create_pg_database, drop_pg_database
+
+    url = (
+        asyncio.run(create_pg_database(migrated=False))
+        if backend == "production"
+        else f"sqlite+aiosqlite:///{tmp_path / 'empty.sqlite3'}"
+    )
+    facts = tmp_path / "facts.jsonl"
+    fact = FactFactory(seed=31, today=today(utcnow)).fact()
+    remember_citizen(fact["citizen"])
+    facts.write_text(json.dumps(fact, ensure_ascii=False) + "\n", encoding="utf-8")
+    env = {"POSOG_ENV": "test", "POSOG_VAR_DIR": str(tmp_path / "var"), "POSOG_DATABASE_URL": url, "COLUMNS": "200"}
+    try:
+        for command in OPERATOR_COMMANDS:
+            args = [part.format(facts=facts) for part in command]
+            with mock.patch.object(cli, "configure_logging", return_value=None):
+                result = CliRunner().invoke(app, args, env=env)
+            assert result.exit_code == 2, f"{' '.join(command)}: exit {result.exit_code}\n{result.output}"
+            assert "сначала «posog db upgrade»" in result.output, f"{' '.join(command)}:\n{result.output}"
+            assert result.exception is None or isinstance(result.exception, SystemExit), "no traceback"
+            assert asyncio.run(_tables(url)) == [], f"{' '.join(command)} created tables"
+    finally:
+        if backend == "production":
+            asyncio.run(drop_pg_database(url))

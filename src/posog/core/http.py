@@ -24,22 +24,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from posog.core.appstate import need
 from posog.core.db import Database
+from posog.core.envelope import ApiError as ApiError
+from posog.core.envelope import ErrorEnvelope as ErrorEnvelope
 
 log = structlog.get_logger(__name__)
-
-
-class ApiError(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorEnvelope(BaseModel):
-    """Every error answer of the v1 APIs: ``{"error": {"code", "message"}}``. A route's 422 may carry
-    more (a list of problems); its model then has a classmethod ``for_request_problems(error,
-    [(path, message), …])`` that builds it for a malformed request (``path`` ``""``: the whole body),
-    so that every 422 of the route has the documented shape."""
-
-    error: ApiError
 
 
 _STATUS_CODES = {

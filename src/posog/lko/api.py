@@ -23,6 +23,7 @@ from posog.lko.pages.setup import install_pages
 from posog.lko.questionnaires.announcements import AnnouncementRelay
 from posog.lko.questionnaires.api import router as questionnaires_router
 from posog.lko.responses.api import router as responses_router
+from posog.lko.responses.handlers import CompletionRecovery
 from posog.lko.state import LkoState
 from posog.module.client import ModuleClient
 from posog.settings import Settings
@@ -52,6 +53,8 @@ def create_app(
         # Publications are announced to the module through state.module, whatever it is at the time.
         announcements=AnnouncementRelay(db, lambda: state.module, clock=clock),
         module=module,
+        # Made with the app, not at its first request: the submissions nudge it, a worker runs it.
+        recovery=CompletionRecovery(db, module) if module is not None else None,
     )
     provide(app, state)
     provide(app, db)

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 # The shared v1 error envelope, re-exported: ЛКО's contracts name it.
-from posog.core.http import ApiError as ApiError
-from posog.core.http import ErrorEnvelope as ErrorEnvelope
+from posog.core.envelope import ApiError as ApiError
+from posog.core.envelope import ErrorEnvelope as ErrorEnvelope
 
 # The rules for a citizen's answers, re-exported: ЛКП checks its form with the ones ЛКО stores by.
 from posog.lko.answers import ANSWER_CODES as ANSWER_CODES

@@ -33,7 +33,7 @@ class LkoState:
     module: ModuleClient | None = None  # how ЛКО calls the module (announcements, completions)
     analytics: AnalyticsClient | None = None  # the cabinet's reports ask analytics with it
     templates: Jinja2Templates | None = None  # the cabinet's pages (install_pages)
-    recovery: CompletionRecovery | None = None  # completions the module missed, re-sent (first submission)
+    recovery: CompletionRecovery | None = None  # completions the module missed, re-sent (nudged by submissions)
 
 
 def lko_state(where: HTTPConnection | Starlette) -> LkoState:

@@ -14,14 +14,11 @@ from html import escape
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
-from starlette.applications import Starlette
 from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from posog.bootstrap import System
-from posog.core.appstate import maybe
 from posog.core.http import ServerErrorBoundary, install_error_handlers
-from posog.lko.state import LkoState
 
 SYSTEMS: dict[str, str] = {
     "module": "Модуль оценки качества — API",
@@ -35,19 +32,15 @@ SYSTEMS: dict[str, str] = {
 def system_apps(system: System) -> dict[str, ASGIApp]:
     """The ASGI apps this process can serve (those whose URL is not configured elsewhere)."""
     apps: dict[str, ASGIApp] = {}
-    if system.module_asgi.app is not None:
-        apps["module"] = system.module_asgi.app
-    if system.lko_asgi.app is not None:
-        apps["lko"] = system.lko_asgi.app
-    if system.lkp_asgi.app is not None:
-        apps["lkp"] = system.lkp_asgi.app
-    if system.analytics_asgi.app is not None:
-        apps["analytics"] = system.analytics_asgi.app
-    from posog.emulators.epgu.pages import create_app as create_epgu_pages
-
-    emulators = create_epgu_pages(system.inbox)
-    emulators.mount("/ias", system.ias_asgi.app)  # the ИАС МКГУ emulator (SPEC §9): /emulators/ias/
-    apps["emulators"] = emulators
+    for name, part in (
+        ("module", system.module.asgi),
+        ("lko", system.lko.asgi),
+        ("lkp", system.lkp.asgi),
+        ("analytics", system.analytics.asgi),
+    ):
+        if part.app is not None:
+            apps[name] = part.app
+    apps["emulators"] = system.emulators.web_app()  # the ЕПГУ inbox, and ИАС МКГУ (SPEC §9) under /ias
     return apps
 
 
@@ -64,6 +57,10 @@ async def _drain_embedded(system: System, tasks: list[asyncio.Task[None]], timeo
             break
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.3)  # the inbox commits its last batch
+
+
+# The workers a server runs inside it (``--workers``; by default in the embedded mode only).
+EMBEDDED_WORKERS = ("intake", "outbox", "epgu-inbox", "analytics", "pii-purge")
 
 
 class ServedApp:
@@ -115,16 +112,9 @@ def create_web_app(system: System, *, serve: Sequence[str], run_workers: bool) -
         tasks: list[asyncio.Task[None]] = []
         if run_workers:
             await system.start_bus()
-            tasks = [
-                asyncio.create_task(system.intake_consumer().run(), name="intake"),
-                asyncio.create_task(system.relay.run(), name="outbox"),
-                asyncio.create_task(system.inbox.consume(system.bus, system.settings.geps_inbox_queue), name="epgu"),
-                asyncio.create_task(system.analytics.run(), name="analytics"),
-                asyncio.create_task(system.pii_purger().run(system.settings.pii_purge_interval_s), name="pii-purge"),
-            ]
-        lko = system.lko_asgi.app if "lko" in serve else None
-        state = maybe(lko, LkoState) if isinstance(lko, Starlette) else None
-        relay = state.announcements if state is not None else None
+            jobs = system.workers()
+            tasks = [asyncio.create_task(jobs[name](), name=name) for name in EMBEDDED_WORKERS]
+        relay = system.lko.announcements if "lko" in serve else None
         if relay is not None:
             # ЛКО re-sends the publication announcements the module missed: now, then periodically.
             interval = system.settings.announcement_retry_s

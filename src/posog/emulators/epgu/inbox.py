@@ -142,3 +142,8 @@ class EpguInbox:
                 }
             )
         return total, items
+
+    async def received(self) -> int:
+        """How many notifications the inbox holds."""
+        async with self._db.uow() as uow:
+            return await uow.session.scalar(select(func.count()).select_from(InboxNotification)) or 0

@@ -8,20 +8,14 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from posog.core.clock import utcnow
-from posog.core.db import Database
-from posog.core.migrate import upgrade
-from posog.core.russian import moscow_time
-from posog.lko.accounts.handlers import AccountError, NewUser, create_user, disable_user, normalize_login, unlock_login
-from posog.lko.accounts.queries import LockSummary, UserSummary, list_login_locks, list_users
-from posog.lko.scope import ROLE_NAMES
-from posog.settings import Settings
+if TYPE_CHECKING:
+    from posog.core.db import Database
+    from posog.lko.accounts.queries import LockSummary, UserSummary
 
 users_app = typer.Typer(
     help="Учётные записи кабинета ЛКО: создать, показать, отключить; блокировки входа.", no_args_is_help=True
@@ -31,19 +25,11 @@ T = TypeVar("T")
 
 
 def _with_database(action: Callable[[Database], Awaitable[T]]) -> T:
-    """Run ``action`` against the configured database, migrated first (as every command does)."""
+    """Run ``action`` against the configured database, migrated by ``posog db upgrade`` (as every
+    operator command, this one neither migrates nor seeds it)."""
+    from posog.core.operator import on_migrated_database
 
-    async def main() -> T:
-        settings = Settings()
-        settings.var_dir.mkdir(parents=True, exist_ok=True)
-        await upgrade(settings.resolved_database_url)
-        db = Database(settings.resolved_database_url, pool_size=2)
-        try:
-            return await action(db)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(main())
+    return asyncio.run(on_migrated_database(action, console=console))
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -66,6 +52,10 @@ def create(
     ] = False,
 ) -> None:
     """Create a cabinet account with its role (and region or ИНН)."""
+    from posog.core.clock import utcnow
+    from posog.lko.accounts.handlers import AccountError, NewUser, create_user
+    from posog.lko.scope import ROLE_NAMES
+
     password = _read_password(password_stdin)
     command = NewUser(login=login, password=password, role=role, full_name=name, region_code=region, inn=inn)
 
@@ -84,6 +74,11 @@ def create(
 @users_app.command("list")
 def list_(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False) -> None:
     """List cabinet accounts (never their passwords)."""
+    from rich.table import Table
+
+    from posog.core.russian import moscow_time
+    from posog.lko.accounts.queries import list_users
+    from posog.lko.scope import ROLE_NAMES
 
     async def action(db: Database) -> list[UserSummary]:
         async with db.uow() as uow:
@@ -125,6 +120,8 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable
 @users_app.command("disable")
 def disable(login: Annotated[str, typer.Argument(help="Логин")]) -> None:
     """Disable an account and end its sessions."""
+    from posog.core.clock import utcnow
+    from posog.lko.accounts.handlers import AccountError, disable_user
 
     async def action(db: Database) -> None:
         async with db.uow() as uow:
@@ -147,6 +144,13 @@ def locks(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """List login locks (after many failed sign-ins), newest first: active, released, expired."""
+    from rich.table import Table
+
+    from posog.core.clock import utcnow
+    from posog.core.russian import moscow_time
+    from posog.lko.accounts.handlers import normalize_login
+    from posog.lko.accounts.queries import list_login_locks
+
     key = normalize_login(login)[:100] if login is not None else None
 
     async def action(db: Database) -> list[LockSummary]:
@@ -188,6 +192,8 @@ def locks(
 @users_app.command("unlock")
 def unlock(login: Annotated[str, typer.Argument(help="Логин")]) -> None:
     """Release a login locked after many failed sign-ins (the audit records the release)."""
+    from posog.core.clock import utcnow
+    from posog.lko.accounts.handlers import normalize_login, unlock_login
 
     async def action(db: Database) -> bool:
         async with db.uow() as uow:

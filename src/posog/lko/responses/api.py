@@ -27,7 +27,6 @@ from posog.lko.contracts import ApiError, FieldErrors, ResponsePage, ResponseSub
 from posog.lko.deps import API_ERRORS, UowDep
 from posog.lko.responses.handlers import (
     MODULE_UNAVAILABLE,
-    CompletionRecovery,
     ModuleUnavailable,
     SubmissionRefused,
     SubmitResponse,
@@ -38,7 +37,6 @@ from posog.lko.responses.validation import AnswersInvalid
 from posog.lko.scope import Scope
 from posog.lko.state import lko_state
 from posog.lko.uow import LkoUnitOfWork
-from posog.module.client import ModuleClient
 
 CLIENT_HEADER = "X-Posog-Client"
 VALIDATION_MESSAGE = "Проверьте ответы: в некоторых вопросах есть ошибки."
@@ -69,13 +67,6 @@ def _scope_of(caller: ServiceCaller) -> Scope:
     return Scope.federal()
 
 
-def _recovery(request: Request, module: ModuleClient) -> CompletionRecovery:
-    state = lko_state(request)
-    if state.recovery is None:
-        state.recovery = CompletionRecovery(state.db, module)
-    return state.recovery
-
-
 @router.post("/responses", status_code=201, response_model=StoredResponse, responses=_SUBMIT_ERRORS)
 async def post_response(
     body: ResponseSubmission,
@@ -104,7 +95,9 @@ async def post_response(
     except ModuleUnavailable:
         return error_response(503, "module_unavailable", MODULE_UNAVAILABLE, headers={"Retry-After": "60"})
     # Completions a crash left pending elsewhere are finished on the side, at most once a minute.
-    background.add_task(_recovery(request, module).nudge)
+    recovery = lko_state(request).recovery
+    if recovery is not None:
+        background.add_task(recovery.nudge)
     return JSONResponse(submitted.response.model_dump(mode="json"), status_code=201 if submitted.created else 200)
 
 

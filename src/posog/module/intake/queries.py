@@ -1,4 +1,5 @@
-"""Read side of service cards: the change feed analytics consumes (no personal data ever selected).
+"""Read side of service cards: the change feed analytics consumes (no personal data ever selected), and
+the rejected facts an operator lists (ids, reasons, counts).
 
 A card changes after it is created: a waiting card gets its link or turns late (``updated_at`` of the
 card), and the link moves on — notified, opened, completed, expired, revoked (``changed_at`` of the
@@ -13,14 +14,15 @@ the merge of two ordered streams, each card in exactly one of them at its positi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, true
+from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posog.module.intake.model import CARD_LATE, CARD_WAITING, ServiceCard
+from posog.module.intake.model import CARD_LATE, CARD_WAITING, RejectedFact, ServiceCard
 from posog.module.links.model import SurveyLink
 
 
@@ -141,3 +143,24 @@ async def cards_changed_after(session: AsyncSession, since: FeedPosition | None,
             )
     found.sort(key=lambda card: card.position)
     return found[:limit]
+
+
+# --- Rejected facts (``posog facts …``): ids, reasons and counts; the sealed payload is opened only on demand.
+
+
+async def rejected_facts(session: AsyncSession, *, status: str | None, limit: int) -> tuple[int, list[RejectedFact]]:
+    """The total of rejected facts, and the newest ``limit`` of them (of ``status``, or all)."""
+    query = select(RejectedFact).order_by(RejectedFact.received_at.desc()).limit(limit)
+    if status is not None:
+        query = query.where(RejectedFact.status == status)
+    rows = list((await session.execute(query)).scalars().all())
+    total = await session.scalar(select(func.count()).select_from(RejectedFact))
+    return total or 0, rows
+
+
+async def rejected_ids(session: AsyncSession, *, status: str, among: Sequence[str] | None = None) -> list[str]:
+    """The ids of the rejected facts of ``status`` (only those ``among`` when given)."""
+    query = select(RejectedFact.id).where(RejectedFact.status == status)
+    if among is not None:
+        query = query.where(RejectedFact.id.in_(among))
+    return list((await session.scalars(query)).all())

@@ -6,17 +6,13 @@ Exposed as :data:`links_app`; the main CLI registers it as the ``links`` group."
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from posog.core.clock import utcnow
-from posog.core.db import Database
-from posog.core.operator import on_migrated_database
-from posog.core.russian import moscow_time
-from posog.module.links.handlers import RevokeLink, RevokeRefused, revoke_link
-from posog.module.uow import ModuleUnitOfWork
+if TYPE_CHECKING:
+    from posog.core.db import Database
 
 links_app = typer.Typer(help="Ссылки на опрос: отозвать ссылку карточки.", no_args_is_help=True)
 console = Console()
@@ -28,6 +24,11 @@ def revoke(
     reason: Annotated[str, typer.Option("--reason", help="Почему ссылка отозвана (хранится со ссылкой)")],
 ) -> None:
     """Отозвать ссылку: гражданин увидит, что ссылка отозвана, и ответить по ней не сможет."""
+    from posog.core.clock import utcnow
+    from posog.core.operator import on_migrated_database
+    from posog.core.russian import moscow_time
+    from posog.module.links.handlers import RevokeLink, RevokeRefused, revoke_link
+    from posog.module.uow import ModuleUnitOfWork
 
     async def main(db: Database) -> None:
         try:

@@ -1,0 +1,124 @@
+"""``posog export …``: an operator sends a period's batches to ИАС МКГУ now and reads the export log
+(SPEC §9). Like every operator command, it works on a database already migrated (``posog db upgrade``).
+
+Exposed as :data:`export_app`; the main CLI registers it as the ``export`` group."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from posog.module.wiring import COMMANDS
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from posog.module.ias_export.model import IasExport
+    from posog.settings import Settings
+
+export_app = typer.Typer(help="Export to ИАС МКГУ (SPEC §9).", no_args_is_help=True)
+console = Console()
+
+STATUS_NAMES = {"pending": "[yellow]ожидает повтора[/]", "sent": "[green]передан[/]", "failed": "[red]ошибка[/]"}
+
+
+def require_ias_url(settings: Settings) -> None:
+    """In production the export goes to the real ИАС МКГУ, never to the built-in emulator."""
+    if settings.env == "production" and not settings.ias_url:
+        console.print("[red]POSOG_IAS_URL is not set: in production the export goes to the real ИАС МКГУ.[/]")
+        raise typer.Exit(2)
+
+
+def _period(value: str) -> tuple[date, date]:
+    try:
+        start, _, end = value.partition("..")
+        date_from, date_to = date.fromisoformat(start), date.fromisoformat(end or start)
+    except ValueError:
+        raise typer.BadParameter("expected YYYY-MM-DD..YYYY-MM-DD") from None
+    if date_from > date_to:
+        raise typer.BadParameter("the period's start is after its end")
+    return date_from, date_to
+
+
+def _export_table(rows: Sequence[IasExport], title: str) -> Table:
+    from rich.table import Table
+
+    from posog.core.russian import moscow_time, numeric_date
+
+    table = Table(title=title)
+    for column in ("пакет", "вид", "период", "статус", "попыток", "след. попытка", "передан", "байт", "ошибка"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row.batch_id,
+            row.kind,
+            f"{numeric_date(row.period_from)}–{numeric_date(row.period_to)}",
+            STATUS_NAMES.get(row.status, row.status),
+            str(row.attempts),
+            moscow_time(row.next_attempt_at, seconds=True) if row.next_attempt_at else "—",
+            moscow_time(row.sent_at, seconds=True) if row.sent_at else "—",
+            str(row.payload_size),
+            row.last_error or "",
+        )
+    return table
+
+
+@export_app.command("ias")
+def export_ias(
+    period: Annotated[str, typer.Option(help="Service dates YYYY-MM-DD..YYYY-MM-DD (inclusive)")],
+    kind: Annotated[list[str] | None, typer.Option(help="aggregates | rates (repeatable; default both)")] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Keep retrying here until sent or failed (else the worker does)")
+    ] = False,
+) -> None:
+    """Send a period's batches to ИАС МКГУ now (a batch already sent is re-sent idempotently) and print
+    the export log."""
+    date_from, date_to = _period(period)
+    kinds = kind or ["aggregates", "rates"]
+    unknown = [k for k in kinds if k not in ("aggregates", "rates")]
+    if unknown:
+        raise typer.BadParameter(f"unknown kind(s): {', '.join(unknown)}; choose aggregates or rates")
+    from posog.module.ias_export.handlers import ExportError, Kind
+    from posog.module.ias_export.model import PENDING
+    from posog.settings import Settings
+
+    require_ias_url(Settings())
+
+    async def main() -> None:
+        failed = False
+        async with COMMANDS.open() as commands:
+            exporter = commands.module.ias_exporter()
+            for name in kinds:
+                chosen: Kind = "aggregates" if name == "aggregates" else "rates"
+                try:
+                    row = await exporter.export(chosen, date_from, date_to)
+                except ExportError as exc:
+                    console.print(f"[red]Не удалось собрать пакет: {exc}[/]")
+                    failed = True
+                    continue
+                if wait and row.status == PENDING:
+                    row = await exporter.settle(row.batch_id)
+                failed = failed or row.status == "failed"
+            rows = await exporter.log(limit=50)
+        console.print(_export_table(rows, "Журнал выгрузок в ИАС МКГУ"))
+        if failed:
+            raise typer.Exit(1)
+
+    asyncio.run(main())
+
+
+@export_app.command("log")
+def export_log(limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
+    """The export log, the newest batches first."""
+
+    async def main() -> None:
+        async with COMMANDS.open() as commands:
+            rows = await commands.module.ias_exporter().log(limit=limit)
+        console.print(_export_table(rows, "Журнал выгрузок в ИАС МКГУ"))
+
+    asyncio.run(main())
