@@ -269,6 +269,17 @@ async def test_refusals_and_quarantine_are_answered_once(backend: str, tmp_path:
             "payload: wrong_element"
         ]
         assert answers["poison-1"].answer["rejects"][0]["description"].startswith("payload: processing_error — ")
+        # A rejected XML fact is re-driven as XML (not read as JSON): the same problem again.
+        broken = FactFactory(seed=18, today=today(utcnow)).fact()
+        remember_citizen(broken["citizen"])
+        broken["organization"]["inn"] = "7703012349"
+        assert await _deliver(intake, [_envelope(broken, "bad-1")]) == ["rejected"]
+        async with system.db.uow() as uow:
+            stored = (
+                await uow.session.scalars(select(RejectedFact).where(RejectedFact.card_id == broken["card_id"]))
+            ).one()
+        [redriven] = await system.intake.redrive([stored.id])
+        assert [str(p) for p in redriven.problems] == ["organization.inn: bad_checksum"]
         # Another вид сведений is the caller's to refuse, never intake's.
         foreign = InboundRequest(SmevMetadata(), "f-1", etree.fromstring(b'<x:Other xmlns:x="urn:other"/>'))
         with pytest.raises(ValueError, match="refuse"):
