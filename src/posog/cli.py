@@ -47,7 +47,7 @@ app.add_typer(analytics_app, name="analytics")
 app.add_typer(export_app, name="export")
 app.add_typer(users_app, name="users")
 app.add_typer(links_app, name="links")
-DELIVERIES = ("geps", "lko-announcements", "ias-export", "lko-completions")
+DELIVERIES = ("geps", "lko-announcements", "ias-export", "lko-completions", "smev-answers")
 
 
 def _deliveries() -> list[Delivery[Any]]:
@@ -55,8 +55,9 @@ def _deliveries() -> list[Delivery[Any]]:
     from posog.lko.responses.model import COMPLETIONS
     from posog.module.ias_export.model import IAS_EXPORTS
     from posog.module.notifications.model import GEPS
+    from posog.module.smev.model import SMEV_ANSWERS
 
-    return [GEPS, ANNOUNCEMENTS, IAS_EXPORTS, COMPLETIONS]
+    return [GEPS, ANNOUNCEMENTS, IAS_EXPORTS, COMPLETIONS, SMEV_ANSWERS]
 
 
 app.add_typer(outbox_app(DELIVERIES, _deliveries), name="outbox")
