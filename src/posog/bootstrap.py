@@ -18,6 +18,8 @@ from posog.core.ratelimit import InMemoryRateLimiter, RedisRateLimiter
 from posog.emulators.epgu.inbox import EpguInbox
 from posog.emulators.ias.api import create_app as create_ias_app
 from posog.emulators.ias.model import IasStore
+from posog.emulators.smev_adapter.adapter import SmevAdapterEmulator
+from posog.emulators.smev_adapter.api import create_app as create_smev_adapter_app
 from posog.lko.client import LkoClient
 from posog.lko.state import lko_state
 from posog.module.client import ModuleClient
@@ -28,6 +30,7 @@ from posog.module.links.catalog import QuestionnaireCatalog
 from posog.module.links.release import WaitingCardsReleaser
 from posog.module.notifications.relay import OutboxRelay
 from posog.module.retention import PiiPurger
+from posog.module.smev.edge import SmevEdge, build_smev
 from posog.settings import Settings
 
 
@@ -140,6 +143,12 @@ class System:
     extras: dict[str, object] = field(default_factory=dict)
     # The module's limiter of failed link look-ups (its Redis connections are closed with the system).
     link_attempts: InMemoryRateLimiter | RedisRateLimiter | None = None
+    # The СМЭВ adapter edge (POSOG_SMEV_TRANSPORT): the outbound port, the dispatcher and its worker; and
+    # the adapter's emulator (its app served under /emulators/smev-adapter, the in-process adapter of
+    # the embedded demo). Set by bootstrap().
+    smev: SmevEdge | None = None
+    smev_adapter: SmevAdapterEmulator | None = None
+    smev_adapter_asgi: LateBoundApp | None = None
 
     def intake_consumer(self) -> IntakeConsumer:
         s = self.settings
@@ -196,6 +205,9 @@ class System:
     async def start_bus(self) -> None:
         await self.bus.connect()
         await self.bus.declare(topology(self.settings))
+        smev_topology = self.smev.topology() if self.smev is not None else None
+        if smev_topology is not None:
+            await self.bus.declare(smev_topology)
 
     async def close(self) -> None:
         await self.lko_http.aclose()
@@ -212,6 +224,8 @@ class System:
             await http.aclose()
         if self.link_attempts is not None:
             await self.link_attempts.aclose()
+        if self.smev is not None:
+            await self.smev.aclose()
         await self.bus.close()
         await self.db.dispose()
 
@@ -312,7 +326,7 @@ def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | No
     analytics_for_lko = AnalyticsClient(analytics_http_for_lko)
     if lko_asgi.app is not None:
         lko_state(lko_asgi.app).analytics = analytics_for_lko  # the cabinet's reports ask analytics with it
-    return System(
+    system = System(
         settings=settings,
         db=db,
         bus=the_bus,
@@ -341,4 +355,25 @@ def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | No
         ias_asgi=ias_asgi,
         ias_http=ias_http,
         link_attempts=link_attempts,
+    )
+    wire_smev(system)
+    return system
+
+
+def wire_smev(system: System) -> None:
+    """The СМЭВ adapter edge and the adapter's emulator (in-process: the embedded demo's adapter, and
+    the web-service transport's when POSOG_SMEV_ADAPTER_URL is unset)."""
+    s = system.settings
+    system.smev_adapter = SmevAdapterEmulator(
+        system.bus,
+        mode="soap" if s.smev_transport == "soap" else "amqp",
+        in_queue=s.smev_in_queue,
+        out_queue=s.smev_out_queue,
+        it_system=s.smev_it_system,
+        clock=system.clock,
+    )
+    system.smev_adapter_asgi = LateBoundApp("smev-adapter")
+    system.smev_adapter_asgi.app = create_smev_adapter_app(system.smev_adapter)
+    system.smev = build_smev(
+        s, system.db, system.bus, system.cipher, system.clock, embedded_adapter=system.smev_adapter_asgi
     )

@@ -379,7 +379,7 @@ async def _prepare_schema(settings: Settings, system: System) -> None:
     await system.db.engine.dispose()  # the server runs its own event loop; no connection may outlive this one
 
 
-WORKERS = ("intake", "outbox", "epgu-inbox", "analytics", "lko-completions", "ias-export", "pii-purge")
+WORKERS = ("intake", "outbox", "epgu-inbox", "analytics", "lko-completions", "ias-export", "pii-purge", "smev")
 
 
 @app.command()
@@ -397,6 +397,11 @@ def worker(
     settings = _settings()
     if name == "ias-export":
         _require_ias_url(settings)
+    if name == "smev" and settings.smev_transport == "none":
+        console.print(
+            "[red]posog worker smev needs POSOG_SMEV_TRANSPORT=amqp or soap (the СМЭВ adapter's interface)[/]"
+        )
+        raise typer.Exit(2)
 
     async def main() -> None:
         system = bootstrap(settings)
@@ -412,12 +417,16 @@ def worker(
             "ias-export": system.ias_schedule().run,
             # The module: personal data erased after the link's life plus the retention (SPEC §10).
             "pii-purge": lambda: system.pii_purger().run(settings.pii_purge_interval_s),
+            # The СМЭВ adapter, inbound: QueryResult documents (AMQP in queue, or Get) to the dispatcher.
+            "smev": lambda: system.smev.worker().run() if system.smev is not None else asyncio.sleep(0),
         }
         if metrics_port is not None:
             from prometheus_client import start_http_server
 
             start_http_server(metrics_port, addr=settings.host)
         queues = {"intake": [settings.facts_queue], "epgu-inbox": [settings.geps_inbox_queue]}.get(name, [])
+        if name == "smev" and settings.smev_transport == "amqp":
+            queues = [settings.smev_in_queue]
         await _until_signalled(_with_queue_depths(jobs[name](), system, queues))
         await system.close()
 

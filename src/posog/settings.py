@@ -259,7 +259,7 @@ class Settings(BaseSettings):
             if url is not None and not url.strip():
                 problems.append(f"{name} is set but empty (unset it to serve that system in this process)")
         if self.smev_transport == "soap" and not self.smev_adapter_url:
-            problems.append("POSOG_SMEV_ADAPTER_URL must point at the СМЭВ adapter's web service (POSOG_SMEV_TRANSPORT=soap)")
+            problems.append("POSOG_SMEV_ADAPTER_URL must point at the СМЭВ adapter (POSOG_SMEV_TRANSPORT=soap)")
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
 

@@ -47,6 +47,8 @@ def system_apps(system: System) -> dict[str, ASGIApp]:
 
     emulators = create_epgu_pages(system.inbox)
     emulators.mount("/ias", system.ias_asgi.app)  # the ИАС МКГУ emulator (SPEC §9): /emulators/ias/
+    if system.smev_adapter_asgi is not None and system.smev_adapter_asgi.app is not None:
+        emulators.mount("/smev-adapter", system.smev_adapter_asgi.app)  # the СМЭВ adapter: /emulators/smev-adapter/
     apps["emulators"] = emulators
     return apps
 

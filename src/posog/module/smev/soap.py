@@ -46,11 +46,14 @@ class AdapterFault(Exception):
     the WSDL), ``http`` (no SOAP answer: a status, a network error) or ``malformed`` (an answer that is
     not the WSDL's). ``permanent``: the same request will be refused again (ValidationFault)."""
 
-    def __init__(self, kind: str, description: str, *, code: str | None = None) -> None:
+    def __init__(self, kind: str, description: str, *, code: str | None = None, answer: bytes | None = None) -> None:
         super().__init__(f"{kind}{f' {code}' if code else ''}: {description}")
         self.kind = kind
         self.code = code
         self.description = description
+        # A ``Get`` answered with HTTP 200 that is not the WSDL's answer: the adapter took a message off
+        # our queue and this is all we have of it. The poller keeps it (as a refused document).
+        self.answer = answer
 
     @property
     def permanent(self) -> bool:
@@ -147,11 +150,26 @@ class SoapAdapterClient:
 
     async def get(self, kind: MessageKind | None = None) -> bytes | None:
         """The next ``QueryResult`` of our queue as a document, or None when the queue is empty."""
-        result = await self._call(ACTION_GET, message_query(self._it_system, kind))
+        headers = {"Content-Type": SOAP_CONTENT_TYPE, "SOAPAction": f'"{ACTION_GET}"'}
+        payload = soap_envelope(message_query(self._it_system, kind))
+        try:
+            answer = await self._http.post(self._url, content=payload, headers=headers)
+        except httpx.HTTPError as exc:
+            raise AdapterFault("http", f"{ACTION_GET}: {exc.__class__.__name__}") from exc
+        if answer.status_code != 200 and not answer.content.lstrip().startswith(b"<"):
+            raise AdapterFault("http", f"{ACTION_GET}: HTTP {answer.status_code}")
+        try:
+            result = read_soap(answer.content, max_bytes=self._max_bytes + 64 * 1024)
+        except AdapterFault as fault:
+            if fault.kind == "malformed" and answer.status_code == 200:
+                fault.answer = answer.content
+            raise
         if result is None:
             return None
         if result.tag != _q("QueryResult"):
-            raise AdapterFault("malformed", f"Get answered {etree.QName(result).localname}, not QueryResult")
+            raise AdapterFault(
+                "malformed", f"Get answered {etree.QName(result).localname}, not QueryResult", answer=answer.content
+            )
         if result.find(_q("Message")) is None:
             return None
         return bytes(etree.tostring(result, encoding="UTF-8"))

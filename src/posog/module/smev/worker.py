@@ -208,6 +208,9 @@ class SoapPoller:
             try:
                 document = await self._client.get()
             except AdapterFault as exc:
+                if exc.answer is not None:  # taken off the adapter's queue, unreadable: refused and kept
+                    batch.append(exc.answer)
+                    continue
                 if batch:
                     break  # handle what was fetched first; the adapter is asked again next round
                 failures += 1

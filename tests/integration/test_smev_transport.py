@@ -1,0 +1,71 @@
+"""The СМЭВ adapter's transports end to end: documents a provider's system (or a broken adapter)
+delivers on the AMQP interface or through the web service's ``Get``, the worker that reads them, and
+what the module answers through ``Send``/the out queue. Hostile documents never stop the worker: each
+is refused with its reason, kept (sealed), answered once when it has a request's clientId."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from posog.module.smev.model import SmevUnmatched
+from tests.integration.smev_support import adapter, hostile_documents, smev_running
+from tests.support import count, stack, wait_for
+
+pytestmark = pytest.mark.integration
+
+TRANSPORTS = [("embedded", "amqp"), ("production", "amqp"), ("embedded", "soap")]
+
+
+@pytest.mark.parametrize(("backend", "transport"), TRANSPORTS)
+async def test_hostile_documents_are_refused_kept_answered_once_and_never_stop_the_worker(
+    backend: str, transport: str, tmp_path: Path
+) -> None:
+    async with stack(backend, tmp_path, smev_transport=transport, smev_poll_interval_s=0.05) as system:
+        emulator = adapter(system)
+        documents = hostile_documents()
+        async with smev_running(system):
+            await emulator.deliver([document for document, _ in documents.values()])
+            # The same documents again (a broker's redelivery, an adapter's retry): nothing doubles.
+            await emulator.deliver([document for document, _ in documents.values()])
+            await wait_for(lambda: _kept(system, len(documents)), timeout=60, what="every document kept")
+            answered = {cid for _, cid in documents.values() if cid}
+            await wait_for(lambda: _answered(emulator, answered), timeout=30, what="the refusals answered")
+
+        async with system.db.uow() as uow:
+            rows = (await uow.session.execute(select(SmevUnmatched))).scalars().all()
+        by_reason = {row.reason: row for row in rows}
+        assert sorted(by_reason) == sorted(documents), "each document kept once, with its own reason"
+        assert by_reason["unmatched"].correlation_id == "nobody-sent-this"
+        assert by_reason["unknown_request"].detail == "{urn://x-other/passport/1.0}PassportRequest"
+        assert by_reason["too_large"].payload is None
+        assert by_reason["too_large"].size > 10 * 1024 * 1024
+        for name, (document, _) in documents.items():
+            row = by_reason[name]
+            if row.payload is not None:  # sealed, and opens to the very document
+                assert document not in row.payload
+                assert row.pii_key_id is not None
+                opened = system.cipher.open(row.pii_key_id, row.payload, context=f"smev:{row.raw_sha256}")
+                if transport == "amqp":
+                    assert opened == document
+                else:  # the web service's Get answer that carried it
+                    assert opened.startswith(b"<?xml") or opened.startswith(b"<")
+        # Exactly one answer per refused request, naming the reason; none for what cannot be answered.
+        assert set(emulator.answers) == answered
+        for client_id in answered:
+            (answer,) = emulator.answers[client_id]
+            assert answer.kind == "rejects"
+            assert answer.code == "UNKNOWN_REQUEST_DESCRIPTION"
+            assert by_reason[answer.description.split(" — ")[0].removeprefix("envelope: ")].client_id == client_id
+        assert by_reason["unknown_request"].answered_at is not None
+        assert by_reason["unmatched"].answered_at is None
+
+
+async def _kept(system: object, expected: int) -> bool:
+    return await count(system, SmevUnmatched) >= expected  # type: ignore[arg-type]
+
+
+async def _answered(emulator: object, client_ids: set[str]) -> bool:
+    return client_ids <= set(emulator.answers)  # type: ignore[attr-defined]
