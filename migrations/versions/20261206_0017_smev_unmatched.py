@@ -2,7 +2,7 @@
 (replies no feature claimed, refused documents), sealed, with the reason
 
 Revision ID: 0017
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-06 15:00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import posog.core.db
 
 revision: str = "0017"
-down_revision: str | Sequence[str] | None = "0013"
+down_revision: str | Sequence[str] | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

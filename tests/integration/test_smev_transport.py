@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from posog.module.smev.model import SmevUnmatched
+from posog.module.smev.unmatched import SmevUnmatched
 from tests.integration.smev_support import adapter, hostile_documents, smev_running
 from tests.support import count, stack, wait_for
 

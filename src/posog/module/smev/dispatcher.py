@@ -41,7 +41,8 @@ from posog.module.smev.envelope import (
     client_message,
     parse_query_result,
 )
-from posog.module.smev.model import (
+from posog.module.smev.port import AdapterOutbound
+from posog.module.smev.unmatched import (
     KEEP_AT_MOST,
     KIND_ERROR,
     KIND_REQUEST,
@@ -50,8 +51,7 @@ from posog.module.smev.model import (
     KIND_UNREADABLE,
     SmevUnmatched,
 )
-from posog.module.smev.port import AdapterOutbound
-from posog.module.smev.repository import SmevRepository
+from posog.module.smev.unmatched_repository import SmevRepository
 
 log = structlog.get_logger(__name__)
 

@@ -1,50 +1,43 @@
-"""What the СМЭВ worker keeps of inbound documents it could not hand to a feature: replies no
-feature claimed and documents it refused (not XML, an entity bomb, a wrong namespace, an unknown
-``xsi:type``, too large, a request of another вид сведений …). Never lost, never in clear: the body is
-sealed like a rejected fact's (it may carry a citizen's personal data), only non-personal metadata is
-readable."""
+"""The answers to the senders of facts that came through СМЭВ (INTEGRATION §2): one row per request
+``clientId``, written in the same transaction as the fact's outcome, sent to the adapter by the one
+delivery engine (:mod:`posog.core.outbox`, delivery ``smev-answers``). No personal data: the answer
+holds a card id, a link state, field names and reasons."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Index, Integer, LargeBinary, String
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from posog.core.db import Base, UTCDateTime, UUIDStr, new_uuid
+from posog.core.db import Base, UTCDateTime
+from posog.core.outbox import Delivery, DeliveryColumns
 
-# ``kind``: what the document was, as far as it could be read.
-KIND_REQUEST = "request"
-KIND_RESPONSE = "response"
-KIND_STATUS = "status"
-KIND_ERROR = "error"
-KIND_UNREADABLE = "unreadable"
-
-KEEP_AT_MOST = 1024 * 1024  # a larger body is not kept (its hash, size and reason are)
+ANSWER_PREFIX = "ans-"
 
 
-class SmevUnmatched(Base):
-    """One inbound adapter document kept unhandled, with the reason (``unmatched`` for a reply no
-    :class:`~posog.module.smev.dispatcher.ReplyRoute` claimed, else the refusal's code)."""
+class SmevAnswer(DeliveryColumns, Base):
+    """One answer: ``reply_to_client_id`` is the request's clientId (unique: the same envelope delivered
+    again gets no second answer), ``client_id`` our own (``ans-…``) by which the adapter's statuses
+    about it come back. ``answer`` is what the ResponseMessage says: ``{"status": {code, description,
+    parameters}}`` or ``{"rejects": [{code, description}, …]}``."""
 
-    __tablename__ = "module_smev_unmatched"
-    __table_args__ = (Index("ix_module_smev_unmatched_received", "received_at"),)
+    __tablename__ = "module_smev_answers"
+    __table_args__ = (Index("ix_module_smev_answers_due", "sent_at", "next_attempt_at"),)
 
-    id: Mapped[str] = mapped_column(UUIDStr, primary_key=True, default=new_uuid)
-    # The same document delivered again is the same row (and is answered once).
-    raw_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    kind: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str] = mapped_column(String(40))
-    # What the reason is about, without personal data (e.g. the business root element's name).
-    detail: Mapped[str | None] = mapped_column(String(500))
-    client_id: Mapped[str | None] = mapped_column(String(50))
-    # replyToClientId / originalClientId: our own clientId the reply says it is about.
-    correlation_id: Mapped[str | None] = mapped_column(String(50), index=True)
-    smev_message_id: Mapped[str | None] = mapped_column(String(100))
-    size: Mapped[int] = mapped_column(Integer)
-    # AES-256-GCM under ``pii_key_id``, associated data ``smev:<raw_sha256>``; None beyond KEEP_AT_MOST.
-    pii_key_id: Mapped[str | None] = mapped_column(String(40))
-    payload: Mapped[bytes | None] = mapped_column(LargeBinary)
-    # When a refusal was answered to its sender (a document with a clientId); None: nobody to answer.
-    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    client_id: Mapped[str] = mapped_column(String(50), unique=True)
+    reply_to_client_id: Mapped[str] = mapped_column(String(50), unique=True)
+    request_message_id: Mapped[str | None] = mapped_column(String(100))
+    card_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # accepted | duplicate | conflict | rejected
+    answer: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # What the adapter said back about the answer (a StatusMessage / ErrorMessage about ``client_id``).
+    adapter_status: Mapped[str | None] = mapped_column(String(16))
+    adapter_detail: Mapped[str | None] = mapped_column(Text)
+    adapter_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+SMEV_ANSWERS = Delivery("smev-answers", SmevAnswer)

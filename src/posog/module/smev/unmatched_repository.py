@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posog.core.db import among, insert_ignoring
-from posog.module.smev.model import SmevUnmatched
+from posog.module.smev.unmatched import SmevUnmatched
 
 
 class SmevRepository:
