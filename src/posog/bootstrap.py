@@ -375,5 +375,5 @@ def wire_smev(system: System) -> None:
     system.smev_adapter_asgi = LateBoundApp("smev-adapter")
     system.smev_adapter_asgi.app = create_smev_adapter_app(system.smev_adapter)
     system.smev = build_smev(
-        s, system.db, system.bus, system.cipher, system.clock, embedded_adapter=system.smev_adapter_asgi
+        s, system.db, system.bus, system.cipher, system.clock, system.intake, embedded_adapter=system.smev_adapter_asgi
     )

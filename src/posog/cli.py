@@ -418,7 +418,7 @@ def worker(
             # The module: personal data erased after the link's life plus the retention (SPEC §10).
             "pii-purge": lambda: system.pii_purger().run(settings.pii_purge_interval_s),
             # The СМЭВ adapter, inbound: QueryResult documents (AMQP in queue, or Get) to the dispatcher.
-            "smev": lambda: system.smev.worker().run() if system.smev is not None else asyncio.sleep(0),
+            "smev": lambda: system.smev.run() if system.smev is not None else asyncio.sleep(0),
         }
         if metrics_port is not None:
             from prometheus_client import start_http_server

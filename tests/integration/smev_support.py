@@ -25,7 +25,11 @@ async def smev_running(system: System) -> AsyncIterator[Any]:
     """The СМЭВ worker (and, on the AMQP interface, the emulator taking our out queue) while inside."""
     assert system.smev is not None
     worker = system.smev.worker()
-    tasks = [asyncio.create_task(worker.run(), name="smev")]
+    assert system.smev.answers is not None
+    tasks = [
+        asyncio.create_task(worker.run(), name="smev"),
+        asyncio.create_task(system.smev.answers.run(), name="smev-answers"),
+    ]
     if system.settings.smev_transport == "amqp":
         tasks.append(asyncio.create_task(adapter(system).consume_out(), name="adapter-out"))
     try:
@@ -66,6 +70,6 @@ def hostile_documents() -> dict[str, tuple[bytes, str | None]]:
         "wrong_namespace": (b'<QueryResult xmlns="urn:somebody-else"><Message/></QueryResult>', None),
         "unknown_type": (unknown_type("hostile-unknown-type"), "hostile-unknown-type"),
         "too_large": (b"<a>" + b"x" * (10 * 1024 * 1024) + b"</a>", None),
-        "unknown_request": (other_kind("hostile-other-kind"), "hostile-other-kind"),
+        "wrong_element": (other_kind("hostile-other-kind"), "hostile-other-kind"),
         "unmatched": (status_document(client_id="adapter-1", original_client_id="nobody-sent-this"), None),
     }

@@ -125,7 +125,7 @@ def create_web_app(system: System, *, serve: Sequence[str], run_workers: bool) -
                 asyncio.create_task(system.pii_purger().run(system.settings.pii_purge_interval_s), name="pii-purge"),
             ]
             if system.smev is not None and system.smev.enabled:  # the СМЭВ adapter, inbound
-                tasks.append(asyncio.create_task(system.smev.worker().run(), name="smev"))
+                tasks.append(asyncio.create_task(system.smev.run(), name="smev"))
                 if system.settings.embedded and system.smev_adapter is not None and system.smev_adapter.mode == "amqp":
                     # The embedded adapter takes our ClientMessages off the in-process out queue.
                     tasks.append(asyncio.create_task(system.smev_adapter.consume_out(), name="smev-adapter"))

@@ -4,7 +4,7 @@ transport brought it:
 - a request whose business content is ``OgFactRequest`` (вид сведений ОГ) → intake, the whole batch's
   facts in one call (:class:`FactRequests`: the same handler and guarantees as the JSON path, the
   answer to the sender written in the fact's own transaction);
-- a request of another вид сведений → refused, answered with ``rejects``
+- a request of another вид сведений → refused (``payload: wrong_element``), answered with ``rejects``
   (``UNKNOWN_REQUEST_DESCRIPTION``) when it has a clientId, and kept;
 - a response, status or error → the registered :class:`ReplyRoute` s in turn (each recognises its own
   clientIds: ГЭПС, ИАС, answers to senders); one none claims is logged (no personal data) and kept;
@@ -13,9 +13,9 @@ transport brought it:
   and kept.
 
 "Kept" means a row of ``module_smev_unmatched`` with the document sealed; the same document twice is
-one row and one answer. Refusals are answered through the :class:`~posog.module.smev.port.AdapterOutbound`
-after the row is committed, and marked answered after the adapter took the answer: a crash in between
-sends that answer again (the adapter dedupes by its clientId, which is derived from the document)."""
+one row. A refusal with a clientId is answered through the answers to senders
+(:meth:`FactRequests.refuse`: an outbox row of ``module_smev_answers``, once per clientId) after the
+row is committed, and the row marked answered: a crash in between answers on the redelivery."""
 
 from __future__ import annotations
 
@@ -30,18 +30,15 @@ from lxml import etree
 from posog.core.clock import Clock
 from posog.core.db import Database
 from posog.core.pii import PiiCipher
+from posog.module.contracts import FactProblem
 from posog.module.smev.envelope import (
     EnvelopeError,
     InboundError,
     InboundRequest,
     InboundResponse,
     InboundStatus,
-    OutboundResponse,
-    Reject,
-    client_message,
     parse_query_result,
 )
-from posog.module.smev.port import AdapterOutbound
 from posog.module.smev.unmatched import (
     KEEP_AT_MOST,
     KIND_ERROR,
@@ -57,7 +54,6 @@ log = structlog.get_logger(__name__)
 
 OG_FACT_NS = "urn://x-artefacts-posog/og-fact/1.0.0"
 OG_FACT_ROOT = f"{{{OG_FACT_NS}}}OgFactRequest"
-REFUSAL_CLIENT_ID_PREFIX = "rej-"
 
 Reply = InboundResponse | InboundStatus | InboundError
 
@@ -72,36 +68,20 @@ class ReplyRoute(Protocol):
 
 
 class FactRequests(Protocol):
-    """Intake of ``OgFactRequest`` requests (i15-envelope's entry point): one transaction for the
-    batch, the answer to each sender written in it; a request delivered again (same clientId) changes
-    nothing and is not answered twice. Raises on a failure of what it depends on."""
+    """Intake of ``OgFactRequest`` requests (:class:`posog.module.smev.facts.SmevFactIntake`): one
+    transaction for the batch, the answer to each sender written in it; a request delivered again
+    (same clientId) changes nothing and is not answered twice. Raises on a failure of what it depends on."""
 
     async def handle(self, requests: Sequence[InboundRequest]) -> Any: ...
 
-
-# Why a refused document is refused, in the sender's language (INTEGRATION.md §2: `field: reason — …`).
-REFUSALS: dict[str, str] = {
-    "not_xml": "Сообщение не является корректным XML-документом.",
-    "too_large": "Сообщение превышает допустимый размер.",
-    "entities": "Сообщение содержит DTD или объявления сущностей, которые не допускаются.",
-    "wrong_namespace": "Корневой элемент сообщения не относится к схеме адаптера СМЭВ.",
-    "unknown_type": "Тип сообщения (xsi:type) не поддерживается.",
-    "invalid": "Сообщение не соответствует схеме адаптера СМЭВ.",
-    "unknown_request": "ПОС ОГ принимает только вид сведений ОГ (OgFactRequest, " + OG_FACT_NS + ").",
-    "processing_error": "Сообщение не удалось обработать; оно сохранено для разбора оператором.",
-    "delivery_limit": "Сообщение не удалось обработать после нескольких попыток; оно сохранено для разбора.",
-}
+    async def refuse(
+        self, client_id: str | None, problems: Sequence[FactProblem], *, message_id: str | None = None
+    ) -> bool:
+        """Answer a request that does not reach intake with rejects naming ``problems`` (once per clientId)."""
+        ...
 
 
-def refusal(reason: str) -> Reject:
-    """The reject answered for a refused request (no personal data: only the reason)."""
-    text = REFUSALS.get(reason, "Сообщение не может быть обработано.")
-    return Reject("UNKNOWN_REQUEST_DESCRIPTION", f"envelope: {reason} — {text}")
-
-
-def refusal_client_id(raw_sha256: str) -> str:
-    """Our clientId for the answer to a refused document: the same document, the same answer id."""
-    return REFUSAL_CLIENT_ID_PREFIX + raw_sha256[:40]
+WRONG_ELEMENT = "wrong_element"  # a request of another вид сведений
 
 
 @dataclass(frozen=True)
@@ -141,8 +121,6 @@ class SmevDispatcher:
         cipher: PiiCipher,
         clock: Clock,
         *,
-        outbound: AdapterOutbound,
-        it_system: str,
         facts: FactRequests | None = None,
         routes: Sequence[ReplyRoute] = (),
         max_bytes: int = 1024 * 1024,
@@ -150,8 +128,6 @@ class SmevDispatcher:
         self._db = db
         self._cipher = cipher
         self._clock = clock
-        self._outbound = outbound
-        self._it_system = it_system
         self._facts = facts
         self._routes: list[ReplyRoute] = list(routes)
         self._max_bytes = max_bytes
@@ -196,7 +172,7 @@ class SmevDispatcher:
                         Kept(
                             document,
                             KIND_REQUEST,
-                            "unknown_request",
+                            WRONG_ELEMENT,
                             detail,
                             _short(inbound.client_id),
                             smev_message_id=inbound.meta.message_id,
@@ -288,16 +264,12 @@ class SmevDispatcher:
             await self._answer(pending)
 
     async def _answer(self, pending: list[SmevUnmatched]) -> None:
-        documents = []
+        if self._facts is None:
+            log.error("smev.refusals_unanswered", documents=len(pending))  # a wiring error: no answers
+            return
         for row in pending:
-            assert row.client_id is not None
-            answer = OutboundResponse(
-                client_id=refusal_client_id(row.raw_sha256),
-                reply_to_client_id=row.client_id,
-                rejects=(refusal(row.reason),),
-            )
-            documents.append(client_message(self._it_system, answer))
-        await self._outbound.send(documents)
+            problem = FactProblem("payload", row.reason)
+            await self._facts.refuse(row.client_id, [problem], message_id=row.smev_message_id)
         async with self._db.uow() as uow:
             await SmevRepository(uow.session).mark_answered([row.id for row in pending], self._clock())
             await uow.commit()

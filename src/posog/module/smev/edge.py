@@ -7,11 +7,17 @@
   :class:`~posog.module.smev.worker.SoapPoller` (``Get``), at ``POSOG_SMEV_ADAPTER_URL`` — or, when it is
   unset (the embedded demo), at the in-process adapter emulator's ASGI app (the same code path).
 
+``posog worker smev`` runs :meth:`SmevEdge.run`: the inbound side (consumer or poller → the
+:class:`~posog.module.smev.dispatcher.SmevDispatcher` → intake through
+:class:`~posog.module.smev.facts.SmevFactIntake`) and the answers to senders
+(:class:`~posog.module.smev.answers.AnswersRelay`, on the delivery engine, through ``outbound``).
 Features that send through the adapter take ``outbound``; features that take replies register a
-:class:`~posog.module.smev.dispatcher.ReplyRoute` with ``dispatcher.register``."""
+:class:`~posog.module.smev.dispatcher.ReplyRoute` with ``dispatcher.register`` (the answers' own
+:class:`~posog.module.smev.answers.AnswerReplies` is registered here)."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import httpx
@@ -21,7 +27,10 @@ from posog.core.bus import MessageBus, Topology
 from posog.core.clock import Clock
 from posog.core.db import Database
 from posog.core.pii import PiiCipher
+from posog.module.intake.handlers import IntakeHandler
+from posog.module.smev.answers import AnswerReplies, AnswersRelay
 from posog.module.smev.dispatcher import SmevDispatcher
+from posog.module.smev.facts import SmevFactIntake
 from posog.module.smev.port import AdapterOutbound
 from posog.module.smev.soap import SoapAdapterClient, SoapOutbound
 from posog.module.smev.transport import AmqpOutbound, adapter_topology
@@ -39,6 +48,7 @@ class SmevEdge:
     dispatcher: SmevDispatcher | None = None
     soap: SoapAdapterClient | None = None
     http: httpx.AsyncClient | None = None
+    answers: AnswersRelay | None = None
 
     @property
     def enabled(self) -> bool:
@@ -56,8 +66,16 @@ class SmevEdge:
             dead_letter_queue=s.smev_in_dead_letter_queue,
         )
 
+    async def run(self) -> None:
+        """``posog worker smev``: the inbound side and the answers to senders, until cancelled."""
+        if self.answers is None:
+            raise RuntimeError("POSOG_SMEV_TRANSPORT is none: there is no СМЭВ adapter to work with")
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.worker().run(), name="smev inbound")
+            group.create_task(self.answers.run(), name="smev answers")
+
     def worker(self) -> SmevConsumer | SoapPoller:
-        """The inbound side (``posog worker smev``)."""
+        """The inbound side alone."""
         s = self.settings
         if self.dispatcher is None:
             raise RuntimeError("POSOG_SMEV_TRANSPORT is none: there is no СМЭВ adapter to read from")
@@ -91,6 +109,7 @@ def build_smev(
     bus: MessageBus,
     cipher: PiiCipher,
     clock: Clock,
+    intake: IntakeHandler,
     *,
     embedded_adapter: ASGIApp | None = None,
 ) -> SmevEdge:
@@ -118,8 +137,17 @@ def build_smev(
         db,
         cipher,
         clock,
-        outbound=edge.outbound,
-        it_system=settings.smev_it_system,
+        facts=SmevFactIntake(intake, db, clock),
+        routes=[AnswerReplies(db, clock)],
         max_bytes=settings.smev_max_bytes,
+    )
+    edge.answers = AnswersRelay(
+        db,
+        edge.outbound,
+        clock,
+        it_system=settings.smev_it_system,
+        batch_size=settings.relay_batch_size,
+        idle_sleep_s=settings.relay_idle_sleep_ms / 1000,
+        max_backoff_s=settings.relay_max_backoff_s,
     )
     return edge
