@@ -82,6 +82,10 @@ class SmevAdapterEmulator:
         self.answers: dict[str, list[Answer]] = {}  # by the request's clientId
         self.requests: list[ClientMessage] = []  # the ИС's own requests (ГЭПС, ИАС)
         self.refused = 0  # ClientMessages the adapter would refuse
+        # The adapter takes a clientId once: a ClientMessage sent again under it (the ИС retried after a
+        # crash between the adapter taking it and the ИС noting so) is not delivered twice.
+        self._taken: set[str] = set()
+        self.repeated = 0
         self._recipients: dict[str, Recipient] = {}
         self.changed = asyncio.Event()
 
@@ -143,6 +147,10 @@ class SmevAdapterEmulator:
         if message.it_system != self.it_system:
             self.refused += 1
             raise NotAClientMessage(f"unknown itSystem {message.it_system!r}")
+        if message.client_id in self._taken:
+            self.repeated += 1
+            return message
+        self._taken.add(message.client_id)
         if message.kind == "response":
             self._record_answer(message)
         else:
