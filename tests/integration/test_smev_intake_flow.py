@@ -12,6 +12,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from posog.core.clock import today, utcnow
@@ -106,6 +107,18 @@ async def test_block_one_through_the_adapter_counts_exactly_and_answers_each_fac
             (answer,) = emulator.answers[f"x-{i}"]
             assert (answer.kind, answer.code) == ("rejects", "UNKNOWN_REQUEST_DESCRIPTION")
             assert expected in answer.description, f"the reject of x-{i} does not name {expected!r}"
+        # The adapter emulator's pages list each sender's answers.
+        assert system.smev_adapter_asgi is not None
+        pages = httpx.AsyncClient(transport=httpx.ASGITransport(app=system.smev_adapter_asgi.app), base_url="http://e")
+        async with pages:
+            senders = await pages.get("/")
+            assert senders.status_code == 200
+            for name in SENDERS:
+                assert name in senders.text
+            one = await pages.get(f"/senders/{SENDERS[0]}")
+            assert one.status_code == 200
+            assert "Статус «accepted»" in one.text
+            assert "card_id" in one.text
         # No personal data in any answer.
         texts = "\n".join(a.description + repr(a.parameters) for (a,) in emulator.answers.values())
         for fact in valid:

@@ -247,3 +247,48 @@ async def test_a_document_that_breaks_the_dispatcher_is_kept_and_the_others_go_t
     assert handler.handled == [b"one", b"three", documents[3]]
     assert handler.kept == [(b"poison", "processing_error")]
     assert processor.processed == 4
+
+
+def test_the_smev_emulator_sends_each_fact_through_the_adapter_as_a_valid_og_fact_request() -> None:
+    from datetime import date
+
+    from posog.core.bus import OutgoingMessage
+    from posog.emulators.datagen.facts import FactFactory
+    from posog.emulators.smev import SmevEmulator
+    from posog.lko.org_types.defaults import DEFAULT_ORG_TYPES
+    from posog.module.contracts import FactContext, OgFact
+    from posog.module.intake.parsing import Rejection
+    from posog.module.smev.ogfact import og_fact_schema, read_og_fact
+
+    today = date(2026, 11, 20)
+    delivered: list[bytes] = []
+
+    class Adapter(SmevAdapterEmulator):
+        async def deliver(self, documents: Sequence[bytes]) -> None:
+            delivered.extend(documents)
+
+    class NoBus:
+        async def publish(self, exchange: str, routing_key: str, messages: Sequence[OutgoingMessage]) -> None:
+            raise AssertionError("envelope mode publishes through the adapter only")
+
+    emulator = Adapter(None, mode="soap", in_queue="in", out_queue="out", it_system="POSOG")
+    smev = SmevEmulator(NoBus(), "facts", FactFactory(seed=5, today=today), adapter=emulator)  # type: ignore[arg-type]
+    published = asyncio.run(smev.publish(300, invalid_share=0.1))
+    assert len(delivered) == 300
+    context = FactContext(today=today, horizon_days=365, known_types=frozenset(t.code for t in DEFAULT_ORG_TYPES))
+    valid = rejected = 0
+    for document in delivered:
+        request = parse_query_result(document)
+        assert isinstance(request, InboundRequest)
+        assert request.client_id is not None
+        assert request.client_id.startswith("og-")
+        assert emulator.answers == {}
+        read = read_og_fact(request.content, context, message_id=request.meta.message_id)
+        if isinstance(read, OgFact):
+            assert og_fact_schema().validate(request.content), "a valid fact is valid against the вид сведений"
+            valid += 1
+        else:
+            assert isinstance(read, Rejection)
+            assert read.problems
+            rejected += 1
+    assert (valid, rejected) == (published.valid, published.invalid) == (270, 30)
