@@ -5,6 +5,7 @@ is refused with its reason, kept (sealed), answered once when it has a request's
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -58,8 +59,9 @@ async def test_hostile_documents_are_refused_kept_answered_once_and_never_stop_t
             (answer,) = emulator.answers[client_id]
             assert answer.kind == "rejects"
             assert answer.code == "UNKNOWN_REQUEST_DESCRIPTION"
-            reason = answer.description.split(":")[1].strip()  # payload: <reason>: a Russian sentence
-            assert answer.description.startswith("payload: ")
+            named = re.match(r"payload: (\w+) — ", answer.description)  # payload: <reason> — a Russian sentence
+            assert named, answer.description
+            reason = named.group(1)
             assert by_reason[reason].client_id == client_id
         assert by_reason["wrong_element"].answered_at is not None
         assert by_reason["unmatched"].answered_at is None

@@ -392,6 +392,11 @@ class CardFeedItem(BaseModel):
     link_state: FeedLinkState
     notified: bool
     updated_at: dt.datetime
+    # The card's ФРГУ ids, when the fact gave them (og.fact/1's optional service.frgu_service_id,
+    # service.frgu_procedure_id, organization.frgu_authority_id): what ИАС МКГУ identifies a service by.
+    frgu_service_id: str | None = None
+    frgu_procedure_id: str | None = None
+    frgu_authority_id: str | None = None
 
 
 class CardFeedPage(BaseModel):

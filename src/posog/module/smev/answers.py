@@ -102,7 +102,7 @@ DEFAULT_REASON_TEXT = "Значение не прошло проверку."
 
 def describe(problem: FactProblem) -> str:
     """``field: reason — a Russian sentence`` (no value of the message in it)."""
-    return f"{problem}: {REASON_TEXT.get(problem.reason, DEFAULT_REASON_TEXT)}"[:4000]
+    return f"{problem} — {REASON_TEXT.get(problem.reason, DEFAULT_REASON_TEXT)}"[:4000]
 
 
 def new_answer_id() -> str:

@@ -244,19 +244,25 @@ def _read_query_result(root: etree._Element) -> Inbound:
         raise EnvelopeError("wrong_namespace", f"root in {namespace or 'no namespace'!r}")
     meta = _metadata(_child(root, _A + "smevMetadata"))
     message = _child(root, _A + "Message")
-    client_id = _request_client_id(message)
     if local != "QueryResult":
         raise EnvelopeError(
-            "invalid", f"root {local}, not QueryResult", client_id=client_id, message_id=meta.message_id
+            "invalid",
+            f"root {local}, not QueryResult",
+            client_id=_request_client_id(message),
+            message_id=meta.message_id,
         )
     if message is None:
         raise EnvelopeError("invalid", "no Message", message_id=meta.message_id)
     kind = _message_type(message)
     if kind not in _KNOWN_TYPES:
-        raise EnvelopeError("unknown_type", "xsi:type of Message", client_id=client_id, message_id=meta.message_id)
+        raise EnvelopeError(
+            "unknown_type", "xsi:type of Message", client_id=_request_client_id(message), message_id=meta.message_id
+        )
     errors = schema_errors(adapter_schema(), root)
     if errors:
-        raise EnvelopeError("invalid", "; ".join(errors), client_id=client_id, message_id=meta.message_id)
+        raise EnvelopeError(
+            "invalid", "; ".join(errors), client_id=_request_client_id(message), message_id=meta.message_id
+        )
     if kind == "RequestMessageType":
         return _request(message, meta)
     if kind == "ResponseMessageType":
@@ -284,7 +290,12 @@ def _child(parent: etree._Element | None, *tags: str) -> etree._Element | None:
     for tag in tags:
         if parent is None:
             return None
-        parent = next((child for child in parent if child.tag == tag), None)
+        for child in parent:
+            if child.tag == tag:
+                parent = child
+                break
+        else:
+            return None
     return parent
 
 
@@ -335,17 +346,36 @@ def _content(parent: etree._Element | None) -> etree._Element | None:
     return next((child for child in primary if isinstance(child.tag, str)), None)
 
 
+_CLIENT_ID = _A + "clientId"
+_TEST_MESSAGE = _A + "testMessage"
+_GROUP = _A + "createGroupIdentity"
+_FRGU_SERVICE_CODE = _A + "FRGUServiceCode"
+
+
 def _request(message: etree._Element, meta: SmevMetadata) -> InboundRequest:
+    """A request, valid against the schema: the metadata's children read in one pass (the hot path of
+    every fact that comes through СМЭВ)."""
     metadata = _child(message, _A + "RequestMetadata")
     content = _content(_child(message, _A + "RequestContent"))
-    assert content is not None  # the schema requires it
-    test = _text(metadata, _A + "testMessage")
+    assert metadata is not None
+    assert content is not None
+    client_id: str | None = None
+    frgu_service_code: str | None = None
+    test_message = False
+    for child in metadata:
+        tag = child.tag
+        if tag == _CLIENT_ID:
+            client_id = child.text or ""
+        elif tag == _GROUP:
+            frgu_service_code = _text(child, _FRGU_SERVICE_CODE)
+        elif tag == _TEST_MESSAGE:
+            test_message = (child.text or "").strip() in {"true", "1"}
     return InboundRequest(
         meta=meta,
-        client_id=_text(metadata, _A + "clientId"),
+        client_id=client_id,
         content=content,
-        frgu_service_code=_text(metadata, _A + "createGroupIdentity", _A + "FRGUServiceCode"),
-        test_message=test is not None and test.strip() in {"true", "1"},
+        frgu_service_code=frgu_service_code,
+        test_message=test_message,
     )
 
 
