@@ -26,6 +26,18 @@ from bench.common import (
 
 TARGET_SHARE_OF_JSON = 0.8
 
+# Where a batch's time goes, for --profile (label, "file.py:function").
+PROFILE_STEPS = (
+    ("СМЭВ consumer loop", "smev/worker.py:_consume"),
+    ("  SmevDispatcher.handle", "smev/dispatcher.py:handle"),
+    ("    parse_query_result (envelope)", "smev/envelope.py:parse_query_result"),
+    ("    SmevFactIntake.handle", "smev/facts.py:handle"),
+    ("      IntakeHandler.handle", "intake/handlers.py:handle"),
+    ("        read_og_fact", "smev/ogfact.py:read_og_fact"),
+    ("        insert_rows (COPY)", "intake/bulk.py:insert_rows"),
+    ("        commit", "core/db.py:commit"),
+    ("  ack_batch", "core/bus.py:ack_batch"),
+)
 PROGRESS_SQL = """
 SELECT (SELECT count(*) FROM module_service_cards) AS cards,
        (SELECT count(*) FROM module_rejected_facts) AS rejected,
@@ -100,10 +112,11 @@ async def smev_intake(ctx: BenchContext) -> list[Measurement]:
 
             worker = system.smev.worker()
             async with cpu_meter(connection) as cpu:
-                started = time.perf_counter()
-                worker_task = asyncio.create_task(worker.run(), name="smev worker")
-                await wait_until(ctx, done, watch=[worker_task])
-                seconds = time.perf_counter() - started
+                with ctx.profiled("smev-intake", PROFILE_STEPS):
+                    started = time.perf_counter()
+                    worker_task = asyncio.create_task(worker.run(), name="smev worker")
+                    await wait_until(ctx, done, watch=[worker_task])
+                    seconds = time.perf_counter() - started
             while worker.processed < expected and not worker_task.done():
                 await asyncio.sleep(0.05)  # every envelope acked before stopping: nothing redelivered
         finally:
