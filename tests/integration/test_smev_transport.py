@@ -77,3 +77,44 @@ async def _marked(system: object, expected: int) -> bool:
 
 async def _answered(emulator: object, client_ids: set[str]) -> bool:
     return client_ids <= set(emulator.answers)  # type: ignore[attr-defined]
+
+
+class _Route:
+    """A feature that recognises its own clientIds (``prefix…``) and records what it was given."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.taken: list[object] = []
+
+    async def on_reply(self, reply: object) -> bool:
+        ours = getattr(reply, "original_client_id", None) or getattr(reply, "reply_to_client_id", None)
+        if not ours or not ours.startswith(self.prefix):
+            return False
+        self.taken.append(reply)
+        return True
+
+
+async def test_replies_go_to_the_route_that_claims_them_and_the_rest_are_kept(tmp_path: Path) -> None:
+    from posog.emulators.smev_adapter.envelopes import response_document, status_document
+    from posog.module.smev.envelope import InboundError, InboundResponse, InboundStatus
+
+    async with stack("embedded", tmp_path, smev_transport="amqp") as system:
+        assert system.smev is not None
+        assert system.smev.dispatcher is not None
+        geps, ias = _Route("geps-"), _Route("ias-")
+        system.smev.dispatcher.register(geps)
+        system.smev.dispatcher.register(ias)
+        documents = [
+            status_document(client_id="a-1", original_client_id="geps-1", details="Доставлено"),
+            status_document(
+                client_id="a-2", original_client_id="geps-2", error=("CLIENT", "NO_CITIZEN", "Нет получателя")
+            ),
+            response_document(client_id="a-3", reply_to_client_id="ias-7", status=("final", "Пакет принят", ())),
+            status_document(client_id="a-4", original_client_id="nobody-9"),
+        ]
+        await system.smev.dispatcher.handle(documents)
+        assert [type(r) for r in geps.taken] == [InboundStatus, InboundError]
+        assert [type(r) for r in ias.taken] == [InboundResponse]
+        async with system.db.uow() as uow:
+            (kept,) = (await uow.session.execute(select(SmevUnmatched))).scalars().all()
+        assert (kept.reason, kept.kind, kept.correlation_id) == ("unmatched", "status", "nobody-9")
