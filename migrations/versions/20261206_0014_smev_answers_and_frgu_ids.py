@@ -34,7 +34,7 @@ def upgrade() -> None:
         sa.Column("request_message_id", sa.String(length=100), nullable=True),
         sa.Column("card_id", sa.String(length=100), nullable=True),
         sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("answer", sa.JSON(), nullable=False),
+        sa.Column("answer_json", sa.Text(), nullable=False),
         sa.Column("created_at", posog.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("adapter_status", sa.String(length=16), nullable=True),
         sa.Column("adapter_detail", sa.Text(), nullable=True),

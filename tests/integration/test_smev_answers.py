@@ -318,8 +318,22 @@ async def test_what_the_adapter_says_about_an_answer_is_recorded(backend: str, t
         assert answers["r-3"].sent_at is None  # a server error: sent again
         assert answers["r-3"].dead_at is None
         outbound.documents.clear()
+        # A row whose document cannot be built (here: a reject code the adapter does not know) is dead
+        # at once, for an operator; the others go out.
+        await intake.refuse("r-4", [WRONG_ELEMENT])
+        async with system.db.uow() as uow:
+            await uow.session.execute(
+                SmevAnswer.__table__.update()
+                .where(SmevAnswer.reply_to_client_id == "r-4")
+                .values(answer_json='{"rejects": [{"code": "WHATEVER", "description": "x"}]}')
+            )
+            await uow.commit()
         assert await AnswersRelay(system.db, outbound, system.clock, it_system="POSOG").relay_once() == 1
         assert (
             etree.fromstring(outbound.documents[0]).findtext(f"{A}ResponseMessage/{A}ResponseMetadata/{A}clientId")
             == ours["r-3"]
         )
+        broken = (await _answers(system))["r-4"]
+        assert broken.dead_at is not None
+        assert broken.sent_at is None
+        assert "unbuildable" in (broken.last_error or "")

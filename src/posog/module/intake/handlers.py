@@ -381,7 +381,7 @@ class IntakeHandler:
         async with self._db.uow() as uow:
             await IntakeRepository(uow.session).add_rejections([row])
             await _answer_senders(
-                uow.session, [Incoming(raw, Rejection(outcome.problems), outcome=outcome)], row["received_at"]
+                uow.session, [Incoming(raw, Rejection(outcome.problems), outcome=outcome)], row["received_at"], one=True
             )
             await uow.commit()
         log.error(
@@ -434,7 +434,9 @@ class IntakeHandler:
         return await self.handle(raws, redrive_of=list(rejected_ids))
 
 
-async def _answer_senders(session: AsyncSession, batch: Sequence[Incoming], now: datetime) -> None:
+async def _answer_senders(
+    session: AsyncSession, batch: Sequence[Incoming], now: datetime, *, one: bool = False
+) -> None:
     """The answers to the senders of the batch's СМЭВ facts (those with a reply address), in the
     batch's transaction; a request clientId already answered keeps its first answer."""
     rows = [
@@ -449,7 +451,9 @@ async def _answer_senders(session: AsyncSession, batch: Sequence[Incoming], now:
         for item in batch
         if item.raw.reply_to and item.outcome is not None
     ]
-    if rows:
+    if one and rows:
+        await AnswerRepository(session).add_one(rows[0])
+    elif rows:
         await AnswerRepository(session).add(rows)
 
 

@@ -20,6 +20,7 @@ delivery engine; :class:`AnswerReplies` records what the adapter says back about
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Sequence
@@ -31,9 +32,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posog.core.clock import Clock
-from posog.core.db import Database, insert_ignoring
+from posog.core.db import Database, among, insert_ignoring
 from posog.core.outbox import Failure, Outbox
 from posog.module.contracts import FactProblem
+from posog.module.intake.bulk import insert_rows
 from posog.module.smev.envelope import (
     InboundError,
     InboundResponse,
@@ -143,7 +145,7 @@ def answer_row(
         "request_message_id": request_message_id,
         "card_id": card_id,
         "kind": kind,
-        "answer": answer,
+        "answer_json": json.dumps(answer, ensure_ascii=False),
         "created_at": now,
         "attempts": 0,
         "next_attempt_at": now,
@@ -173,10 +175,31 @@ class AnswerRepository:
         self._dialect = session.get_bind().dialect.name
 
     async def add(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Answer rows; a request clientId already answered (or twice among ``rows``) keeps its first answer."""
+        """A batch's answer rows, in one statement (``COPY`` on PostgreSQL, as intake writes its cards);
+        a request clientId already answered (or twice among ``rows``) keeps its first answer. Two
+        workers answering the same clientId at once: one statement fails with an IntegrityError, and
+        intake's race retry runs the batch again, which then finds the answer."""
         unique = list({row["reply_to_client_id"]: row for row in reversed(rows)}.values())[::-1]
-        if unique:
-            await self._session.execute(insert_ignoring(self._dialect, SmevAnswer, ["reply_to_client_id"]), unique)
+        if not unique:
+            return
+        known = await self.answered_among([row["reply_to_client_id"] for row in unique])
+        fresh = [row for row in unique if row["reply_to_client_id"] not in known]
+        await insert_rows(self._session, SmevAnswer.__table__, fresh)  # type: ignore[arg-type]
+
+    async def add_one(self, row: dict[str, Any]) -> None:
+        """One answer row, left out if its request clientId is answered already (no race error)."""
+        await self._session.execute(insert_ignoring(self._dialect, SmevAnswer, ["reply_to_client_id"]), [row])
+
+    async def answered_among(self, reply_to: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(reply_to), 500):
+            rows = await self._session.scalars(
+                select(SmevAnswer.reply_to_client_id).where(
+                    among(self._dialect, SmevAnswer.reply_to_client_id, list(reply_to[start : start + 500]))
+                )
+            )
+            found.update(rows)
+        return found
 
     async def answered(self, reply_to: str) -> bool:
         found = await self._session.scalar(select(SmevAnswer.id).where(SmevAnswer.reply_to_client_id == reply_to))

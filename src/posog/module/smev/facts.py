@@ -82,6 +82,6 @@ class SmevFactIntake:
             repository = AnswerRepository(uow.session)
             if await repository.answered(client_id):
                 return False
-            await repository.add([row])
+            await repository.add_one(row)
             await uow.commit()
         return True

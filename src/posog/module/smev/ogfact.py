@@ -98,7 +98,7 @@ class _Walk:
 
     def __init__(self) -> None:
         self.problems: list[FactProblem] = []
-        self.controlled: set[str] = set()
+        self.texts: list[tuple[str, str]] = []  # (field, value) of every leaf read
 
     def root(self, element: etree._Element) -> dict[str, Any]:
         found: dict[str, Any] = {}
@@ -118,16 +118,23 @@ class _Walk:
                 found[key] = self.section(child, key, names)
         return found
 
-    def section(self, element: etree._Element, path: str, names: Mapping[str, str]) -> dict[str, Any]:
+    def section(self, element: etree._Element, path: str, names: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
         found: dict[str, Any] = {}
         for child in element:
-            key = names.get(child.tag)  # type: ignore[arg-type]
-            if key is None:
+            entry = names.get(child.tag)  # type: ignore[arg-type]
+            if entry is None:
                 self._unknown(child, path)
-            elif key in found:
-                self.problems.append(FactProblem(f"{path}.{key}", "duplicate_key"))
+                continue
+            key, field = entry
+            if key in found:
+                self.problems.append(FactProblem(field, "duplicate_key"))
+            elif len(child) == 0:  # the usual leaf, inline
+                text = child.text
+                value = text.strip(_XML_SPACE) if text else ""
+                self.texts.append((field, value))
+                found[key] = value
             else:
-                found[key] = self.leaf(child, f"{path}.{key}")
+                found[key] = self.leaf(child, field)
         return found
 
     def leaf(self, element: etree._Element, field: str) -> Any:
@@ -138,9 +145,15 @@ class _Walk:
         else:
             text = "".join(element.itertext())  # split by a comment or processing instruction
         text = text.strip(_XML_SPACE)
-        if CONTROL_CHARACTERS.search(text):
-            self.controlled.add(field)
+        self.texts.append((field, text))
         return text
+
+    def controlled(self) -> set[str]:
+        """The fields whose value holds a control character: one search over all the values, and
+        field by field only when it finds one."""
+        if not CONTROL_CHARACTERS.search("".join(value for _, value in self.texts)):
+            return set()
+        return {field for field, value in self.texts if CONTROL_CHARACTERS.search(value)}
 
     def _unknown(self, child: etree._Element, path: str) -> None:
         """An element that is not where the schema has it: in another namespace, or unknown."""
@@ -162,10 +175,10 @@ class _Walk:
 
 
 # Whole tags → og.fact/1 keys (and a section's own children, by whole tag).
-_ROOT_TAGS: dict[str, tuple[str, dict[str, str] | None]] = {
+_ROOT_TAGS: dict[str, tuple[str, dict[str, tuple[str, str]] | None]] = {
     **{_N + local: (key, None) for local, key in _LEAVES.items()},
     **{
-        _N + local: (key, {_N + child: name for child, name in names.items()})
+        _N + local: (key, {_N + child: (name, f"{key}.{name}") for child, name in names.items()})
         for local, (key, names) in _SECTIONS.items()
     },
 }
@@ -188,23 +201,23 @@ def _read(element: etree._Element, context: FactContext, message_id: str | None)
     data: dict[str, Any] = {"schema": "og.fact/1", **walk.root(element)}
     if message_id is not None:
         data["message_id"] = message_id
-    card_id = _card_id(data.get("card_id"))
+    controlled = walk.controlled()
     problems: list[FactProblem] = []
     fact: OgFact | None = None
     try:
         fact = OgFact.model_validate(data, context=context)
     except ValidationError as error:
         problems = [
-            FactProblem(p.field, "control_character") if p.field in walk.controlled else p for p in problems_from(error)
+            FactProblem(p.field, "control_character") if p.field in controlled else p for p in problems_from(error)
         ]
     named = {p.field for p in problems}
-    problems += [FactProblem(field, "control_character") for field in sorted(walk.controlled) if field not in named]
+    problems += [FactProblem(field, "control_character") for field in sorted(controlled) if field not in named]
     problems = walk.problems + problems
     if problems:
         unique = list(dict.fromkeys(problems))
         if len(unique) > MAX_PROBLEMS:
             unique = [*unique[: MAX_PROBLEMS - 1], FactProblem("payload", "too_many_problems")]
-        return Rejection(tuple(unique), card_id)
+        return Rejection(tuple(unique), _card_id(data.get("card_id")))
     assert fact is not None
     if fact.resolved_region() is None:
         return Rejection((FactProblem("organization.region_code", "unresolved"),), fact.card_id)
