@@ -377,3 +377,5 @@ def wire_smev(system: System) -> None:
     system.smev = build_smev(
         s, system.db, system.bus, system.cipher, system.clock, system.intake, embedded_adapter=system.smev_adapter_asgi
     )
+    if system.smev.outbound is not None:  # every outgoing exchange goes through the adapter
+        system.extras["smev_outbound"] = system.smev.outbound
