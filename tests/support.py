@@ -49,6 +49,10 @@ def stack_settings(backend: str, tmp_path: Path, database_url: str, **overrides:
         "facts_dead_letter_queue": f"test.{suffix}.facts.dead",
         "geps_exchange": f"test.{suffix}.geps",
         "geps_inbox_queue": f"test.{suffix}.geps.epgu",
+        "smev_in_queue": f"test.{suffix}.smev.in",
+        "smev_out_queue": f"test.{suffix}.smev.out",
+        "smev_in_dead_letter_exchange": f"test.{suffix}.smev.in.dlx",
+        "smev_in_dead_letter_queue": f"test.{suffix}.smev.in.dead",
         "relay_idle_sleep_ms": 20,
         "lkp_base_url": "https://lkp.test/lkp",
     }
@@ -83,6 +87,9 @@ async def stack(backend: str, tmp_path: Path, **overrides: Any) -> AsyncIterator
                     settings.facts_queue,
                     settings.facts_dead_letter_queue,
                     settings.geps_inbox_queue,
+                    settings.smev_in_queue,
+                    settings.smev_out_queue,
+                    settings.smev_in_dead_letter_queue,
                 ):
                     with contextlib.suppress(Exception):
                         await bus.delete_queue(queue)

@@ -182,6 +182,10 @@ class System:
     async def start_bus(self) -> None:
         await self.bus.connect()
         await self.bus.declare(topology(self.settings))
+        if self.module.smev_enabled:  # the СМЭВ adapter's queues (AMQP interface)
+            smev_topology = self.module.smev.topology()
+            if smev_topology is not None:
+                await self.bus.declare(smev_topology)
 
     async def close(self) -> None:
         for part in (self.module, self.lko, self.lkp, self.analytics, self.emulators):
@@ -218,6 +222,9 @@ class System:
     ias_schedule = _Via(lambda s: s.module.ias_schedule)
     pii_purger = _Via(lambda s: s.module.pii_purger)
     inbox = _Via(lambda s: s.emulators.inbox)
+    smev = _Via(lambda s: s.module.smev)
+    smev_adapter = _Via(lambda s: s.emulators.smev_adapter)
+    smev_adapter_asgi = _Via(lambda s: s.emulators.smev_adapter_asgi)
 
 
 def ias_http(settings: Settings, emulator: LateBoundApp) -> httpx.AsyncClient:
@@ -254,6 +261,7 @@ def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | No
         lko_http=http("module", "lko"),
         analytics_http=http("module", "analytics"),
         ias_http=ias_http(settings, emulators.ias_asgi),
+        smev_adapter_asgi=emulators.smev_adapter_asgi,
     )
     lkp = build_lkp(shared, module_http=http("lkp", "module"), lko_http=http("lkp", "lko"))
     analytics = build_analytics(

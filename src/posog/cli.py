@@ -191,7 +191,7 @@ async def _prepare_schema(settings: Settings, system: System) -> None:
     await system.db.engine.dispose()  # the server runs its own event loop; no connection may outlive this one
 
 
-WORKERS = ("intake", "outbox", "epgu-inbox", "analytics", "lko-completions", "ias-export", "pii-purge")
+WORKERS = ("intake", "outbox", "epgu-inbox", "analytics", "lko-completions", "ias-export", "pii-purge", "smev")
 
 
 @app.command()
@@ -209,6 +209,11 @@ def worker(
     settings = _settings()
     if name == "ias-export":
         require_ias_url(settings)
+    if name == "smev" and settings.smev_transport == "none":
+        console.print(
+            "[red]posog worker smev needs POSOG_SMEV_TRANSPORT=amqp or soap (the СМЭВ adapter's interface)[/]"
+        )
+        raise typer.Exit(2)
 
     async def main() -> None:
         from posog.bootstrap import bootstrap
@@ -221,6 +226,8 @@ def worker(
 
             start_http_server(metrics_port, addr=settings.host)
         queues = {"intake": [settings.facts_queue], "epgu-inbox": [settings.geps_inbox_queue]}.get(name, [])
+        if name == "smev" and settings.smev_transport == "amqp":
+            queues = [settings.smev_in_queue]
         await _until_signalled(_with_queue_depths(job(), system, queues))
         await system.close()
 
@@ -278,9 +285,14 @@ def emulate_smev(
     invalid_share: Annotated[float, typer.Option(min=0, max=1, help="Share of deliberately broken facts")] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Seed of the generator (default: random)")] = None,
     organizations: Annotated[int, typer.Option(min=1, max=100_000, help="How many organisations")] = 200,
+    through_adapter: Annotated[
+        bool,
+        typer.Option(help="Send OgFactRequest envelopes to POSOG_SMEV_IN_QUEUE, as the СМЭВ adapter delivers them"),
+    ] = False,
 ) -> None:
     """Publish realistic ОГ facts to the facts queue of the configured RabbitMQ, as СМЭВ delivers them:
-    organisations of every type in 25 regions, Russian names, valid СНИЛС/ИНН/ОГРН/КПП."""
+    organisations of every type in 25 regions, Russian names, valid СНИЛС/ИНН/ОГРН/КПП. With
+    --through-adapter, as the СМЭВ adapter's AMQP interface delivers them (QueryResult envelopes)."""
     from random import SystemRandom
 
     from posog.bootstrap import bootstrap
@@ -306,9 +318,30 @@ def emulate_smev(
                 today=today(utcnow),
                 organizations=organizations,
             )
-            smev = SmevEmulator(system.bus, settings.facts_queue, factory)
+            adapter = None
+            if through_adapter:
+                from posog.emulators.smev_adapter.adapter import SmevAdapterEmulator
+                from posog.module.smev.transport import adapter_topology
+
+                adapter = SmevAdapterEmulator(
+                    system.bus,
+                    mode="amqp",
+                    in_queue=settings.smev_in_queue,
+                    out_queue=settings.smev_out_queue,
+                    it_system=settings.smev_it_system,
+                )
+                await system.bus.declare(
+                    adapter_topology(
+                        in_queue=settings.smev_in_queue,
+                        out_queue=settings.smev_out_queue,
+                        dead_letter_exchange=settings.smev_in_dead_letter_exchange,
+                        dead_letter_queue=settings.smev_in_dead_letter_queue,
+                    )
+                )
+            smev = SmevEmulator(system.bus, settings.facts_queue, factory, adapter=adapter)
             with progress_bar(console) as progress:
-                task = progress.add_task("СМЭВ → очередь сведений ОГ", total=facts)
+                where = "СМЭВ → адаптер → очередь ПОС ОГ" if adapter else "СМЭВ → очередь сведений ОГ"
+                task = progress.add_task(where, total=facts)
                 published = await smev.publish(
                     facts, rate=rate, invalid_share=invalid_share, on_progress=lambda n: progress.advance(task, n)
                 )

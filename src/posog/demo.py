@@ -68,6 +68,9 @@ class DemoOptions:
     host: str = "127.0.0.1"
     port: int = 8000
     serve: bool = True
+    # Facts come through the СМЭВ adapter (its in-process emulator, AMQP interface) unless
+    # POSOG_SMEV_TRANSPORT says otherwise; False: the JSON channel of SPEC §3.
+    through_adapter: bool = True
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,12 @@ class DemoLogin:
 
 def demo_settings(settings: Settings, options: DemoOptions) -> Settings:
     """Links must point at this demo's ЛКП, wherever it listens."""
-    return settings.model_copy(update={"lkp_base_url": f"http://{options.host}:{options.port}/lkp"})
+    update: dict[str, Any] = {"lkp_base_url": f"http://{options.host}:{options.port}/lkp"}
+    if options.through_adapter and settings.smev_transport == "none":
+        update["smev_transport"] = "amqp"
+    elif not options.through_adapter:
+        update["smev_transport"] = "none"
+    return settings.model_copy(update=update)
 
 
 def demo_factory(*, run_seed: int, first_number: int) -> FactFactory:
@@ -193,12 +201,15 @@ async def play(system: System, options: DemoOptions, console: Console, base_url:
     processed_before = await _processed(system)
     inbox_before = await _count(system, select(func.count()).select_from(InboxNotification))
     factory = demo_factory(run_seed=1000 + processed_before, first_number=processed_before)
-    smev = SmevEmulator(system.bus, settings.facts_queue, factory)
+    adapter = system.smev_adapter if settings.smev_transport != "none" else None
+    smev = SmevEmulator(system.bus, settings.facts_queue, factory, adapter=adapter)
+    answers_before = adapter.answer_count() if adapter is not None else 0
     columns = (TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     async with httpx.AsyncClient(timeout=60.0) as http:
         citizens = CitizenSimulator(http, f"{base_url}/emulators", seed=processed_before)
         with Progress(*columns, console=console) as progress:
-            publishing = progress.add_task("СМЭВ → очередь сведений ОГ", total=options.facts)
+            route = "СМЭВ → адаптер → ПОС ОГ" if adapter is not None else "СМЭВ → очередь сведений ОГ"
+            publishing = progress.add_task(route, total=options.facts)
             published = await smev.publish(
                 options.facts,
                 rate=options.rate,
@@ -210,6 +221,12 @@ async def play(system: System, options: DemoOptions, console: Console, base_url:
                 return await _processed(system) - processed_before
 
             await _wait(progress, "Приём: карточки и ссылки", options.facts, processed)
+            if adapter is not None:
+
+                async def answers() -> int:
+                    return adapter.answer_count() - answers_before
+
+                await _wait(progress, "Ответы отправителям (адаптер)", options.facts, answers)
 
             async def unsent() -> int:
                 return await _count(
@@ -269,6 +286,8 @@ async def play(system: System, options: DemoOptions, console: Console, base_url:
         "rejected": await _count(system, select(func.count()).select_from(RejectedFact)),
         "notifications": await _count(system, select(func.count()).select_from(InboxNotification)),
     }
+    if adapter is not None:
+        totals["answers"] = adapter.answer_count() - answers_before
     return RunReport(published, answered, totals, analytics, sent)
 
 
@@ -283,6 +302,8 @@ def _print_report(console: Console, report: RunReport, options: DemoOptions) -> 
     table.add_column("сколько", justify="right")
     table.add_row("Сведения ОГ опубликованы (корректные)", str(report.published.valid))
     table.add_row("Сведения ОГ с ошибками (отклонены)", str(report.published.invalid))
+    if "answers" in report.totals:
+        table.add_row("Ответы отправителям через адаптер СМЭВ", str(report.totals["answers"]))
     table.add_row("Граждане ответили на опрос", str(report.answered.submitted))
     if report.answered.skipped or report.answered.failed:
         table.add_row("Ссылки не открылись / ошибки", f"{report.answered.skipped} / {report.answered.failed}")
@@ -306,6 +327,7 @@ def _print_urls(console: Console, base_url: str, logins: list[DemoLogin], settin
         ("ЕПГУ — личные кабинеты граждан и уведомления со ссылками на опрос", f"{base_url}/emulators/epgu/"),
         ("ЛКО — кабинет организации: анкеты, ответы, отчёты и рейтинги", f"{base_url}/lko/"),
         ("ИАС МКГУ — полученные пакеты", f"{base_url}/emulators/ias/"),
+        ("Адаптер СМЭВ — ответы ПОС ОГ отправителям сведений", f"{base_url}/emulators/smev-adapter/"),
         ("Все системы ПОС ОГ", f"{base_url}/"),
     ):
         console.print(f"  {label}:\n    {url}", soft_wrap=True)

@@ -97,6 +97,24 @@ class Settings(BaseSettings):
     ias_retry_max_s: float = Field(default=3600.0, gt=0)
     ias_max_attempts: int = Field(default=20, ge=1)
 
+    # The СМЭВ 3 adapter (INTEGRATION.md §5, docs/integration.md). ``none``: only the JSON channel;
+    # ``amqp``: the adapter's RabbitMQ interface (QueryResult in ``smev_in_queue``, ClientMessage out to
+    # ``smev_out_queue``); ``soap``: its web service at ``smev_adapter_url``, polled with ``Get``. With a
+    # transport set, every outgoing exchange goes through the adapter and ``posog worker smev`` runs.
+    smev_transport: Literal["none", "amqp", "soap"] = "none"
+    smev_adapter_url: str | None = None
+    smev_in_queue: str = "posog.smev.in"
+    smev_out_queue: str = "posog.smev.out"
+    smev_it_system: str = Field(default="POSOG", min_length=1, max_length=50)
+    # Inbound documents the СМЭВ worker kept unhandled (``module_smev_unmatched``) and dead-lettered.
+    smev_in_dead_letter_exchange: str = "posog.smev.in.dlx"
+    smev_in_dead_letter_queue: str = "posog.smev.in.dead"
+    # An adapter document is at most this large; a larger one is refused unread (``too_large``).
+    smev_max_bytes: int = Field(default=1024 * 1024, ge=4096, le=64 * 1024 * 1024)
+    # The web-service poller: ``Get`` until the adapter's queue is empty, then this pause.
+    smev_poll_interval_s: float = Field(default=1.0, gt=0)
+    smev_http_timeout_s: float = Field(default=30.0, gt=0)
+
     # Personal-data protection (SPEC §10)
     pii_keys: dict[str, SecretStr] = Field(default_factory=dict)
     pii_active_key: str | None = None
@@ -240,6 +258,8 @@ class Settings(BaseSettings):
         for name, url in (("POSOG_LKO_URL", self.lko_url), ("POSOG_MODULE_URL", self.module_url)):
             if url is not None and not url.strip():
                 problems.append(f"{name} is set but empty (unset it to serve that system in this process)")
+        if self.smev_transport == "soap" and not self.smev_adapter_url:
+            problems.append("POSOG_SMEV_ADAPTER_URL must point at the СМЭВ adapter (POSOG_SMEV_TRANSPORT=soap)")
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
 

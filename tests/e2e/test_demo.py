@@ -27,12 +27,14 @@ def test_demo_serves_the_whole_flow_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     try:
         output = demo.output
         # What the newcomer is told: the URLs to click and a login for each role.
-        for path in ("/emulators/epgu/", "/lko/", "/emulators/ias/"):
+        for path in ("/emulators/epgu/", "/lko/", "/emulators/ias/", "/emulators/smev-adapter/"):
             assert f"{demo.base_url}{path}" in output
         for login in ("demo-federal", "demo-region", "demo-org"):
             assert login in output
         assert "demo-demo-demo" in output
         assert "Ссылки не открылись" not in output  # every simulated citizen's submission went through
+        # The facts came through the СМЭВ adapter, and each sender got its answer.
+        assert re.search(rf"Ответы отправителям через адаптер СМЭВ\D+{FACTS}\b", output), output
 
         seen = observe(Endpoints.all_in_one(demo.base_url))
         check_agreement(seen)
@@ -52,7 +54,7 @@ def test_demo_serves_the_whole_flow_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert len(indexes) >= 5
 
         # The pages a newcomer opens answer.
-        for path in ("/", "/emulators/epgu/", "/lko/login", "/emulators/ias/"):
+        for path in ("/", "/emulators/epgu/", "/lko/login", "/emulators/ias/", "/emulators/smev-adapter/"):
             page = httpx.get(f"{demo.base_url}{path}", follow_redirects=True)
             assert page.status_code == 200, path
             assert "text/html" in page.headers["content-type"]

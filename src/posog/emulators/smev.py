@@ -3,7 +3,9 @@ realistic facts from :class:`~posog.emulators.datagen.facts.FactFactory`, at a c
 share of deliberately broken ones mixed in when asked.
 
 It talks only to the bus: embedded, the in-process bus of the demo's process; in production, RabbitMQ
-(``posog emulate smev``)."""
+(``posog emulate smev``). Given the СМЭВ adapter's emulator (envelope mode), its provider systems send
+each fact as ``OgFactRequest`` in a ``QueryResult`` through the adapter instead (INTEGRATION.md §2),
+each organisation's system under its own name, and get their answers back from ПОС ОГ."""
 
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ import structlog
 
 from posog.core.bus import MessageBus, OutgoingMessage
 from posog.emulators.datagen.facts import INVALID_KINDS, FactFactory
+from posog.emulators.smev_adapter.adapter import SmevAdapterEmulator
+from posog.emulators.smev_adapter.envelopes import request_document
+from posog.emulators.smev_adapter.facts import XML_INVALID_KINDS, og_fact_xml
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +50,9 @@ class SmevEmulator:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        adapter: SmevAdapterEmulator | None = None,
     ) -> None:
+        self._adapter = adapter
         self._bus = bus
         self._queue = queue
         self._factory = factory
@@ -69,7 +76,7 @@ class SmevEmulator:
         if rate is not None and rate <= 0:
             raise ValueError("rate must be positive")
         rng = self._factory.rng
-        kinds = sorted(INVALID_KINDS)
+        kinds = sorted(XML_INVALID_KINDS if self._adapter is not None else INVALID_KINDS)
         broken = set(rng.sample(range(count), round(count * invalid_share)))
         result = Published()
         started = self._clock()
@@ -87,7 +94,10 @@ class SmevEmulator:
                     body, message_id = json.dumps(fact, ensure_ascii=False).encode(), fact["message_id"]
                     result.valid += 1
                 chunk.append(OutgoingMessage(body, message_id))
-            await self._bus.publish("", self._queue, chunk)
+            if self._adapter is not None:
+                await self._adapter.deliver([self._envelope(message) for message in chunk])
+            else:
+                await self._bus.publish("", self._queue, chunk)
             if on_progress is not None:
                 on_progress(len(chunk))
             if rate is not None:
@@ -96,3 +106,12 @@ class SmevEmulator:
                     await self._sleep(ahead)
         log.info("emulators.smev.published", valid=result.valid, invalid=result.invalid)
         return result
+
+    def _envelope(self, message: OutgoingMessage) -> bytes:
+        """A fact (og.fact/1 JSON, as generated) as its provider system sends it through the adapter."""
+        assert self._adapter is not None
+        fact = json.loads(message.body)
+        sender = f"ИС «{fact.get('organization', {}).get('name', 'поставщик')}»"[:100]
+        client_id = f"og-{uuid.UUID(int=self._factory.rng.getrandbits(128), version=4)}"
+        self._adapter.remember_sender(client_id, sender)
+        return request_document(og_fact_xml(fact), client_id=client_id, message_id=message.message_id)

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from posog.emulators.epgu.inbox import EpguInbox
+    from posog.emulators.smev_adapter.adapter import SmevAdapterEmulator
 
 
 class EmulatorsSystem:
@@ -22,6 +23,10 @@ class EmulatorsSystem:
     def __init__(self, shared: Shared, *, ias_asgi: LateBoundApp) -> None:
         self.shared = shared
         self.ias_asgi = ias_asgi
+        # The СМЭВ adapter's emulator: its pages and SOAP web service (served under
+        # ``/emulators/smev-adapter``, and the module's in-process adapter when the web-service transport
+        # has no POSOG_SMEV_ADAPTER_URL), made when first used.
+        self.smev_adapter_asgi = LateBoundApp("smev-adapter", build=self._smev_adapter_app)
 
     @cached_property
     def inbox(self) -> EpguInbox:
@@ -29,18 +34,43 @@ class EmulatorsSystem:
 
         return EpguInbox(self.shared.db, self.shared.cipher, self.shared.clock)
 
+    @cached_property
+    def smev_adapter(self) -> SmevAdapterEmulator:
+        """The СМЭВ adapter's emulator: the AMQP interface's queues or the web service's own queue."""
+        from posog.emulators.smev_adapter.adapter import SmevAdapterEmulator
+
+        s = self.shared.settings
+        return SmevAdapterEmulator(
+            self.shared.bus,
+            mode="soap" if s.smev_transport == "soap" else "amqp",
+            in_queue=s.smev_in_queue,
+            out_queue=s.smev_out_queue,
+            it_system=s.smev_it_system,
+            clock=self.shared.clock,
+        )
+
+    def _smev_adapter_app(self) -> FastAPI:
+        from posog.emulators.smev_adapter.api import create_app
+
+        return create_app(self.smev_adapter)
+
     def web_app(self) -> FastAPI:
         """The emulators' pages (``/epgu/``) with the ИАС МКГУ emulator under ``/ias``."""
         from posog.emulators.epgu.pages import create_app
 
         app = create_app(self.inbox)
         app.mount("/ias", self.ias_asgi.app)
+        app.mount("/smev-adapter", self.smev_adapter_asgi.app)  # the СМЭВ adapter: /emulators/smev-adapter/
         return app
 
     def workers(self) -> dict[str, Job]:
         """The emulators' workers by their ``posog worker`` names."""
         queue = self.shared.settings.geps_inbox_queue
-        return {"epgu-inbox": lambda: self.inbox.consume(self.shared.bus, queue)}
+        return {
+            "epgu-inbox": lambda: self.inbox.consume(self.shared.bus, queue),
+            # The embedded adapter takes the module's ClientMessages off the in-process out queue.
+            "smev-adapter": lambda: self.smev_adapter.consume_out(),
+        }
 
     async def aclose(self) -> None:
         return None

@@ -5,5 +5,15 @@ from posog.module.intake.model import FactConflict, RejectedFact, ServiceCard
 from posog.module.links.model import SurveyLink
 from posog.module.notifications.model import OutboxMessage
 from posog.module.smev.model import SmevAnswer
+from posog.module.smev.unmatched import SmevUnmatched
 
-__all__ = ["FactConflict", "IasExport", "OutboxMessage", "RejectedFact", "ServiceCard", "SmevAnswer", "SurveyLink"]
+__all__ = [
+    "FactConflict",
+    "IasExport",
+    "OutboxMessage",
+    "RejectedFact",
+    "ServiceCard",
+    "SmevAnswer",
+    "SmevUnmatched",
+    "SurveyLink",
+]

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from posog.module.links.release import WaitingCardsReleaser
     from posog.module.notifications.relay import OutboxRelay
     from posog.module.retention import PiiPurger
+    from posog.module.smev.edge import SmevEdge
 
 
 class ModuleSystem:
@@ -40,8 +41,12 @@ class ModuleSystem:
         lko_http: httpx.AsyncClient,
         analytics_http: httpx.AsyncClient,
         ias_http: httpx.AsyncClient,
+        smev_adapter_asgi: LateBoundApp | None = None,
     ) -> None:
         self.shared = shared
+        # The in-process СМЭВ adapter (the emulator's web service) for the web-service transport without
+        # POSOG_SMEV_ADAPTER_URL.
+        self.smev_adapter_asgi = smev_adapter_asgi
         self.asgi = asgi
         self.lko_http = lko_http
         self.analytics_http = analytics_http
@@ -106,6 +111,21 @@ class ModuleSystem:
 
         s = self.shared
         return WaitingCardsReleaser(s.db, self.catalog, s.cipher, s.clock, lkp_base_url=s.settings.lkp_base_url)
+
+    @cached_property
+    def smev(self) -> SmevEdge:
+        """The СМЭВ adapter edge (POSOG_SMEV_TRANSPORT): the outbound port every outgoing exchange takes,
+        the dispatcher of inbound documents and its worker (``posog worker smev``), the answers relay."""
+        from posog.module.smev.edge import build_smev
+
+        s = self.shared
+        return build_smev(
+            s.settings, s.db, s.bus, s.cipher, s.clock, self.intake, embedded_adapter=self.smev_adapter_asgi
+        )
+
+    @property
+    def smev_enabled(self) -> bool:
+        return self.shared.settings.smev_transport != "none"
 
     def intake_consumer(self) -> IntakeConsumer:
         """The facts queue's consumer (``posog worker intake``)."""
@@ -177,6 +197,8 @@ class ModuleSystem:
             "outbox": lambda: self.relay.run(),
             "ias-export": lambda: self.ias_schedule().run(),
             "pii-purge": lambda: self.pii_purger().run(interval_s),
+            # The СМЭВ adapter, inbound: QueryResult documents (the AMQP in queue, or Get) to the dispatcher.
+            "smev": lambda: self.smev.run(),
         }
 
     async def aclose(self) -> None:
@@ -184,6 +206,8 @@ class ModuleSystem:
             await http.aclose()
         if self.link_attempts is not None:
             await self.link_attempts.aclose()
+        if "smev" in self.__dict__:  # built (cached_property)
+            await self.smev.aclose()
 
 
 def build_module(
@@ -193,10 +217,18 @@ def build_module(
     lko_http: httpx.AsyncClient,
     analytics_http: httpx.AsyncClient,
     ias_http: httpx.AsyncClient,
+    smev_adapter_asgi: LateBoundApp | None = None,
 ) -> ModuleSystem:
     """The module's part; its app is bound to ``asgi`` when this process serves the module (no
     ``POSOG_MODULE_URL``), built now: ЛКО and ЛКП call it in-process."""
-    module = ModuleSystem(shared, asgi=asgi, lko_http=lko_http, analytics_http=analytics_http, ias_http=ias_http)
+    module = ModuleSystem(
+        shared,
+        asgi=asgi,
+        lko_http=lko_http,
+        analytics_http=analytics_http,
+        ias_http=ias_http,
+        smev_adapter_asgi=smev_adapter_asgi,
+    )
     if shared.settings.module_url is None:
         from posog.module.api import create_app, make_link_attempts
 

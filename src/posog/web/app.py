@@ -114,6 +114,11 @@ def create_web_app(system: System, *, serve: Sequence[str], run_workers: bool) -
             await system.start_bus()
             jobs = system.workers()
             tasks = [asyncio.create_task(jobs[name](), name=name) for name in EMBEDDED_WORKERS]
+            if system.module.smev_enabled:  # the СМЭВ adapter, inbound
+                tasks.append(asyncio.create_task(jobs["smev"](), name="smev"))
+                if system.settings.embedded and system.emulators.smev_adapter.mode == "amqp":
+                    # The embedded adapter takes our ClientMessages off the in-process out queue.
+                    tasks.append(asyncio.create_task(jobs["smev-adapter"](), name="smev-adapter"))
         relay = system.lko.announcements if "lko" in serve else None
         if relay is not None:
             # ЛКО re-sends the publication announcements the module missed: now, then periodically.

@@ -1,0 +1,231 @@
+"""``posog worker smev``: the inbound side of the СМЭВ adapter. Documents arrive on the adapter's AMQP
+interface (:class:`SmevConsumer`: the in queue, batches, ack after commit) or are fetched from its
+web service (:class:`SoapPoller`: ``Get`` until the queue is empty, then a pause), and go to the
+:class:`~posog.module.smev.dispatcher.SmevDispatcher` in batches.
+
+Nothing a document holds can stop the worker (:class:`InboundProcessor`): a failure of what the
+dispatcher depends on (the database, ЛКО, the adapter for an answer) is waited out and the same
+documents are tried again, unacknowledged; any other exception sends the batch through one document at
+a time, and the document that still fails is kept unhandled (``processing_error``) in
+``module_smev_unmatched``. A document returned by the broker more than ``delivery_limit`` times (it
+killed its worker each time) is kept unhandled (``delivery_limit``) without being handled again."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncGenerator, Sequence
+from typing import Protocol
+
+import structlog
+
+from posog.core.bus import BusError, IncomingMessage, MessageBus, ack_batch, batches
+from posog.module.intake.consumer import TRANSIENT_ERRORS, delivery_count, was_returned
+from posog.module.smev.soap import AdapterFault, SoapAdapterClient
+
+log = structlog.get_logger(__name__)
+
+ISOLATE_AFTER_FAILURES = 3
+
+
+class InboundHandler(Protocol):
+    """What the worker hands documents to (the dispatcher). Each call commits what it did."""
+
+    async def handle(self, documents: Sequence[bytes]) -> None:
+        """Route every document (raises on a failure; dependency failures are TRANSIENT_ERRORS)."""
+
+    async def keep_unhandled(self, document: bytes, reason: str) -> None:
+        """Keep a document that cannot be handled (``processing_error``, ``delivery_limit``)."""
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, AdapterFault):  # answering a sender through the adapter failed
+        return not exc.permanent
+    return isinstance(exc, (*TRANSIENT_ERRORS, BusError))
+
+
+class InboundProcessor:
+    """Hands documents to the dispatcher until they are handled or kept; never raises for a document."""
+
+    def __init__(self, handler: InboundHandler, *, max_backoff_s: float = 30.0) -> None:
+        self._handler = handler
+        self._max_backoff_s = max_backoff_s
+        self.processed = 0
+
+    async def process(self, documents: Sequence[bytes]) -> bool:
+        """True when every document was handled or kept; False when one could not even be kept (the
+        caller dead-letters it)."""
+        failures = 0
+        while True:
+            try:
+                await self._handler.handle(documents)
+                self.processed += len(documents)
+                return True
+            except Exception as exc:
+                if not _transient(exc):
+                    log.error("smev.batch_failed_isolating", size=len(documents), error=exc.__class__.__name__)
+                    return all([await self._alone(document) for document in documents])
+                failures += 1
+                await self._pause(len(documents), failures, exc)
+                if failures >= ISOLATE_AFTER_FAILURES and len(documents) > 1:
+                    return all([await self._alone(document) for document in documents])
+
+    async def _alone(self, document: bytes) -> bool:
+        failures = 0
+        while True:
+            try:
+                await self._handler.handle([document])
+                self.processed += 1
+                return True
+            except Exception as exc:
+                if not _transient(exc):
+                    log.error("smev.document_failed", error=exc.__class__.__name__)
+                    return await self.keep(document, "processing_error")
+                failures += 1
+                await self._pause(1, failures, exc)
+
+    async def keep(self, document: bytes, reason: str) -> bool:
+        failures = 0
+        while True:
+            try:
+                await self._handler.keep_unhandled(document, reason)
+                self.processed += 1
+                return True
+            except Exception as exc:
+                if not _transient(exc):
+                    log.error("smev.keep_failed", reason=reason, error=exc.__class__.__name__)
+                    return False
+                failures += 1
+                await self._pause(1, failures, exc)
+
+    async def _pause(self, size: int, failures: int, exc: BaseException) -> None:
+        pause = min(self._max_backoff_s, 0.2 * 2**failures) * random.uniform(0.5, 1.0)
+        log.error("smev.batch_retry", size=size, error=exc.__class__.__name__, retry_in_s=round(pause, 2))
+        await asyncio.sleep(pause)
+
+
+class SmevConsumer:
+    """The adapter's AMQP interface, inbound: ``QueryResult`` documents from the in queue, in batches,
+    acknowledged after the dispatcher committed them. A document returned by the broker (its worker
+    died holding it) is handled alone, or kept unhandled once returned more than ``delivery_limit``
+    times."""
+
+    def __init__(
+        self,
+        bus: MessageBus,
+        processor: InboundProcessor,
+        *,
+        queue: str,
+        prefetch: int,
+        batch_size: int,
+        batch_wait_s: float,
+        delivery_limit: int = 5,
+    ) -> None:
+        self._bus = bus
+        self._processor = processor
+        self._queue = queue
+        self._prefetch = max(prefetch, batch_size)
+        self._batch_size = batch_size
+        self._batch_wait_s = batch_wait_s
+        self._delivery_limit = delivery_limit
+
+    @property
+    def processed(self) -> int:
+        return self._processor.processed
+
+    async def run(self) -> None:
+        stream = self._bus.consume(self._queue, prefetch=self._prefetch)
+        log.info("smev.amqp.started", queue=self._queue, prefetch=self._prefetch, batch=self._batch_size)
+        grouped = batches(stream, max_size=self._batch_size, max_wait_s=self._batch_wait_s)
+        try:
+            await self._consume(grouped)
+        finally:
+            await grouped.aclose()
+
+    async def _consume(self, grouped: AsyncGenerator[list[IncomingMessage], None]) -> None:
+        async for batch in grouped:
+            try:
+                returned = [m for m in batch if was_returned(m)]
+                fresh = [m for m in batch if m not in returned] if returned else batch
+                for message in returned:
+                    if delivery_count(message) > self._delivery_limit:
+                        log.error("smev.delivery_limit", delivery_count=delivery_count(message))
+                        ok = await self._processor.keep(message.body, "delivery_limit")
+                    else:
+                        ok = await self._processor.process([message.body])
+                    await (message.ack() if ok else message.reject())
+                if fresh:
+                    if await self._processor.process([m.body for m in fresh]):
+                        await ack_batch(fresh)
+                    else:  # one could not be kept: settle them one at a time, dead-lettering that one
+                        for message in fresh:
+                            ok = await self._processor.process([message.body])
+                            await (message.ack() if ok else message.reject())
+            except asyncio.CancelledError:
+                for message in batch:
+                    try:
+                        await message.requeue()
+                    except Exception:  # already settled, or the channel is gone (redelivered anyway)
+                        log.debug("smev.requeue_skipped")
+                raise
+
+
+class SoapPoller:
+    """The adapter's web service, inbound: ``Get`` until the queue is empty (up to ``batch_size``
+    documents a batch), the batch to the dispatcher, and a pause of ``idle_s`` once the queue is empty.
+    ``Get`` takes a document off the adapter's queue: the poller keeps it in memory until the
+    dispatcher committed it (dependency failures are waited out in process)."""
+
+    def __init__(
+        self,
+        client: SoapAdapterClient,
+        processor: InboundProcessor,
+        *,
+        batch_size: int,
+        idle_s: float,
+        max_backoff_s: float = 30.0,
+    ) -> None:
+        self._client = client
+        self._processor = processor
+        self._batch_size = batch_size
+        self._idle_s = idle_s
+        self._max_backoff_s = max_backoff_s
+
+    @property
+    def processed(self) -> int:
+        return self._processor.processed
+
+    async def run(self) -> None:
+        log.info("smev.soap.started", batch=self._batch_size)
+        while True:
+            await self.poll_once()
+
+    async def poll_once(self) -> int:
+        """One round: fetch and handle a batch, or pause when there was nothing. How many it handled."""
+        batch: list[bytes] = []
+        failures = 0
+        while len(batch) < self._batch_size:
+            try:
+                document = await self._client.get()
+            except AdapterFault as exc:
+                if exc.answer is not None:  # taken off the adapter's queue, unreadable: refused and kept
+                    batch.append(exc.answer)
+                    continue
+                if batch:
+                    break  # handle what was fetched first; the adapter is asked again next round
+                failures += 1
+                pause = min(self._max_backoff_s, 0.2 * 2**failures) * random.uniform(0.5, 1.0)
+                log.error("smev.soap.get_failed", kind=exc.kind, code=exc.code, retry_in_s=round(pause, 2))
+                await asyncio.sleep(pause)
+                continue
+            if document is None:
+                break
+            batch.append(document)
+        if batch:
+            if not await self._processor.process(batch):
+                for document in batch:  # nowhere to dead-letter on the web service: one by one, logged
+                    if not await self._processor.process([document]):
+                        log.error("smev.soap.document_lost_to_storage", size=len(document))
+        else:
+            await asyncio.sleep(self._idle_s)
+        return len(batch)
