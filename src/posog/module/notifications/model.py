@@ -12,6 +12,11 @@ from posog.core.outbox import Delivery, DeliveryColumns
 
 TOPIC_GEPS = "geps.notification"
 
+# ``OutboxMessage.delivery_status``: what ЕПГУ said about the notification.
+DELIVERY_DELIVERED = "delivered"
+DELIVERY_FAILED = "failed"
+DELIVERY_RETRYING = "retrying"
+
 
 class OutboxMessage(DeliveryColumns, Base):
     """One message to publish. The body is sealed: a ГЭПС notification carries ФИО and СНИЛС. Delivered
@@ -38,6 +43,14 @@ class OutboxMessage(DeliveryColumns, Base):
     # NOT NULL as before the engine (0001): a sent row keeps its last due time.
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # What ЕПГУ answered through СМЭВ about this notification (INTEGRATION §3; migration 0015): None
+    # until a status comes back (a publisher confirm only means the broker has it), then
+    # ``delivered`` or ``failed`` (for good: a CLIENT error, or SERVER errors past the retries) — or
+    # ``retrying`` after a SERVER error, sent again by the engine. ``delivery_reason``: the last
+    # status's text (ЕПГУ's fault code and description; never personal data).
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    delivery_reason: Mapped[str | None] = mapped_column(String(500))
+    delivery_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 GEPS = Delivery("geps", OutboxMessage)
