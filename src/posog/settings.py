@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     geps_exchange: str = "posog.geps"
     geps_routing_key: str = "notification"
     geps_inbox_queue: str = "posog.geps.epgu"
+    # ГЭПС through СМЭВ (INTEGRATION §3): sends of one notification after which a SERVER error from ЕПГУ
+    # is final (the notification fails, its link is delivery_failed).
+    geps_max_attempts: int = Field(default=8, ge=1, le=100)
     consumer_prefetch: int = Field(default=512, ge=1, le=10_000)
     intake_batch_size: int = Field(default=256, ge=1, le=5_000)
     intake_batch_wait_ms: int = Field(default=20, ge=0, le=5_000)
@@ -96,6 +99,24 @@ class Settings(BaseSettings):
     ias_retry_base_s: float = Field(default=30.0, gt=0)
     ias_retry_max_s: float = Field(default=3600.0, gt=0)
     ias_max_attempts: int = Field(default=20, ge=1)
+
+    # The СМЭВ 3 adapter (INTEGRATION.md §5, docs/integration.md). ``none``: only the JSON channel;
+    # ``amqp``: the adapter's RabbitMQ interface (QueryResult in ``smev_in_queue``, ClientMessage out to
+    # ``smev_out_queue``); ``soap``: its web service at ``smev_adapter_url``, polled with ``Get``. With a
+    # transport set, every outgoing exchange goes through the adapter and ``posog worker smev`` runs.
+    smev_transport: Literal["none", "amqp", "soap"] = "none"
+    smev_adapter_url: str | None = None
+    smev_in_queue: str = "posog.smev.in"
+    smev_out_queue: str = "posog.smev.out"
+    smev_it_system: str = Field(default="POSOG", min_length=1, max_length=50)
+    # Inbound documents the СМЭВ worker kept unhandled (``module_smev_unmatched``) and dead-lettered.
+    smev_in_dead_letter_exchange: str = "posog.smev.in.dlx"
+    smev_in_dead_letter_queue: str = "posog.smev.in.dead"
+    # An adapter document is at most this large; a larger one is refused unread (``too_large``).
+    smev_max_bytes: int = Field(default=1024 * 1024, ge=4096, le=64 * 1024 * 1024)
+    # The web-service poller: ``Get`` until the adapter's queue is empty, then this pause.
+    smev_poll_interval_s: float = Field(default=1.0, gt=0)
+    smev_http_timeout_s: float = Field(default=30.0, gt=0)
 
     # Personal-data protection (SPEC §10)
     pii_keys: dict[str, SecretStr] = Field(default_factory=dict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, column
 from sqlalchemy.orm import Mapped, mapped_column
@@ -53,4 +54,10 @@ class OutboxMessage(DeliveryColumns, Base):
     delivery_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-GEPS = Delivery("geps", OutboxMessage)
+def _redriven(now: datetime) -> dict[str, Any]:
+    """A re-driven notification is sent again: what ЕПГУ said of the last send no longer stands (the
+    reason stays for the record until a new status comes)."""
+    return {"delivery_status": None, "delivery_status_at": now}
+
+
+GEPS = Delivery("geps", OutboxMessage, redrive_values=_redriven)
