@@ -16,6 +16,7 @@ from posog.core.db import Database
 from posog.core.pii import PiiCipher
 from posog.core.ratelimit import InMemoryRateLimiter, RedisRateLimiter
 from posog.emulators.epgu.inbox import EpguInbox
+from posog.emulators.epgu.smev import EpguOverSmev
 from posog.emulators.ias.api import create_app as create_ias_app
 from posog.emulators.ias.model import IasStore
 from posog.lko.client import LkoClient
@@ -26,7 +27,9 @@ from posog.module.intake.consumer import IntakeConsumer, broker_delivery_limit
 from posog.module.intake.handlers import IntakeHandler
 from posog.module.links.catalog import QuestionnaireCatalog
 from posog.module.links.release import WaitingCardsReleaser
-from posog.module.notifications.relay import OutboxRelay
+from posog.module.notifications.deliveries import GepsDeliveries
+from posog.module.notifications.relay import BASE_BACKOFF_S, OutboxRelay
+from posog.module.notifications.replies import GepsReplyRoute
 from posog.module.retention import PiiPurger
 from posog.settings import Settings
 
@@ -140,6 +143,20 @@ class System:
     extras: dict[str, object] = field(default_factory=dict)
     # The module's limiter of failed link look-ups (its Redis connections are closed with the system).
     link_attempts: InMemoryRateLimiter | RedisRateLimiter | None = None
+    # ЕПГУ's side of ГЭПС through СМЭВ: the adapter emulator hands it the module's ClientMessages.
+    epgu_smev: EpguOverSmev | None = None
+
+    def geps_replies(self) -> GepsReplyRoute:
+        """The ГЭПС feature's ReplyRoute (delivery statuses), for the СМЭВ dispatcher."""
+        s = self.settings
+        deliveries = GepsDeliveries(
+            self.db,
+            self.clock,
+            max_attempts=s.geps_max_attempts,
+            retry_base_s=BASE_BACKOFF_S,
+            retry_cap_s=s.relay_max_backoff_s,
+        )
+        return GepsReplyRoute(deliveries, self.relay.mapping)
 
     def intake_consumer(self) -> IntakeConsumer:
         s = self.settings
@@ -341,4 +358,5 @@ def bootstrap(settings: Settings, *, clock: Clock = utcnow, bus: MessageBus | No
         ias_asgi=ias_asgi,
         ias_http=ias_http,
         link_attempts=link_attempts,
+        epgu_smev=EpguOverSmev(inbox, clock=clock),
     )

@@ -61,9 +61,10 @@ class CardItem(Base):
     service_date: Mapped[date] = mapped_column(Date)
     link_state: Mapped[str] = mapped_column(String(16))
     notified: Mapped[bool] = mapped_column(Boolean)
-    # The ГЭПС notification could not be delivered (ЕПГУ's error; migration 0015).
-    delivery_failed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     source_updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The ГЭПС notification could not be delivered (ЕПГУ's error; migration 0015). Last, as the migration
+    # adds it: the stored cards are read with ``SELECT *`` (``repository._rows_by_key``).
+    delivery_failed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ResponseItem(Base):
