@@ -8,6 +8,9 @@ organisation and region."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
@@ -32,6 +35,7 @@ from posog.module.smev.envelope import (
     parse_query_result,
 )
 from tests.integration.analytics_fixture import TODAY, Fixture, analytics_stack, ingest, notify_all, respond, tokens
+from tests.integration.cabinet_support import browser, make_user, signed_in
 from tests.support import BACKENDS
 
 pytestmark = pytest.mark.integration
@@ -260,6 +264,20 @@ async def test_failed_deliveries_are_counted_per_organisation_and_region(backend
         assert regions["16"].delivery_failure_rate == 0.5
         by_org = {item.inn: item for item in (await analytics.ratings(level="organization")).items}
         assert {org: by_org[orgs[org].inn].delivery_failed for org in "ABCD"} == {"A": 1, "B": 0, "C": 2, "D": 0}
+
+        # The ЛКО dashboard shows them: the country's figure, and per region in the drill-down table.
+        await make_user(system, "fed", "federal")
+        async with browser(system) as client:
+            await signed_in(system, client, "fed")
+            page = await client.get("/reports")
+            assert page.status_code == 200, page.text
+            figures = dict(re.findall(r'data-figure="(\w+)">([^<]*)<', page.text))
+            assert (figures["delivery_failed"], figures["delivery_failure_rate"]) == ("3", "37.5 %")
+            assert "Не доставлено" in page.text
+            cells = re.findall(r"<td data-delivery-failed>(\d+)", page.text)
+            assert sorted(cells) == ["1", "2"]  # Москва 1 of 4, Татарстан 2 of 4
+            export = await client.get("/reports/export.csv")
+            assert ["Уведомлений не доставлено", "3"] in list(csv.reader(io.StringIO(export.text), delimiter=";"))
 
         # A failure stays counted when the link later expires or is answered; a rebuild counts the same.
         links = await tokens(system)
