@@ -64,14 +64,29 @@ def geps_schema() -> etree.XMLSchema:
     return etree.XMLSchema(etree.fromstring(text, parser))
 
 
-def _problems(log: etree._ListErrorLog) -> list[str]:
-    """libxml2's complaints without the offending values: the element's path and the kind of error
-    (a value in the message could be a СНИЛС or a name)."""
+def _problems(root: etree._Element, log: etree._ListErrorLog) -> list[str]:
+    """libxml2's complaints without the offending values: the element's path by local names
+    (``GepsNotification/Recipient/LastName``) and the kind of error — never libxml2's message, which
+    quotes the value (a СНИЛС, a name)."""
     found = []
     for error in log:
-        path = error.path or "?"
-        found.append(f"{path}: {error.type_name.lower()}")
-    return found or ["document: invalid"]
+        found.append(f"{_element_path(root, error.path)}: {error.type_name.lower().removeprefix('schemav_')}")
+    return found or ["GepsNotification: invalid"]
+
+
+def _element_path(root: etree._Element, path: str | None) -> str:
+    try:
+        nodes = root.getroottree().xpath(path) if path else []
+    except etree.XPathError:
+        nodes = []
+    if not isinstance(nodes, list) or not nodes or not isinstance(nodes[0], etree._Element):
+        return "GepsNotification"
+    node: etree._Element | None = nodes[0]
+    names = []
+    while node is not None:
+        names.append(etree.QName(node).localname)
+        node = node.getparent()
+    return "/".join(reversed(names))
 
 
 class PosogGepsMapping:
@@ -106,6 +121,8 @@ class PosogGepsMapping:
     def document(self, notification: GepsNotification) -> bytes:
         try:
             root = self.element(notification)
+        except ids.IdError as exc:  # the СНИЛС is not 11 digits (the reason only, never the value)
+            raise GepsDocumentError([f"GepsNotification/Recipient/Snils: {exc.reason}"]) from None
         except ValueError as exc:  # an expiry that is no date and time, text XML cannot hold
             raise GepsDocumentError([f"GepsNotification: {exc.__class__.__name__}"]) from None
         validate_document(root)
@@ -120,4 +137,4 @@ def validate_document(root: etree._Element) -> None:
     """Raise :class:`GepsDocumentError` unless ``root`` is valid against the stand-in schema."""
     schema = geps_schema()
     if not schema.validate(root):
-        raise GepsDocumentError(_problems(schema.error_log))
+        raise GepsDocumentError(_problems(root, schema.error_log))
