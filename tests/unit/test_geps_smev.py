@@ -263,3 +263,35 @@ async def test_epgu_ignores_what_is_not_a_geps_request_and_refuses_an_unreadable
     ]
     assert isinstance(reply, InboundError)
     assert (reply.error_type, reply.fault_code) == ("CLIENT", "INVALID_CONTENT")
+
+
+# --- docs/geps.md ---------------------------------------------------------------------------------------
+
+
+def test_the_examples_of_the_docs_are_what_the_code_builds_and_reads() -> None:
+    import re
+
+    text = (REPO / "docs" / "geps.md").read_text(encoding="utf-8")
+    request, delivered, client, server = re.findall(r"```xml\n(.*?)\n```", text, flags=re.DOTALL)
+    root = etree.fromstring(request.encode())
+    assert adapter_schema().validate(root), adapter_schema().error_log
+    assert_valid_against_reference(root, ADAPTER_REFERENCE)
+    a = "{urn://x-artefacts-smev-gov-ru/services/service-adapter/types}"
+    business = root.find(f"{a}RequestMessage/{a}RequestContent/{a}content/{a}MessagePrimaryContent")
+    assert business is not None
+    assert geps_schema().validate(business[0])
+    n = notification(
+        notification_id=business[0].findtext(f"{G}NotificationId"),
+        recipient=Recipient(snils="11223344595", last_name="Иванов", first_name="Иван", middle_name="Иванович"),
+        text=business[0].findtext(f"{G}Text"),
+        link=business[0].findtext(f"{G}Link"),
+        expires_at=business[0].findtext(f"{G}ExpiresAt"),
+        frgu_service_id="10000000001",
+    )
+
+    def fields(element: etree._Element) -> list[tuple[str, str]]:
+        return [(str(e.tag), (e.text or "").strip()) for e in element.iter()]
+
+    assert fields(etree.fromstring(MAPPING.document(n))) == fields(business[0])
+    kinds = [report_of(parse_query_result(xml.encode()), MAPPING).kind for xml in (delivered, client, server)]  # type: ignore[arg-type]
+    assert kinds == ["delivered", "failed", "retry"]
