@@ -26,6 +26,7 @@ from posog.emulators.epgu.smev import EpguCitizens, EpguOverSmev
 from posog.module.links.model import SurveyLink
 from posog.module.notifications.model import OutboxMessage
 from posog.module.notifications.replies import GepsReplyRoute
+from posog.module.retention import PiiPurger
 from posog.module.smev.envelope import (
     ADAPTER_NS,
     InboundError,
@@ -138,6 +139,8 @@ async def test_statuses_and_errors_coming_back_move_the_notification_and_its_lin
         inbox = await system.inbox.notifications()
         assert [n["notification_id"] for n in inbox] == [ids[known["card_id"]]]
 
+        links = await tokens(system)  # what each citizen was sent (read before the purge below)
+
         # A CLIENT error is not retried: nothing is sent again, however long one waits.
         await asyncio.sleep(1.2)
         await notify_all(system)
@@ -150,8 +153,15 @@ async def test_statuses_and_errors_coming_back_move_the_notification_and_its_lin
         assert (await link_of(system, unknown["card_id"])).state == "delivery_failed"
         assert len(loop.sent) == 2
 
+        # The failed notification's sealed personal data goes with the retention, as a sent one's does.
+        later = system.clock() + timedelta(days=system.settings.pii_retention_days + 1)
+        purger = PiiPurger(system.db, lambda: later, retention_days=system.settings.pii_retention_days, horizon_days=30)
+        assert (await purger.purge_once()).notifications == 2
+        async with system.db.uow() as uow:
+            assert (await uow.session.scalars(select(OutboxMessage))).all() == []
+        assert (await link_of(system, unknown["card_id"])).state == "delivery_failed"
+
         # The citizen can still open and answer a delivered link (and a failed one, should it reach them).
-        links = await tokens(system)
         await respond(system, links[known["card_id"]], [5, 4, 5, 4, 5])
         await respond(system, links[unknown["card_id"]], [3, 3, 3, 3, 3])
         assert (await link_of(system, known["card_id"])).state == "completed"
