@@ -23,7 +23,9 @@ from sqlalchemy import select
 
 from posog.bootstrap import System
 from posog.emulators.epgu.smev import EpguCitizens, EpguOverSmev
+from posog.module.contracts import GepsNotification
 from posog.module.links.model import SurveyLink
+from posog.module.notifications.mapping import GepsDocumentError, PosogGepsMapping
 from posog.module.notifications.model import OutboxMessage
 from posog.module.notifications.replies import GepsReplyRoute
 from posog.module.retention import PiiPurger
@@ -296,3 +298,33 @@ async def test_failed_deliveries_are_counted_per_organisation_and_region(backend
         assert (await analytics.summary(level="region", region_code="16")).delivery_failed == 2
         await system.analytics.rebuild()
         assert (await analytics.summary(level="region", region_code="16")).delivery_failed == 2
+
+
+class RefusingMapping(PosogGepsMapping):
+    """Another ГЭПС schema plugged in through the mapping — one whose ``Text`` may hold 20 characters."""
+
+    def document(self, notification: GepsNotification) -> bytes:
+        if len(notification.text) > 20:
+            raise GepsDocumentError(["GepsNotification/Text: facet_maxlength"])
+        return super().document(notification)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_notification_the_schema_refuses_is_never_sent_and_its_link_fails(backend: str, tmp_path: Path) -> None:
+    async with analytics_stack(backend, tmp_path) as system:
+        fixture = Fixture.new(55)
+        fact = fixture.fact("B", TODAY - timedelta(days=1))
+        await ingest(system, [fact])
+        loop, _ = through_smev(system, EpguCitizens(no_account_every=0))
+        system.relay.mapping = RefusingMapping()
+        await notify_all(system)
+        assert loop.sent == []  # СМЭВ would refuse it: it never leaves
+        link = await link_of(system, fact["card_id"])
+        assert (link.state, link.delivery_failure_reason) == (
+            "delivery_failed",
+            "invalid_document: GepsNotification/Text: facet_maxlength",
+        )
+        row = await notification_of(system, fact["card_id"])
+        assert (row.delivery_status, row.dead_at is not None, row.sent_at) == ("failed", True, None)
+        assert link.notified_at is not None  # counted among the notified: the failure rate is a share of them
+        assert [dead.key for dead in await system.relay.outbox.dead()] == [row.id]

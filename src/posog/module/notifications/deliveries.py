@@ -46,8 +46,10 @@ REASON_CHARS = 500
 ReportKind = Literal["delivered", "failed", "retry", "progress"]
 
 
-def _notified_by(now: datetime) -> ColumnElement[datetime]:
-    """A link that ЕПГУ answered for was notified, even if the status overtook the relay's commit."""
+def notified_by(now: datetime) -> ColumnElement[datetime]:
+    """``notified_at`` of a link whose notification ЕПГУ answered for (or that failed for good): set if it
+    was not — a status may overtake the relay's commit — so that every failed or delivered notification
+    is among the notified ones analytics counts (the failure rate is a share of them)."""
     return func.coalesce(SurveyLink.notified_at, literal(now, UTCDateTime()))
 
 
@@ -113,7 +115,7 @@ class GepsDeliveries:
                         DELIVER,
                         SurveyLink.card_id == row.card_id,
                         at=now,
-                        notified_at=_notified_by(now),
+                        notified_at=notified_by(now),
                     )
                 )
             elif kind == "failed":
@@ -124,7 +126,7 @@ class GepsDeliveries:
                             FAIL_DELIVERY,
                             SurveyLink.card_id == row.card_id,
                             at=now,
-                            notified_at=_notified_by(now),
+                            notified_at=notified_by(now),
                             delivery_failure_reason=reason or "ошибка доставки",
                         )
                     )

@@ -35,6 +35,7 @@ from posog.core.pii import PiiCipher, PiiError
 from posog.module.contracts import GepsNotification
 from posog.module.links.lifecycle import FAIL_DELIVERY, NOTIFY, move
 from posog.module.links.model import SurveyLink
+from posog.module.notifications.deliveries import notified_by
 from posog.module.notifications.mapping import GepsDocumentError, GepsMapping, PosogGepsMapping
 from posog.module.notifications.model import DELIVERY_FAILED, GEPS, TOPIC_GEPS, OutboxMessage
 from posog.module.smev.envelope import OutboundInvalid, OutboundRequest, client_message
@@ -190,7 +191,13 @@ class OutboxRelay:
                 .values(delivery_status=DELIVERY_FAILED, delivery_reason=reason, delivery_status_at=now)
             )
             await session.execute(
-                move(FAIL_DELIVERY, SurveyLink.card_id == row.card_id, at=now, delivery_failure_reason=reason)
+                move(
+                    FAIL_DELIVERY,
+                    SurveyLink.card_id == row.card_id,
+                    at=now,
+                    delivery_failure_reason=reason,
+                    notified_at=notified_by(now),  # counted among the notified, as every failure is
+                )
             )
             log.error("outbox.geps_document_refused", outbox_id=row.id, card_id=row.card_id, reason=reason)
 
@@ -258,6 +265,6 @@ def _refusal(exc: Exception) -> str:
     """Why a notification cannot be sent, without any value it holds."""
     if isinstance(exc, GepsDocumentError):
         return ("invalid_document: " + "; ".join(exc.problems))[:500]
-    if isinstance(exc, OutboundInvalid):
-        return ("invalid_envelope: " + str(exc))[:500]
+    if isinstance(exc, OutboundInvalid):  # the element paths, not libxml2's messages (they quote values)
+        return ("invalid_envelope: " + "; ".join(part.split(":", 1)[0] for part in str(exc).split("; ")))[:500]
     return f"unreadable_notification: {exc.__class__.__name__}"
