@@ -1,5 +1,6 @@
 """ГЭПС delivery statuses (INTEGRATION §3): what ЕПГУ answered through СМЭВ about each notification
-(module_outbox.delivery_status, delivery_reason, delivery_status_at), the link's delivery stamps and
+(module_outbox.delivery_status, delivery_reason, delivery_status_at, and the SERVER errors counted
+towards POSOG_GEPS_MAX_ATTEMPTS), the link's delivery stamps and
 reason (module_survey_links: the states ``delivered`` and ``delivery_failed`` fit its state column), and
 the failed deliveries counted by analytics (analytics_cards.delivery_failed and a ``delivery_failed``
 measure on the three counts rollups; existing rows count none, as nothing was known of deliveries)
@@ -29,6 +30,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("delivery_status", sa.String(length=16), nullable=True))
         batch.add_column(sa.Column("delivery_reason", sa.String(length=500), nullable=True))
         batch.add_column(sa.Column("delivery_status_at", posog.core.db.UTCDateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("server_errors", sa.Integer(), server_default=sa.text("0"), nullable=False))
     with op.batch_alter_table("module_survey_links") as batch:
         batch.add_column(sa.Column("delivered_at", posog.core.db.UTCDateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("delivery_failed_at", posog.core.db.UTCDateTime(timezone=True), nullable=True))
@@ -51,6 +53,7 @@ def downgrade() -> None:
         batch.drop_column("delivery_failed_at")
         batch.drop_column("delivered_at")
     with op.batch_alter_table("module_outbox") as batch:
+        batch.drop_column("server_errors")
         batch.drop_column("delivery_status_at")
         batch.drop_column("delivery_reason")
         batch.drop_column("delivery_status")

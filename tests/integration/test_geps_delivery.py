@@ -57,7 +57,11 @@ class AdapterLoop:
         self.sent: list[bytes] = []
         self.waiting: list[bytes] = []
 
+    down = False  # the adapter cannot be reached: send raises, the engine retries
+
     async def send(self, documents: Sequence[bytes]) -> None:
+        if self.down:
+            raise ConnectionError("adapter unreachable")
         for document in documents:
             self.sent.append(document)
             self.waiting.extend(await self.epgu.answer(document))
@@ -209,7 +213,7 @@ async def test_a_server_error_is_sent_again_until_it_gets_through_or_the_attempt
         assert link.delivery_failure_reason is not None
         assert "SERVER: SERVICE_UNAVAILABLE" in link.delivery_failure_reason
         row = await notification_of(system, second["card_id"])
-        assert (row.delivery_status, row.attempts, row.dead_at is not None) == ("failed", 2, True)
+        assert (row.delivery_status, row.attempts, row.server_errors, row.dead_at is not None) == ("failed", 2, 2, True)
         await asyncio.sleep(1.5)
         await notify_all(system)
         assert len(loop.sent) == 4  # dead: never sent again unless an operator re-drives it
@@ -328,3 +332,30 @@ async def test_a_notification_the_schema_refuses_is_never_sent_and_its_link_fail
         assert (row.delivery_status, row.dead_at is not None, row.sent_at) == ("failed", True, None)
         assert link.notified_at is not None  # counted among the notified: the failure rate is a share of them
         assert [dead.key for dead in await system.relay.outbox.dead()] == [row.id]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_sends_that_never_reached_the_adapter_do_not_count_as_server_errors(backend: str, tmp_path: Path) -> None:
+    async with analytics_stack(backend, tmp_path, geps_max_attempts=2) as system:
+        fixture = Fixture.new(56)
+        fact = fixture.fact("C", TODAY - timedelta(days=1))
+        await ingest(system, [fact])
+        loop, route = through_smev(system, EpguCitizens(no_account_every=0))
+        loop.down = True
+        for _ in range(3):  # the engine's own retries, with its backoff
+            await notify_all(system)
+            await asyncio.sleep(1.1)
+        row = await notification_of(system, fact["card_id"])
+        assert (row.attempts, row.sent_at, row.dead_at) == (3, None, None)
+        assert (await link_of(system, fact["card_id"])).state == "issued"  # nothing reached the broker
+        loop.down = False
+        loop.epgu.fail_with_server_errors(1)
+        await asyncio.sleep(2.5)
+        await notify_all(system)
+        assert await loop.deliver(route) == [True]
+        row = await notification_of(system, fact["card_id"])
+        assert (row.delivery_status, row.server_errors) == ("retrying", 1)  # one SERVER error of two allowed
+        await asyncio.sleep(2.5)
+        await notify_all(system)
+        assert await loop.deliver(route) == [True, True]
+        assert (await link_of(system, fact["card_id"])).state == "delivered"

@@ -73,8 +73,8 @@ class Recorded:
 
 class GepsDeliveries:
     """Records delivery reports on the ГЭПС outbox rows and their links (a handler: one transaction per
-    report, committed here). ``max_attempts``: sends of one notification after which a SERVER error is
-    final; ``retry_base_s``/``retry_cap_s``: the engine's backoff between them."""
+    report, committed here). ``max_attempts``: the SERVER errors of one notification, the last of which
+    is final; ``retry_base_s``/``retry_cap_s``: the engine's backoff between them."""
 
     def __init__(
         self, db: Database, clock: Clock, *, max_attempts: int, retry_base_s: float, retry_cap_s: float
@@ -84,14 +84,6 @@ class GepsDeliveries:
         self._max_attempts = max_attempts
         self._retry_base_s = retry_base_s
         self._retry_cap_s = retry_cap_s
-
-    async def known(self, notification_id: str) -> bool:
-        """Whether ``notification_id`` is one of our notifications."""
-        async with self._db.uow() as uow:
-            found = await uow.session.scalar(
-                select(OutboxMessage.id).where(OutboxMessage.message_id == notification_id)
-            )
-        return found is not None
 
     async def record(self, notification_id: str, report: DeliveryReport) -> Recorded | None:
         """Apply ``report`` to the notification ``notification_id`` and its link; None when no
@@ -105,9 +97,9 @@ class GepsDeliveries:
             if row is None:
                 return None
             kind = report.kind
-            if kind == "retry" and row.attempts >= self._max_attempts:
+            if kind == "retry" and self._retry(row, reason, now):
                 kind = "failed"
-                reason = f"{reason or 'SERVER'} (после {row.attempts} попыток)"[:REASON_CHARS]
+                reason = f"{reason or 'SERVER'} (ошибок сервера: {row.server_errors})"[:REASON_CHARS]
             if kind == "delivered":
                 self._delivered(row, reason, now)
                 await uow.session.execute(
@@ -130,9 +122,7 @@ class GepsDeliveries:
                             delivery_failure_reason=reason or "ошибка доставки",
                         )
                     )
-            elif kind == "retry":
-                self._retry(row, reason, now)
-            elif row.delivery_status is None:
+            elif kind == "progress" and row.delivery_status is None:
                 row.delivery_reason = reason
                 row.delivery_status_at = now
             status = row.delivery_status
@@ -177,11 +167,16 @@ class GepsDeliveries:
         row.last_error = reason
         metrics.DELIVERY_ATTEMPTS.labels("geps", "dead").inc()
 
-    def _retry(self, row: OutboxMessage, reason: str | None, now: datetime) -> None:
+    def _retry(self, row: OutboxMessage, reason: str | None, now: datetime) -> bool:
+        """Schedule the next send after a SERVER error; True when that was the last one allowed (the
+        caller fails the notification instead)."""
         if row.delivery_status in (DELIVERY_DELIVERED, DELIVERY_FAILED):
-            return  # a late SERVER error of an earlier send: the outcome is known
+            return False  # a late SERVER error of an earlier send: the outcome is known
         if row.sent_at is None:
-            return  # a repeat of the error that already scheduled the next send
+            return False  # a repeat of the error that already scheduled the next send
+        row.server_errors += 1
+        if row.server_errors >= self._max_attempts:
+            return True
         row.delivery_status = DELIVERY_RETRYING
         row.delivery_reason = reason
         row.delivery_status_at = now
@@ -189,5 +184,6 @@ class GepsDeliveries:
         row.dead_at = None
         row.lease_until = None
         row.last_error = reason
-        row.next_attempt_at = now + backoff(row.attempts, base_s=self._retry_base_s, cap_s=self._retry_cap_s)
+        row.next_attempt_at = now + backoff(row.server_errors, base_s=self._retry_base_s, cap_s=self._retry_cap_s)
         metrics.DELIVERY_ATTEMPTS.labels("geps", "retry").inc()
+        return False

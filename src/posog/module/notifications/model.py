@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, column
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, column, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from posog.core.db import Base, UTCDateTime
@@ -52,12 +52,15 @@ class OutboxMessage(DeliveryColumns, Base):
     delivery_status: Mapped[str | None] = mapped_column(String(16))
     delivery_reason: Mapped[str | None] = mapped_column(String(500))
     delivery_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # SERVER errors ЕПГУ answered so far: after ``POSOG_GEPS_MAX_ATTEMPTS`` of them the notification fails
+    # (failed sends to the broker or the adapter are the engine's ``attempts``, retried for ever).
+    server_errors: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 def _redriven(now: datetime) -> dict[str, Any]:
     """A re-driven notification is sent again: what ЕПГУ said of the last send no longer stands (the
     reason stays for the record until a new status comes)."""
-    return {"delivery_status": None, "delivery_status_at": now}
+    return {"delivery_status": None, "delivery_status_at": now, "server_errors": 0}
 
 
 GEPS = Delivery("geps", OutboxMessage, redrive_values=_redriven)
