@@ -39,6 +39,7 @@ from posog.module.intake.model import RejectedFact
 from posog.module.links.cli import links_app
 from posog.module.notifications.model import GEPS, OutboxMessage
 from posog.module.retention import PURGED
+from posog.module.smev.model import SMEV_ANSWERS
 from posog.settings import Settings
 
 app = typer.Typer(help="ПОС ОГ — оценка качества государственных и муниципальных услуг.", no_args_is_help=True)
@@ -51,7 +52,7 @@ export_app = typer.Typer(help="Export to ИАС МКГУ (SPEC §9).", no_args_i
 app.add_typer(export_app, name="export")
 app.add_typer(users_app, name="users")
 app.add_typer(links_app, name="links")
-app.add_typer(outbox_app([GEPS, ANNOUNCEMENTS, IAS_EXPORTS, COMPLETIONS]), name="outbox")
+app.add_typer(outbox_app([GEPS, ANNOUNCEMENTS, IAS_EXPORTS, COMPLETIONS, SMEV_ANSWERS]), name="outbox")
 emulate_app = typer.Typer(help="Emulators of the neighbouring systems: СМЭВ (facts), citizens.", no_args_is_help=True)
 app.add_typer(emulate_app, name="emulate")
 console = Console()

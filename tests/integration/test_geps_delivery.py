@@ -113,6 +113,7 @@ async def test_statuses_and_errors_coming_back_move_the_notification_and_its_lin
     async with analytics_stack(backend, tmp_path) as system:
         fixture = Fixture.new(51)
         known, unknown = fixture.fact("A", TODAY - timedelta(days=1)), fixture.fact("B", TODAY - timedelta(days=1))
+        known["service"]["frgu_service_id"] = "10000000001"  # the fact's ФРГУ service id reaches ЕПГУ
         await ingest(system, [known, unknown])
         loop, route = through_smev(system, EpguCitizens.of([snils(unknown)], no_account_every=0))
 
@@ -124,9 +125,14 @@ async def test_statuses_and_errors_coming_back_move_the_notification_and_its_lin
         }
         assert sorted(loop.client_ids()) == sorted(ids.values())
         assert [(await link_of(system, card)).state for card in ids] == ["notified", "notified"]
-        content = etree.fromstring(loop.sent[0]).find(f"{A}RequestMessage/{A}RequestContent/{A}content")
-        assert content is not None
-        assert content[0][0].tag == f"{G}GepsNotification"
+        documents = {}
+        for sent in loop.sent:
+            content = etree.fromstring(sent).find(f"{A}RequestMessage/{A}RequestContent/{A}content")
+            assert content is not None
+            assert content[0][0].tag == f"{G}GepsNotification"
+            documents[content[0][0].findtext(f"{G}NotificationId")] = content[0][0]
+        assert documents[ids[known["card_id"]]].findtext(f"{G}FrguServiceId") == "10000000001"
+        assert documents[ids[unknown["card_id"]]].find(f"{G}FrguServiceId") is None
 
         replies = list(loop.waiting)
         assert await loop.deliver(route) == [True, True, True]  # accepted + delivered, and one error

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -32,7 +33,7 @@ from posog.module.smev.envelope import (
     parse_xml,
     query_result,
 )
-from tests.reference import ADAPTER_REFERENCE, assert_valid_against_reference
+from tests.reference import ADAPTER_REFERENCE, assert_valid_against_reference, reference_path
 
 META = SmevMetadata(
     message_id="6b1e4c2a-0c3d-11ee-9e2f-0242ac120002",
@@ -307,3 +308,16 @@ def test_no_mangled_document_raises_anything_but_an_envelope_error() -> None:
         except EnvelopeError as error:
             reasons.add(error.reason)
         assert reasons <= {"not_xml", "entities", "wrong_namespace", "unknown_type", "invalid"}
+
+
+def test_a_missing_reference_fails_in_ci_and_skips_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POSOG_SHARED_DIR", str(tmp_path))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="required in CI"):
+        reference_path(ADAPTER_REFERENCE)
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        reference_path(ADAPTER_REFERENCE)
+    (tmp_path / "reference" / "smev-adapter").mkdir(parents=True)
+    (tmp_path / "reference" / ADAPTER_REFERENCE).write_text("<x/>")
+    assert reference_path(ADAPTER_REFERENCE) == tmp_path / "reference" / ADAPTER_REFERENCE

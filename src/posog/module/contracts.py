@@ -48,6 +48,9 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 Identifier = Annotated[str, StringConstraints(max_length=100)]
+# A ФРГУ (федеральный реестр госуслуг) id of an authority, a service or a procedure: digits only (ИАС
+# МКГУ identifies the rated service by them). Optional in og.fact/1.
+FrguId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20, pattern=r"^[0-9]+$")]
 
 
 def _id_check(check: Any, value: str) -> str:
@@ -67,6 +70,8 @@ class Service(BaseModel):
     date: dt.date
     name: Text | None = None
     code: Code | None = None
+    frgu_service_id: FrguId | None = None
+    frgu_procedure_id: FrguId | None = None
 
     @field_validator("date")
     @classmethod
@@ -89,6 +94,7 @@ class Organization(BaseModel):
     kpp: Identifier | None = None
     type_code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
     region_code: Identifier | None = None
+    frgu_authority_id: FrguId | None = None
 
     @field_validator("type_code")
     @classmethod
@@ -403,6 +409,11 @@ class CardFeedItem(BaseModel):
     notified: bool
     updated_at: dt.datetime
     delivery_failed: bool = False
+    # The card's ФРГУ ids, when the fact gave them (og.fact/1's optional service.frgu_service_id,
+    # service.frgu_procedure_id, organization.frgu_authority_id): what ИАС МКГУ identifies a service by.
+    frgu_service_id: str | None = None
+    frgu_procedure_id: str | None = None
+    frgu_authority_id: str | None = None
 
 
 class CardFeedPage(BaseModel):

@@ -92,6 +92,9 @@ async def cards_feed(
             notified=card.notified,
             updated_at=card.changed_at,
             delivery_failed=card.delivery_failed,
+            frgu_service_id=card.frgu_service_id,
+            frgu_procedure_id=card.frgu_procedure_id,
+            frgu_authority_id=card.frgu_authority_id,
         )
         for card in cards
     ]

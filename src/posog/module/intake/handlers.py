@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import structlog
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from posog.core.bus import OutgoingMessage
 from posog.core.clock import Clock, today
@@ -42,6 +43,8 @@ from posog.module.intake.parsing import DEFAULT_MAX_FACT_BYTES, Rejection, card_
 from posog.module.intake.repository import IntakeRepository
 from posog.module.links.catalog import QuestionnaireCatalog
 from posog.module.links.issuing import CardForLink, IssuedLink, issue_link
+from posog.module.smev.answers import AnswerRepository, answer_of, answer_row
+from posog.module.smev.ogfact import card_id_of_xml, looks_like_og_fact, read_og_fact, read_og_fact_bytes
 
 log = structlog.get_logger(__name__)
 
@@ -53,10 +56,17 @@ Questionnaires = Mapping[tuple[str, str], QuestionnaireDocument | None]
 
 @dataclass(frozen=True)
 class RawFact:
-    """One message as received: its bytes and the AMQP message id (if any)."""
+    """One message as received: its bytes and the AMQP message id (if any).
+
+    Through СМЭВ (:mod:`posog.module.smev.facts`): ``body`` is the OgFactRequest document,
+    ``message_id`` the СМЭВ MessageID, ``element`` the same element already parsed with its envelope
+    (read as is, not parsed again) and ``reply_to`` the request's clientId, which the outcome is
+    answered to (:mod:`posog.module.smev.answers`, in the same transaction)."""
 
     body: bytes
     message_id: str | None = None
+    element: Any = None
+    reply_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,7 @@ class Outcome:
     card_id: str | None = None
     problems: tuple[FactProblem, ...] = ()
     card_status: str | None = None
+    fields: tuple[str, ...] = ()  # a conflict's differing field names
     # A rejected message's copy for the dead-letter queue: sealed, never the body in clear.
     dead_letter: OutgoingMessage | None = None
 
@@ -101,8 +112,21 @@ class IntakeStats:
 
 def fact_hash(fact: OgFact) -> str:
     """The identity of a fact's content: a re-sent fact with a new СМЭВ MessageID is the same fact."""
-    canonical = fact.model_dump(mode="json", by_alias=True, exclude={"message_id"})
+    canonical = fact.model_dump(mode="json", by_alias=True, exclude=_absent_optional(fact))
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _absent_optional(fact: OgFact) -> dict[str, Any]:
+    """What the content hash leaves out: the message id, and the fields added to og.fact/1 later (the
+    ФРГУ ids) when absent — so a card stored before they existed keeps its hash, and a fact re-sent
+    without them is still the same fact."""
+    exclude: dict[str, Any] = {"message_id": True}
+    service = {name for name in ("frgu_service_id", "frgu_procedure_id") if getattr(fact.service, name) is None}
+    if service:
+        exclude["service"] = service
+    if fact.organization.frgu_authority_id is None:
+        exclude["organization"] = {"frgu_authority_id"}
+    return exclude
 
 
 def safe_message_id(message_id: str | None) -> str | None:
@@ -158,7 +182,7 @@ class IntakeHandler:
             horizon_days=self._horizon_days,
             known_types=await self._catalog.known_types(),
         )
-        batch = [Incoming(m, read_fact(m.body, context, max_bytes=self._max_fact_bytes)) for m in messages]
+        batch = [Incoming(m, self._read(m, context)) for m in messages]
         for item in batch:
             if item.fact is not None:
                 item.hash = fact_hash(item.fact)
@@ -168,6 +192,17 @@ class IntakeHandler:
         outcomes = await self._apply(batch, questionnaires, self._clock(), redrive_of)
         self._log(outcomes)
         return outcomes
+
+    def _read(self, raw: RawFact, context: FactContext) -> OgFact | Rejection:
+        """The fact of a message: JSON (og.fact/1), or the вид сведений ОГ's XML (already parsed when it
+        came with its СМЭВ envelope; a stored one when re-driven). Never raises."""
+        if raw.element is not None:
+            if len(raw.body) > self._max_fact_bytes:
+                return Rejection((FactProblem("payload", "too_large"),))
+            return read_og_fact(raw.element, context, message_id=raw.message_id)
+        if looks_like_og_fact(raw.body):
+            return read_og_fact_bytes(raw.body, context, message_id=raw.message_id, max_bytes=self._max_fact_bytes)
+        return read_fact(raw.body, context, max_bytes=self._max_fact_bytes)
 
     async def _questionnaires(
         self, keys: set[tuple[str, SurveyLevel]]
@@ -205,7 +240,8 @@ class IntakeHandler:
                             row = self._conflict_row(item, fact, now)
                             row["differing_fields"] = await self._differing_fields(repo, fact, created)
                             conflicts[(fact.card_id, item.hash)] = row
-                        item.outcome = Outcome("conflict", fact.card_id)
+                        fields = conflicts[(fact.card_id, item.hash)]["differing_fields"]
+                        item.outcome = Outcome("conflict", fact.card_id, fields=tuple(fields))
                 else:
                     card, link = self._new_card(fact, item.hash, now, questionnaires)
                     known[fact.card_id] = (item.hash, card["status"])
@@ -225,6 +261,7 @@ class IntakeHandler:
                 for rejected_id, outcome in zip(redrive_of, outcomes, strict=True):
                     reasons = _reasons(outcome.problems) if outcome.kind == "rejected" else None
                     await repo.record_redrive(rejected_id, reasons, now)
+            await _answer_senders(uow.session, batch, now)
             await uow.commit()
         return outcomes
 
@@ -267,6 +304,7 @@ class IntakeHandler:
                     first_name=fact.citizen.first_name,
                     middle_name=fact.citizen.middle_name,
                 ),
+                frgu_service_id=fact.service.frgu_service_id,
             ),
             questionnaire,
             now=now,
@@ -343,6 +381,9 @@ class IntakeHandler:
         outcome, row = self._unhandled(raw, reason)
         async with self._db.uow() as uow:
             await IntakeRepository(uow.session).add_rejections([row])
+            await _answer_senders(
+                uow.session, [Incoming(raw, Rejection(outcome.problems), outcome=outcome)], row["received_at"], one=True
+            )
             await uow.commit()
         log.error(
             "intake.fact_quarantined",
@@ -369,7 +410,8 @@ class IntakeHandler:
     def _unhandled(self, raw: RawFact, reason: str) -> tuple[Outcome, dict[str, Any]]:
         """The rejection ``payload: <reason>`` of a message that was not handled: its outcome (with the
         sealed dead letter) and the row that records it."""
-        rejection = Rejection((FactProblem("payload", reason),), card_id_of(raw.body))
+        card_id = card_id_of_xml(raw.body) if looks_like_og_fact(raw.body) else card_id_of(raw.body)
+        rejection = Rejection((FactProblem("payload", reason),), card_id)
         row = self._rejected_row(raw, rejection, self._clock())
         return Outcome("rejected", rejection.card_id, rejection.problems, dead_letter=dead_letter(row)), row
 
@@ -391,6 +433,29 @@ class IntakeHandler:
             for i in rejected_ids
         ]
         return await self.handle(raws, redrive_of=list(rejected_ids))
+
+
+async def _answer_senders(
+    session: AsyncSession, batch: Sequence[Incoming], now: datetime, *, one: bool = False
+) -> None:
+    """The answers to the senders of the batch's СМЭВ facts (those with a reply address), in the
+    batch's transaction; a request clientId already answered keeps its first answer."""
+    rows = [
+        answer_row(
+            item.raw.reply_to,
+            kind=item.outcome.kind,
+            answer=answer_of(item.outcome),
+            now=now,
+            card_id=item.outcome.card_id,
+            request_message_id=safe_message_id(item.raw.message_id),
+        )
+        for item in batch
+        if item.raw.reply_to and item.outcome is not None
+    ]
+    if one and rows:
+        await AnswerRepository(session).add_one(rows[0])
+    elif rows:
+        await AnswerRepository(session).add(rows)
 
 
 def _reasons(problems: Sequence[FactProblem]) -> list[dict[str, str]]:

@@ -13,6 +13,7 @@ the merge of two ordered streams, each card in exactly one of them at its positi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -50,6 +51,9 @@ class FeedCard:
     notified: bool
     changed_at: datetime
     delivery_failed: bool = False
+    frgu_service_id: str | None = None
+    frgu_procedure_id: str | None = None
+    frgu_authority_id: str | None = None
 
     @property
     def position(self) -> FeedPosition:
@@ -69,6 +73,9 @@ _CARD_COLUMNS = (
     ServiceCard.created_at,
     ServiceCard.status,
     ServiceCard.updated_at,
+    ServiceCard.frgu_service_id,
+    ServiceCard.frgu_procedure_id,
+    ServiceCard.frgu_authority_id,
     SurveyLink.state,
     SurveyLink.notified_at,
     SurveyLink.changed_at,
@@ -143,7 +150,43 @@ async def cards_changed_after(session: AsyncSession, since: FeedPosition | None,
                     # ЕПГУ could not deliver the ГЭПС notification (and no later status said it did);
                     # kept when the link expires, as ``notified`` is.
                     delivery_failed=row.delivery_failed_at is not None and row.delivered_at is None,
+                    frgu_service_id=row.frgu_service_id,
+                    frgu_procedure_id=row.frgu_procedure_id,
+                    frgu_authority_id=row.frgu_authority_id,
                 )
             )
     found.sort(key=lambda card: card.position)
     return found[:limit]
+
+
+@dataclass(frozen=True)
+class CardService:
+    """What a card says of its service, for the ИАС МКГУ export and analytics: the names, the
+    provider's code and the ФРГУ ids (None when the fact did not give them). No personal data."""
+
+    card_id: str
+    service_name: str | None
+    service_code: str | None
+    frgu_service_id: str | None
+    frgu_procedure_id: str | None
+    frgu_authority_id: str | None
+
+
+async def card_services(session: AsyncSession, card_ids: Iterable[str], *, chunk: int = 500) -> dict[str, CardService]:
+    """card id → :class:`CardService` of the cards on record among ``card_ids``."""
+    ids = sorted(set(card_ids))
+    found: dict[str, CardService] = {}
+    for start in range(0, len(ids), chunk):
+        rows = await session.execute(
+            select(
+                ServiceCard.card_id,
+                ServiceCard.service_name,
+                ServiceCard.service_code,
+                ServiceCard.frgu_service_id,
+                ServiceCard.frgu_procedure_id,
+                ServiceCard.frgu_authority_id,
+            ).where(ServiceCard.card_id.in_(ids[start : start + chunk]))
+        )
+        for row in rows:
+            found[row.card_id] = CardService(*row)
+    return found

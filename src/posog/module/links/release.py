@@ -92,6 +92,7 @@ class WaitingCardsReleaser:
                                     first_name=citizen["first_name"],
                                     middle_name=citizen.get("middle_name"),
                                 ),
+                                frgu_service_id=card.frgu_service_id,
                             ),
                             questionnaire,
                             now=now,
