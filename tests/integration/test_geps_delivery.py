@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from posog.bootstrap import System
 from posog.emulators.epgu.smev import EpguCitizens, EpguOverSmev
+from posog.module.client import ModuleClient
 from posog.module.contracts import GepsNotification
 from posog.module.links.model import SurveyLink
 from posog.module.notifications.mapping import GepsDocumentError, PosogGepsMapping
@@ -39,6 +40,7 @@ from posog.module.smev.envelope import (
 )
 from tests.integration.analytics_fixture import TODAY, Fixture, analytics_stack, ingest, notify_all, respond, tokens
 from tests.integration.cabinet_support import browser, make_user, signed_in
+from tests.integration.survey_support import client
 from tests.support import BACKENDS
 
 pytestmark = pytest.mark.integration
@@ -173,7 +175,16 @@ async def test_statuses_and_errors_coming_back_move_the_notification_and_its_lin
             assert (await uow.session.scalars(select(OutboxMessage))).all() == []
         assert (await link_of(system, unknown["card_id"])).state == "delivery_failed"
 
-        # The citizen can still open and answer a delivered link (and a failed one, should it reach them).
+        # The citizen can still open and answer a delivered link (and a failed one, should it reach them):
+        # ЛКП's page opens it (the link moves on to opened), the answers complete it.
+        async with client(system.lkp_asgi, None) as citizen:
+            page = await citizen.get(f"/s/{links[unknown['card_id']]}")
+        assert page.status_code == 200
+        assert "data-survey-form" in page.text
+        assert (await link_of(system, unknown["card_id"])).state == "opened"
+        opened = await ModuleClient(system.module_http_for_lkp).resolve_link(links[known["card_id"]])
+        assert (opened.card_id, opened.state) == (known["card_id"], "opened")
+        assert (await link_of(system, known["card_id"])).state == "opened"
         await respond(system, links[known["card_id"]], [5, 4, 5, 4, 5])
         await respond(system, links[unknown["card_id"]], [3, 3, 3, 3, 3])
         assert (await link_of(system, known["card_id"])).state == "completed"
