@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Generic, TypeVar, overload
 
 import httpx
 
@@ -23,6 +23,9 @@ from posog.lko.wiring import LkoSystem, build_lko
 from posog.lkp.wiring import LkpSystem, build_lkp
 from posog.module.wiring import ModuleSystem, build_module
 from posog.settings import Settings
+
+if TYPE_CHECKING:
+    from posog.module.notifications.replies import GepsReplyRoute
 
 T = TypeVar("T")
 
@@ -225,6 +228,11 @@ class System:
     smev = _Via(lambda s: s.module.smev)
     smev_adapter = _Via(lambda s: s.emulators.smev_adapter)
     smev_adapter_asgi = _Via(lambda s: s.emulators.smev_adapter_asgi)
+    epgu_smev = _Via(lambda s: s.emulators.epgu_smev)
+
+    def geps_replies(self) -> GepsReplyRoute:
+        """The ГЭПС feature's ReplyRoute (delivery statuses), for the СМЭВ dispatcher."""
+        return self.module.geps_replies()
 
 
 def ias_http(settings: Settings, emulator: LateBoundApp) -> httpx.AsyncClient:

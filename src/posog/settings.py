@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     geps_exchange: str = "posog.geps"
     geps_routing_key: str = "notification"
     geps_inbox_queue: str = "posog.geps.epgu"
+    # ГЭПС through СМЭВ (INTEGRATION §3): SERVER errors from ЕПГУ for one notification, the last of which
+    # is final (the notification fails, its link is delivery_failed); each earlier one is sent again.
+    geps_max_attempts: int = Field(default=8, ge=1, le=100)
     consumer_prefetch: int = Field(default=512, ge=1, le=10_000)
     intake_batch_size: int = Field(default=256, ge=1, le=5_000)
     intake_batch_wait_ms: int = Field(default=20, ge=0, le=5_000)

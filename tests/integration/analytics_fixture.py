@@ -35,7 +35,9 @@ ANCHOR = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 TODAY = ANCHOR.date()
 
 
-def card_item(card_id: str, grain: dict[str, Any], *, notified: bool = True) -> dict[str, Any]:
+def card_item(
+    card_id: str, grain: dict[str, Any], *, notified: bool = True, delivery_failed: bool = False
+) -> dict[str, Any]:
     """A row of ``analytics_cards`` as the feeds leave it, at ``grain`` (service date, region, ИНН, type,
     level) — for tests that store items directly instead of reading them through the feeds."""
     return {
@@ -44,6 +46,7 @@ def card_item(card_id: str, grain: dict[str, Any], *, notified: bool = True) -> 
         "link_state": "notified",
         "notified": notified,
         "source_updated_at": datetime.now(UTC),
+        "delivery_failed": delivery_failed,
     }
 
 

@@ -24,6 +24,8 @@ from posog.lko.responses.model import SurveyResponse
 from posog.module.client import ModuleClient
 from posog.module.intake.model import ServiceCard
 from posog.module.links.model import SurveyLink
+from posog.module.notifications.deliveries import DeliveryReport, GepsDeliveries
+from posog.module.notifications.model import OutboxMessage
 from tests.integration.analytics_fixture import (
     TODAY,
     Fixture,
@@ -46,16 +48,20 @@ CRITERIA = {"q1": "service_time", "q2": "queue_time", "q3": "staff", "q4": "comf
 
 async def from_the_sources(system: System) -> dict[str, list[tuple[str, ...]]]:
     """The rollups as they should be, computed here from the module's and ЛКО's tables."""
-    counts: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
+    counts: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     ratings: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * 5)
     async with system.db.uow() as uow:
         cards = await uow.session.execute(
-            select(ServiceCard, SurveyLink.notified_at).outerjoin(SurveyLink, SurveyLink.card_id == ServiceCard.card_id)
+            select(
+                ServiceCard, SurveyLink.notified_at, SurveyLink.delivery_failed_at, SurveyLink.delivered_at
+            ).outerjoin(SurveyLink, SurveyLink.card_id == ServiceCard.card_id)
         )
-        for card, notified_at in cards:
+        for card, notified_at, delivery_failed_at, delivered_at in cards:
             grain = (card.service_date, card.region_code, card.inn, card.type_code, card.survey_level)
             counts[grain][0] += 1
             counts[grain][1] += notified_at is not None
+            # ЕПГУ could not deliver the ГЭПС notification, and no later status said it did.
+            counts[grain][3] += delivery_failed_at is not None and delivered_at is None
         for response in await uow.session.scalars(select(SurveyResponse)):
             grain = (
                 response.service_date,
@@ -139,6 +145,15 @@ class Scenario:
             await respond(self.system, links[card_id], [self.rng.randint(1, 5) for _ in range(5)])
             self.answered.add(card_id)
 
+    async def delivery_statuses(self) -> None:
+        """ЕПГУ's word on a few sent notifications: delivered, or failed for good (some delivered later)."""
+        deliveries = GepsDeliveries(self.system.db, self.system.clock, max_attempts=3, retry_base_s=0.5, retry_cap_s=1)
+        async with self.system.db.uow() as uow:
+            sent = sorted((await uow.session.scalars(select(OutboxMessage.message_id))).all())
+        for notification_id in self.rng.sample(sent, min(len(sent), self.rng.randint(1, 3))):
+            kind = self.rng.choice(["delivered", "failed", "failed"])
+            await deliveries.record(notification_id, DeliveryReport(kind, "CLIENT: RECIPIENT_NOT_FOUND"))  # type: ignore[arg-type]
+
     async def run(self, steps: int) -> None:
         actions = {
             "cards": self.new_cards,
@@ -147,8 +162,9 @@ class Scenario:
             "poll": self.system.analytics.pipeline.poll_once,
             "rebuild": self.system.analytics.pipeline.rebuild,
             "replay": lambda: reset_cursors(self.system),
+            "deliveries": self.delivery_statuses,
         }
-        weights = {"cards": 5, "notify": 3, "responses": 4, "poll": 4, "rebuild": 1, "replay": 1}
+        weights = {"cards": 5, "notify": 3, "responses": 4, "poll": 4, "rebuild": 1, "replay": 1, "deliveries": 2}
         for _ in range(steps):
             action = self.rng.choices(list(weights), weights=list(weights.values()))[0]
             await actions[action]()
@@ -162,6 +178,7 @@ async def test_incremental_equals_sources_rebuild_and_repull(backend: str, seed:
         await scenario.run(24)
         await scenario.new_cards()  # whatever the draw, some of everything
         await notify_all(system)
+        await scenario.delivery_statuses()  # whatever the draw, some failed deliveries
         await scenario.responses()
         await system.analytics.pipeline.poll_once()
 
@@ -246,6 +263,7 @@ async def test_a_rebuild_sums_any_stored_items_as_the_deltas_do(backend: str, tm
     from posog.analytics.rollups.sources import stored_card_contribution, stored_response_contribution
 
     rng = random.Random(41)
+    failures = random.Random(42)
     criteria = ["service_time", "queue_time", "staff", "comfort", "information"]
     cards, responses = [], []
     for n in range(300):
@@ -256,7 +274,9 @@ async def test_a_rebuild_sums_any_stored_items_as_the_deltas_do(backend: str, tm
             "survey_level": rng.choice(["federal", "regional"]),
             "service_date": date(2026, 11, rng.randint(1, 5)),
         }
-        cards.append(card_item(f"C-{n}", grain, notified=rng.random() < 0.8))
+        notified = rng.random() < 0.8
+        failed = notified and failures.random() < 0.2  # a failed ГЭПС delivery (its own draw)
+        cards.append(card_item(f"C-{n}", grain, notified=notified, delivery_failed=failed))
         if rng.random() < 0.5:
             ratings = [[c, rng.randint(1, 5)] for c in rng.sample(criteria, rng.randint(0, 5))]
             if rng.random() < 0.1:
@@ -285,6 +305,7 @@ async def test_a_rebuild_sums_any_stored_items_as_the_deltas_do(backend: str, tm
             }
         )
         assert await as_text(system) == expected
+        assert any(row["delivery_failed"] for row in deltas.count_rows())
         assert (result.cards, result.responses) == (len(cards), len(responses))
         assert (result.rollups, result.criterion_rollups) == (
             len(expected["analytics_rollups"]),

@@ -178,9 +178,10 @@ async def test_month_rows_follow_deltas_that_add_and_take_away(backend: str, tmp
             assert tables == with_months(
                 {name: tables[name] for name in ("analytics_rollups", "analytics_criterion_rollups")}
             )
-        assert tables["analytics_month_rollups"] == [("2026-10-01", "77", "mfc", "federal", "1", "0", "0")]
+        # services, notified, responses, failed ГЭПС deliveries
+        assert tables["analytics_month_rollups"] == [("2026-10-01", "77", "mfc", "federal", "1", "0", "0", "0")]
         assert tables["analytics_org_month_rollups"] == [
-            ("2026-10-01", "77", "7703012345", "mfc", "federal", "1", "0", "0")
+            ("2026-10-01", "77", "7703012345", "mfc", "federal", "1", "0", "0", "0")
         ]
         assert tables["analytics_month_criterion_rollups"] == []
         assert tables["analytics_org_month_criterion_rollups"] == []

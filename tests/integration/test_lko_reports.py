@@ -36,6 +36,8 @@ def expected(summary: Summary) -> dict[str, str]:
         "responses": str(summary.responses),
         "response_rate": pct(summary.response_rate),
         "satisfaction_index": pct(summary.satisfaction_index),
+        "delivery_failed": str(summary.delivery_failed),
+        "delivery_failure_rate": pct(summary.delivery_failure_rate),
     }
 
 

@@ -48,6 +48,7 @@ class FakeCard:
     region_code: str = "77"
     pii_key_id: str | None = None
     pii: bytes | None = None
+    frgu_service_id: str | None = None
 
 
 @dataclass

@@ -12,7 +12,7 @@ from datetime import date
 import pytest
 
 from posog.core.bus import OutgoingMessage, Topology
-from posog.emulators.citizens import SurveyFormParser, fill, quality_of
+from posog.emulators.citizens import SurveyFormParser, _organisation_on, fill, quality_of
 from posog.emulators.datagen.facts import CITIES, TYPES, FactFactory
 from posog.emulators.smev import SmevEmulator
 from posog.lko.org_types.defaults import DEFAULT_ORG_TYPES
@@ -178,3 +178,13 @@ def test_ratings_follow_the_quality_of_the_organisation() -> None:
     assert min(qualities) >= 2.6
     assert max(qualities) <= 4.9
     assert quality_of("MFC-77-2026-000000001-0001") == quality_of("MFC-77-2026-000000999-1234")
+
+
+def test_without_a_card_id_the_organisation_on_the_page_sets_the_quality() -> None:
+    """Through СМЭВ ЕПГУ's inbox has no card id (the ГЭПС document carries none): a citizen rates by the
+    organisation named on the survey page, still stable per organisation and different between them."""
+    page = '<h2 class="org__name" id="org-name">ГАУ «МФЦ города Москвы»</h2>'
+    assert _organisation_on(page) == "ГАУ «МФЦ города Москвы»"
+    assert _organisation_on("<p>нет</p>") == ""
+    assert quality_of(_organisation_on(page)) == quality_of("ГАУ «МФЦ города Москвы»")
+    assert quality_of("ГАУ «МФЦ города Москвы»") != quality_of("МБОУ «Средняя школа № 3»")

@@ -11,6 +11,9 @@ Figures (SPEC §8), always pooled over the ratings in scope — never a mean of 
   Ratings given on other scales are normalised to 1..5 (see ``posog.analytics.rollups.items``).
 - ``satisfaction_index`` = ratings of 4–5 over all criterion ratings in scope, every criterion
   together (null without ratings).
+- ``delivery_failed``: of the notified services, those whose ГЭПС notification ЕПГУ reported it could
+  not deliver (INTEGRATION §3); ``delivery_failure_rate`` = delivery_failed / notified (null when
+  nothing was notified).
 
 Shares, rates and the index carry 4 decimals, rounded half up."""
 
@@ -47,6 +50,8 @@ class Figures(BaseModel):
     response_rate: float | None
     criteria: dict[str, CriterionFigures]
     satisfaction_index: float | None
+    delivery_failed: int = 0
+    delivery_failure_rate: float | None = None
 
 
 class Scope(BaseModel):

@@ -46,3 +46,8 @@ DELIVERY_OLDEST_DUE = Gauge(
 DELIVERY_DEAD = Gauge(
     "posog_delivery_dead", "Rows of a delivery that will never be sent unless re-driven", ["delivery"]
 )
+GEPS_DELIVERY_REPORTS = Counter(
+    "posog_geps_delivery_reports_total",
+    "What ЕПГУ reported about ГЭПС notifications through СМЭВ: delivered, failed, retry (a SERVER error), progress",
+    ["report"],
+)

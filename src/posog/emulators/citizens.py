@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -79,6 +80,12 @@ class SurveyFormParser(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "form":
             self._in_form = False
+
+
+def _organisation_on(html: str) -> str:
+    """The organisation's name on a survey page (ЛКП's ``#org-name``), or the empty string."""
+    found = re.search(r'id="org-name">([^<]*)<', html)
+    return found.group(1) if found else ""
 
 
 def quality_of(card_id: str) -> float:
@@ -162,7 +169,9 @@ class CitizenSimulator:
         if parser.action is None:
             return 422
         form: dict[str, list[str]] = {}
-        for name, value in fill(parser.fields, quality_of(notification["card_id"]), self._rng):
+        # Through СМЭВ ЕПГУ gets no card id (the ГЭПС document has none): the organisation on the page.
+        key = notification["card_id"] or _organisation_on(page.text)
+        for name, value in fill(parser.fields, quality_of(key), self._rng):
             form.setdefault(name, []).append(value)
         sent = await self._http.post(urljoin(link, parser.action), data=form, follow_redirects=False)
         return sent.status_code

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from posog.emulators.epgu.inbox import EpguInbox
+    from posog.emulators.epgu.smev import EpguOverSmev
     from posog.emulators.smev_adapter.adapter import SmevAdapterEmulator
 
 
@@ -37,10 +38,11 @@ class EmulatorsSystem:
     @cached_property
     def smev_adapter(self) -> SmevAdapterEmulator:
         """The СМЭВ adapter's emulator: the AMQP interface's queues or the web service's own queue."""
+        from posog.emulators.epgu.smev import GEPS_NS
         from posog.emulators.smev_adapter.adapter import SmevAdapterEmulator
 
         s = self.shared.settings
-        return SmevAdapterEmulator(
+        adapter = SmevAdapterEmulator(
             self.shared.bus,
             mode="soap" if s.smev_transport == "soap" else "amqp",
             in_queue=s.smev_in_queue,
@@ -48,6 +50,16 @@ class EmulatorsSystem:
             it_system=s.smev_it_system,
             clock=self.shared.clock,
         )
+        # ЕПГУ answers the ГЭПС requests with delivery statuses, queued for the module's inbound side.
+        adapter.register_recipient(GEPS_NS, self.epgu_smev.answer_request)
+        return adapter
+
+    @cached_property
+    def epgu_smev(self) -> EpguOverSmev:
+        """ЕПГУ's side of ГЭПС through СМЭВ: delivered for a citizen with an account, a CLIENT error else."""
+        from posog.emulators.epgu.smev import EpguOverSmev
+
+        return EpguOverSmev(self.inbox, clock=self.shared.clock)
 
     def _smev_adapter_app(self) -> FastAPI:
         from posog.emulators.smev_adapter.api import create_app

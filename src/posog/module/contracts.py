@@ -305,6 +305,8 @@ class GepsNotification(BaseModel):
     text: str
     link: str
     expires_at: str
+    # The service's ФРГУ id when the fact carried one (INTEGRATION §3: ``FrguServiceId`` of the СМЭВ form).
+    frgu_service_id: str | None = None
 
 
 # --- Link data for ЛКП (SPEC §6) --------------------------------------------------------------
@@ -369,15 +371,29 @@ class ReleaseResult(BaseModel):
 
 # --- Cards feed for analytics (no personal data) ----------------------------------------------
 
-FeedLinkState = Literal["none", "waiting", "late", "issued", "notified", "opened", "completed", "expired", "revoked"]
+FeedLinkState = Literal[
+    "none",
+    "waiting",
+    "late",
+    "issued",
+    "notified",
+    "opened",
+    "completed",
+    "expired",
+    "revoked",
+    "delivered",
+    "delivery_failed",
+]
 
 
 class CardFeedItem(BaseModel):
     """One service card as analytics sees it: the organisation, the service and the link's progress —
     never the citizen (no ФИО, СНИЛС or birth date). ``link_state`` is the link's state, or ``waiting``
     (no questionnaire yet), ``late`` (the survey period ended before a link could be issued), ``none``;
-    ``notified`` stays true once the citizen was notified, whatever happened next. ``updated_at`` is the
-    moment of the card's latest change (of the card or of its link): the feed's order."""
+    ``notified`` stays true once the citizen was notified, whatever happened next. ``delivery_failed``:
+    ЕПГУ reported that the ГЭПС notification could not be delivered (and no later status said it was);
+    it stays true when the link expires. ``updated_at`` is the moment of the card's latest change (of
+    the card or of its link): the feed's order."""
 
     card_id: str
     inn: str
@@ -392,6 +408,7 @@ class CardFeedItem(BaseModel):
     link_state: FeedLinkState
     notified: bool
     updated_at: dt.datetime
+    delivery_failed: bool = False
     # The card's ФРГУ ids, when the fact gave them (og.fact/1's optional service.frgu_service_id,
     # service.frgu_procedure_id, organization.frgu_authority_id): what ИАС МКГУ identifies a service by.
     frgu_service_id: str | None = None

@@ -10,10 +10,11 @@ When a card's personal data is due:
 - a card still waiting for a questionnaire — its service is older than the fact horizon (no link can
   come any more) plus the retention.
 
-Everything else that holds a sealed copy goes too: sent ГЭПС notifications of the outbox (deleted), the
-payloads of rejected facts (erased; the reasons stay, the fact can no longer be re-driven) and recorded
-conflicts (deleted), each once older than the retention. Work is done in batches, each its own
-transaction, so a purge never holds long locks; running it twice, or in two processes, is harmless.
+Everything else that holds a sealed copy goes too: sent ГЭПС notifications of the outbox and those that
+failed for good (deleted), the payloads of rejected facts (erased; the reasons stay, the fact can no
+longer be re-driven) and recorded conflicts (deleted), each once older than the retention. Work is
+done in batches, each its own transaction, so a purge never holds long locks; running it twice, or in
+two processes, is harmless.
 
 The broker's copies go at the same age: the facts' dead-letter queue is declared with the retention as
 its message TTL, and the purge also drops, from its head, every dead letter older than the retention
@@ -197,6 +198,17 @@ class PiiPurger:
                     await uow.session.scalars(
                         select(OutboxMessage.id)
                         .where(OutboxMessage.sent_at.is_not(None), OutboxMessage.sent_at < cutoff)
+                        .limit(self._batch)
+                    )
+                ).all()
+            )
+            # And those that failed for good (ЕПГУ could not deliver them: dead, never sent). Few: the
+            # unsent rows' partial index finds them.
+            ids += list(
+                (
+                    await uow.session.scalars(
+                        select(OutboxMessage.id)
+                        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.dead_at < cutoff)
                         .limit(self._batch)
                     )
                 ).all()

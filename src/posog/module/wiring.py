@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from posog.module.links.catalog import QuestionnaireCatalog
     from posog.module.links.release import WaitingCardsReleaser
     from posog.module.notifications.relay import OutboxRelay
+    from posog.module.notifications.replies import GepsReplyRoute
     from posog.module.retention import PiiPurger
     from posog.module.smev.edge import SmevEdge
 
@@ -93,7 +94,7 @@ class ModuleSystem:
         from posog.module.notifications.relay import OutboxRelay
 
         s, settings = self.shared, self.shared.settings
-        return OutboxRelay(
+        relay = OutboxRelay(
             s.db,
             s.bus,
             s.cipher,
@@ -104,6 +105,26 @@ class ModuleSystem:
             idle_sleep_s=settings.relay_idle_sleep_ms / 1000,
             max_backoff_s=settings.relay_max_backoff_s,
         )
+        if self.smev_enabled and self.smev.outbound is not None:  # ГЭПС through the СМЭВ adapter
+            relay.use_adapter(self.smev.outbound, settings.smev_it_system)
+        return relay
+
+    def geps_replies(self) -> GepsReplyRoute:
+        """The ГЭПС feature's ReplyRoute: ЕПГУ's delivery statuses, for the СМЭВ dispatcher."""
+        from posog.module.notifications.deliveries import GepsDeliveries
+        from posog.module.notifications.mapping import PosogGepsMapping
+        from posog.module.notifications.relay import BASE_BACKOFF_S
+        from posog.module.notifications.replies import GepsReplyRoute
+
+        s, settings = self.shared, self.shared.settings
+        deliveries = GepsDeliveries(
+            s.db,
+            s.clock,
+            max_attempts=settings.geps_max_attempts,
+            retry_base_s=BASE_BACKOFF_S,
+            retry_cap_s=settings.relay_max_backoff_s,
+        )
+        return GepsReplyRoute(deliveries, PosogGepsMapping())
 
     @cached_property
     def releaser(self) -> WaitingCardsReleaser:
@@ -119,9 +140,12 @@ class ModuleSystem:
         from posog.module.smev.edge import build_smev
 
         s = self.shared
-        return build_smev(
+        edge = build_smev(
             s.settings, s.db, s.bus, s.cipher, s.clock, self.intake, embedded_adapter=self.smev_adapter_asgi
         )
+        if edge.dispatcher is not None:  # the features' replies: ГЭПС delivery statuses
+            edge.dispatcher.register(self.geps_replies())
+        return edge
 
     @property
     def smev_enabled(self) -> bool:

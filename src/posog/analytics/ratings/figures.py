@@ -29,17 +29,20 @@ def ratio(numerator: int, denominator: int) -> Fraction | None:
 
 @dataclass
 class Totals:
-    """Summed counts of one scope: services, notified, responses, and ratings per criterion per value."""
+    """Summed counts of one scope: services, notified, responses, failed ГЭПС deliveries, and ratings
+    per criterion per value."""
 
     services: int = 0
     notified: int = 0
     responses: int = 0
     criteria: dict[str, list[int]] = field(default_factory=dict)
+    delivery_failed: int = 0
 
-    def add_counts(self, services: int, notified: int, responses: int) -> None:
+    def add_counts(self, services: int, notified: int, responses: int, delivery_failed: int = 0) -> None:
         self.services += services
         self.notified += notified
         self.responses += responses
+        self.delivery_failed += delivery_failed
 
     def add_ratings(self, criterion: str, distribution: list[int]) -> None:
         known = self.criteria.setdefault(criterion, [0] * 5)
@@ -47,7 +50,7 @@ class Totals:
             known[index] += count
 
     def merge(self, other: Totals) -> None:
-        self.add_counts(other.services, other.notified, other.responses)
+        self.add_counts(other.services, other.notified, other.responses, other.delivery_failed)
         for criterion, distribution in other.criteria.items():
             self.add_ratings(criterion, distribution)
 
@@ -90,6 +93,8 @@ def figure_fields(totals: Totals) -> dict[str, Any]:
             for criterion in (*CRITERIA, *sorted(set(totals.criteria) - set(CRITERIA)))
         },
         "satisfaction_index": rounded(totals.satisfaction(), 4),
+        "delivery_failed": totals.delivery_failed,
+        "delivery_failure_rate": rounded(ratio(totals.delivery_failed, totals.notified), 4),
     }
 
 

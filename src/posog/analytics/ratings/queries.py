@@ -128,7 +128,8 @@ def _segment_sql(segment: Segment, index: int, filtered: Sequence[str], by: Sequ
     (its time column: a day, or a month's first day; omitted when the segment has none), filtered on
     the columns ``filtered`` (``:<column>``) and grouped by the ``by`` columns — counts, then criterion
     ratings — in one shape for ``UNION ALL``: the ``by`` values, the criterion (NULL for counts), three
-    counts, five ratings (NULL where the other kind). On the day grain a ``month`` grouping is by day."""
+    counts, five ratings, the failed ГЭПС deliveries (NULL where the other kind). On the day grain a
+    ``month`` grouping is by day."""
     (counts, criteria, time), first, last = segment
     columns = [time if name in ("day", "month") else name for name in by]
     conditions = [f"{name} = :{name}" for name in filtered]
@@ -142,8 +143,9 @@ def _segment_sql(segment: Segment, index: int, filtered: Sequence[str], by: Sequ
     rating_sums = ", ".join(f"sum(n{value})" for value in range(1, 6))
     group = f" GROUP BY {', '.join(columns)}" if columns else ""
     return (
-        f"SELECT {keys}NULL, {count_sums}, NULL, NULL, NULL, NULL, NULL FROM {counts.name}{where}{group}"  # noqa: S608
-        f" UNION ALL SELECT {keys}criterion, NULL, NULL, NULL, {rating_sums} FROM {criteria.name}{where}"
+        f"SELECT {keys}NULL, {count_sums}, NULL, NULL, NULL, NULL, NULL, sum(delivery_failed)"  # noqa: S608
+        f" FROM {counts.name}{where}{group}"
+        f" UNION ALL SELECT {keys}criterion, NULL, NULL, NULL, {rating_sums}, NULL FROM {criteria.name}{where}"
         f" GROUP BY {keys}criterion"
     )
 
@@ -233,9 +235,11 @@ async def totals_by(
                 key[index] = _as_date(key[index])
             if row[width] is None:
                 if row[width + 1] is not None:  # SUM over no rows: nothing
-                    found[tuple(key)].add_counts(int(row[width + 1]), int(row[width + 2]), int(row[width + 3]))
+                    found[tuple(key)].add_counts(
+                        int(row[width + 1]), int(row[width + 2]), int(row[width + 3]), int(row[width + 9])
+                    )
             else:
-                found[tuple(key)].add_ratings(str(row[width]), [int(n) for n in row[width + 4 :]])
+                found[tuple(key)].add_ratings(str(row[width]), [int(n) for n in row[width + 4 : width + 9]])
     if not by and () not in found:
         found[()] = Totals()
     return dict(found)

@@ -63,14 +63,26 @@ class Contribution:
     notified: int = 0
     responses: int = 0
     ratings: tuple[tuple[str, int], ...] = ()
+    delivery_failed: int = 0
 
 
 def card_contribution(
-    *, service_date: date, region_code: str, inn: str, type_code: str, survey_level: str, notified: bool
+    *,
+    service_date: date,
+    region_code: str,
+    inn: str,
+    type_code: str,
+    survey_level: str,
+    notified: bool,
+    delivery_failed: bool = False,
 ) -> Contribution:
-    """A card is one service, and one notified service once its citizen was notified."""
+    """A card is one service, one notified service once its citizen was notified, and one failed
+    delivery when ЕПГУ could not deliver its ГЭПС notification."""
     return Contribution(
-        Grain(service_date, region_code, inn, type_code, survey_level), services=1, notified=int(notified)
+        Grain(service_date, region_code, inn, type_code, survey_level),
+        services=1,
+        notified=int(notified),
+        delivery_failed=int(delivery_failed),
     )
 
 
@@ -117,10 +129,10 @@ def criterion_ratings(answers: dict[str, AnswerValue], questionnaire: Questionna
 
 @dataclass
 class Deltas:
-    """Changes to apply to the rollups, summed per key: counts ``[services, notified, responses]`` per
-    grain, and ``[n1, …, n5]`` per (grain, criterion)."""
+    """Changes to apply to the rollups, summed per key: counts ``[services, notified, responses,
+    delivery_failed]`` per grain, and ``[n1, …, n5]`` per (grain, criterion)."""
 
-    counts: dict[Grain, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
+    counts: dict[Grain, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0]))
     criteria: dict[tuple[Grain, str], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0] * 5))
 
     def add(self, contribution: Contribution, sign: int = 1) -> None:
@@ -128,6 +140,7 @@ class Deltas:
         counts[0] += sign * contribution.services
         counts[1] += sign * contribution.notified
         counts[2] += sign * contribution.responses
+        counts[3] += sign * contribution.delivery_failed
         for criterion, value in contribution.ratings:
             self.criteria[(contribution.grain, criterion)][value - 1] += sign
 
@@ -146,12 +159,13 @@ class Deltas:
         if key == DAY:
             found = dict(self.counts.items())
             return found
-        found = defaultdict(lambda: [0, 0, 0])
-        for grain, (services, notified, responses) in self.counts.items():
+        found = defaultdict(lambda: [0, 0, 0, 0])
+        for grain, (services, notified, responses, delivery_failed) in self.counts.items():
             sums = found[coarsen(grain, key)]
             sums[0] += services
             sums[1] += notified
             sums[2] += responses
+            sums[3] += delivery_failed
         return found
 
     def criteria_at(self, key: tuple[str, ...]) -> dict[tuple[GrainKey, str], list[int]]:
@@ -183,10 +197,11 @@ class Deltas:
         """The count rows to add at the grain ``key``, in key order (writers lock rollup rows in one
         order: no deadlocks)."""
         rows: list[dict[str, Any]] = []
-        for grain, (services, notified, responses) in sorted(self.counts_at(key).items()):
-            if services or notified or responses:
+        for grain, (services, notified, responses, delivery_failed) in sorted(self.counts_at(key).items()):
+            if services or notified or responses or delivery_failed:
                 row = dict(zip(key, grain, strict=True))
-                rows.append(row | {"services": services, "notified": notified, "responses": responses})
+                counts = {"services": services, "notified": notified, "responses": responses}
+                rows.append(row | counts | {"delivery_failed": delivery_failed})
         return rows
 
     def criterion_rows(self, key: tuple[str, ...] = DAY) -> list[dict[str, Any]]:

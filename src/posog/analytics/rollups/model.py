@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, Index, Integer, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from posog.core.db import Base, UTCDateTime
@@ -62,6 +62,9 @@ class CardItem(Base):
     link_state: Mapped[str] = mapped_column(String(16))
     notified: Mapped[bool] = mapped_column(Boolean)
     source_updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The ГЭПС notification could not be delivered (ЕПГУ's error; migration 0015). Last, as the migration
+    # adds it: the stored cards are read with ``SELECT *`` (``repository._rows_by_key``).
+    delivery_failed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ResponseItem(Base):
@@ -100,6 +103,8 @@ class _Counts:
     services: Mapped[int] = mapped_column(Integer, sort_order=10)
     notified: Mapped[int] = mapped_column(Integer, sort_order=10)
     responses: Mapped[int] = mapped_column(Integer, sort_order=10)
+    # Of the notified services, those whose ГЭПС notification ЕПГУ could not deliver (migration 0015).
+    delivery_failed: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"), sort_order=10)
 
 
 class _Ratings:

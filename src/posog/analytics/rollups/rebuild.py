@@ -90,21 +90,25 @@ FROM grains ORDER BY day
 _COUNTS_SQL = """
 WITH grains AS (
     SELECT day, region_code, inn, type_code, survey_level,
-           sum(services)::int AS services, sum(notified)::int AS notified, sum(responses)::int AS responses
+           sum(services)::int AS services, sum(notified)::int AS notified, sum(responses)::int AS responses,
+           sum(delivery_failed)::int AS delivery_failed
     FROM (
         SELECT service_date AS day, region_code, inn, type_code, survey_level,
-               count(*) AS services, count(*) FILTER (WHERE notified) AS notified, 0 AS responses
+               count(*) AS services, count(*) FILTER (WHERE notified) AS notified, 0 AS responses,
+               count(*) FILTER (WHERE delivery_failed) AS delivery_failed
         FROM analytics_cards
         GROUP BY 1, 2, 3, 4, 5
         UNION ALL
-        SELECT service_date, region_code, inn, type_code, survey_level, 0, 0, count(*)
+        SELECT service_date, region_code, inn, type_code, survey_level, 0, 0, count(*), 0
         FROM analytics_responses
         GROUP BY 1, 2, 3, 4, 5
     ) AS parts
     GROUP BY 1, 2, 3, 4, 5
 ), written AS (
-    INSERT INTO {target} (day, region_code, inn, type_code, survey_level, services, notified, responses)
-    SELECT day, region_code, inn, type_code, survey_level, services, notified, responses FROM grains ORDER BY 1
+    INSERT INTO {target} (day, region_code, inn, type_code, survey_level, services, notified, responses,
+                          delivery_failed)
+    SELECT day, region_code, inn, type_code, survey_level, services, notified, responses, delivery_failed
+    FROM grains ORDER BY 1
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM written) AS rollups,

@@ -161,7 +161,7 @@ async def upsert_organizations(session: AsyncSession, names: Iterable[dict[str, 
     await session.execute(statement, [best[inn] for inn in sorted(best)])
 
 
-COUNT_COLUMNS = ("services", "notified", "responses")
+COUNT_COLUMNS = ("services", "notified", "responses", "delivery_failed")
 RATING_COLUMNS = ("count", "sum", "n1", "n2", "n3", "n4", "n5")
 
 # Each grain's key columns (``items.GRAINS``) and its two tables: counts, criterion ratings.

@@ -60,6 +60,7 @@ def stored_card_contribution(card: CardItem) -> Contribution:
         type_code=card.type_code,
         survey_level=card.survey_level,
         notified=card.notified,
+        delivery_failed=card.delivery_failed,
     )
 
 
@@ -83,6 +84,7 @@ def _card_row_contribution(card: Mapping[str, Any]) -> Contribution:
         type_code=card["type_code"],
         survey_level=card["survey_level"],
         notified=card["notified"],
+        delivery_failed=card.get("delivery_failed", False),
     )
 
 
@@ -139,6 +141,7 @@ class CardsSource:
                 "service_date": item.service_date,
                 "link_state": item.link_state,
                 "notified": item.notified,
+                "delivery_failed": item.delivery_failed,
                 "source_updated_at": updated_at,
             }
             if old is not None and all(old[key] == value for key, value in row.items()):

@@ -33,6 +33,8 @@ def summary_rows(report: Report) -> list[list[Cell]]:
         ["Ответов получено", s.responses],
         ["Доля ответивших", s.response_rate],
         ["Индекс удовлетворённости", s.satisfaction_index],
+        ["Уведомлений не доставлено", s.delivery_failed],
+        ["Доля недоставленных уведомлений", s.delivery_failure_rate],
     ]
 
 
@@ -83,6 +85,7 @@ def table_rows(report: Report) -> list[list[Cell]]:
     else:
         rows = [["Место", "ИНН", "Организация"]]
     rows[0] += ["Услуг", "Уведомлено", "Ответов", "Доля ответивших", "Индекс удовлетворённости", "Мало ответов"]
+    rows[0] += ["Не доставлено", "Доля недоставленных"]
     for item in report.rows:
         code, name = (
             (item.region_code, item.region_name) if report.table_level == "region" else (item.inn, item.org_name)
@@ -98,6 +101,8 @@ def table_rows(report: Report) -> list[list[Cell]]:
                 item.response_rate,
                 item.satisfaction_index,
                 "да" if item.small_sample else "нет",
+                item.delivery_failed,
+                item.delivery_failure_rate,
             ]
         )
     return rows
@@ -192,14 +197,14 @@ def report_xlsx(report: Report) -> bytes:
     if title:
         table = workbook.create_sheet(title)
         rows = table_rows(report)
-        _fill(table, rows, widths=(8, 14, 50, 10, 12, 10, 16, 16, 12))
+        _fill(table, rows, widths=(8, 14, 50, 10, 12, 10, 16, 16, 12, 14, 14))
         if len(rows) > 1:
             ranking = BarChart()
             ranking.type = "bar"
             ranking.title = "Индекс удовлетворённости"
             ranking.add_data(Reference(table, min_col=8, min_row=1, max_row=len(rows)), titles_from_data=True)
             ranking.set_categories(Reference(table, min_col=3, min_row=2, max_row=len(rows)))
-            table.add_chart(ranking, "K2")
+            table.add_chart(ranking, "M2")
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

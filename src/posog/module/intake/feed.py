@@ -91,6 +91,7 @@ async def cards_feed(
             link_state=cast(FeedLinkState, card.link_state),
             notified=card.notified,
             updated_at=card.changed_at,
+            delivery_failed=card.delivery_failed,
             frgu_service_id=card.frgu_service_id,
             frgu_procedure_id=card.frgu_procedure_id,
             frgu_authority_id=card.frgu_authority_id,

@@ -306,6 +306,7 @@ class IntakeHandler:
                     first_name=fact.citizen.first_name,
                     middle_name=fact.citizen.middle_name,
                 ),
+                frgu_service_id=fact.service.frgu_service_id,
             ),
             questionnaire,
             now=now,

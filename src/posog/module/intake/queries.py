@@ -51,6 +51,7 @@ class FeedCard:
     link_state: str
     notified: bool
     changed_at: datetime
+    delivery_failed: bool = False
     frgu_service_id: str | None = None
     frgu_procedure_id: str | None = None
     frgu_authority_id: str | None = None
@@ -79,6 +80,8 @@ _CARD_COLUMNS = (
     SurveyLink.state,
     SurveyLink.notified_at,
     SurveyLink.changed_at,
+    SurveyLink.delivered_at,
+    SurveyLink.delivery_failed_at,
 )
 
 
@@ -145,6 +148,9 @@ async def cards_changed_after(session: AsyncSession, since: FeedPosition | None,
                     link_state=_link_state(row.status, row.state),
                     notified=row.notified_at is not None,
                     changed_at=changed_at,
+                    # ЕПГУ could not deliver the ГЭПС notification (and no later status said it did);
+                    # kept when the link expires, as ``notified`` is.
+                    delivery_failed=row.delivery_failed_at is not None and row.delivered_at is None,
                     frgu_service_id=row.frgu_service_id,
                     frgu_procedure_id=row.frgu_procedure_id,
                     frgu_authority_id=row.frgu_authority_id,

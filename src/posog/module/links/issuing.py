@@ -23,6 +23,7 @@ class CardForLink:
     service_name: str | None
     org_name: str
     recipient: Recipient
+    frgu_service_id: str | None = None  # the card's ФРГУ service id, sent in the ГЭПС document
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ def issue_link(
         service_date=card.service_date,
         link=link,
         expires_at=expires_at,
+        frgu_service_id=card.frgu_service_id,
     )
     key_id, body = cipher.seal(
         notification.model_dump_json(by_alias=True).encode(), context=notification.notification_id

@@ -14,6 +14,16 @@ SQL of the PostgreSQL fast paths from :func:`sql_move` — so no transition is w
                ├──────────┼──── expire ────▶ expired     (past expires_at)
                └──────────┴──── revoke ────▶ revoked     (an operator, with a reason)
 
+ГЭПС delivery (INTEGRATION §3) is known only from what ЕПГУ answers through СМЭВ: ``deliver`` moves an
+issued or notified link to ``delivered``, ``fail_delivery`` to ``delivery_failed`` (the reason kept).
+Both are live states — the citizen can still open, answer and complete the link, and it expires or is
+revoked as any other — and a ``delivered`` status coming after a failure (a re-driven notification)
+moves ``delivery_failed`` on to ``delivered``::
+
+    issued, notified ──deliver──▶ delivered ──open/complete/expire/revoke──▶ …
+    issued, notified ──fail_delivery──▶ delivery_failed ──deliver──▶ delivered
+                                              └──open/complete/expire/revoke──▶ …
+
 ``completed``, ``expired`` and ``revoked`` are final. Each move is a conditional update (``WHERE state
 IN (sources)``), so concurrent writers never move a link backwards and of two racing completions
 exactly one wins."""
@@ -26,7 +36,17 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Update, update
 
-from posog.module.links.model import COMPLETED, EXPIRED, ISSUED, NOTIFIED, OPENED, REVOKED, SurveyLink
+from posog.module.links.model import (
+    COMPLETED,
+    DELIVERED,
+    DELIVERY_FAILED,
+    EXPIRED,
+    ISSUED,
+    NOTIFIED,
+    OPENED,
+    REVOKED,
+    SurveyLink,
+)
 
 FINAL_STATES = (COMPLETED, EXPIRED, REVOKED)
 
@@ -44,13 +64,20 @@ class Transition:
         return state in self.sources
 
 
+# The states a delivery status may leave a link in (both live: the link still opens).
+_DELIVERY = (DELIVERED, DELIVERY_FAILED)
+
 ISSUE = Transition("issue", (), ISSUED, "issued_at")
 NOTIFY = Transition("notify", (ISSUED,), NOTIFIED, "notified_at")
-OPEN = Transition("open", (ISSUED, NOTIFIED), OPENED, "opened_at")
-COMPLETE = Transition("complete", (ISSUED, NOTIFIED, OPENED), COMPLETED, "completed_at")
-EXPIRE = Transition("expire", (ISSUED, NOTIFIED, OPENED), EXPIRED, None)
-REVOKE = Transition("revoke", (ISSUED, NOTIFIED, OPENED), REVOKED, "revoked_at")
-TRANSITIONS = {t.event: t for t in (ISSUE, NOTIFY, OPEN, COMPLETE, EXPIRE, REVOKE)}
+OPEN = Transition("open", (ISSUED, NOTIFIED, *_DELIVERY), OPENED, "opened_at")
+COMPLETE = Transition("complete", (ISSUED, NOTIFIED, OPENED, *_DELIVERY), COMPLETED, "completed_at")
+EXPIRE = Transition("expire", (ISSUED, NOTIFIED, OPENED, *_DELIVERY), EXPIRED, None)
+REVOKE = Transition("revoke", (ISSUED, NOTIFIED, OPENED, *_DELIVERY), REVOKED, "revoked_at")
+# ЕПГУ's word on the ГЭПС notification (INTEGRATION §3). A status may overtake the relay's commit of the
+# confirm, hence ``issued`` among the sources; a failure never undoes a delivery or an opening.
+DELIVER = Transition("deliver", (ISSUED, NOTIFIED, DELIVERY_FAILED), DELIVERED, "delivered_at")
+FAIL_DELIVERY = Transition("fail_delivery", (ISSUED, NOTIFIED), DELIVERY_FAILED, "delivery_failed_at")
+TRANSITIONS = {t.event: t for t in (ISSUE, NOTIFY, OPEN, COMPLETE, EXPIRE, REVOKE, DELIVER, FAIL_DELIVERY)}
 
 
 def move(transition: Transition, *where: ColumnElement[bool], at: datetime, **values: Any) -> Update:

@@ -19,9 +19,13 @@ OPENED = "opened"
 COMPLETED = "completed"
 EXPIRED = "expired"
 REVOKED = "revoked"
-LINK_STATES = (ISSUED, NOTIFIED, OPENED, COMPLETED, EXPIRED, REVOKED)
+# What ЕПГУ reported about the ГЭПС notification (INTEGRATION §3): in the citizen's inbox, or not
+# deliverable (the reason kept in ``delivery_failure_reason``). Both stay live: the link still opens.
+DELIVERED = "delivered"
+DELIVERY_FAILED = "delivery_failed"
+LINK_STATES = (ISSUED, NOTIFIED, OPENED, COMPLETED, EXPIRED, REVOKED, DELIVERED, DELIVERY_FAILED)
 # States in which a link may still be opened, answered or expire.
-LIVE_STATES = (ISSUED, NOTIFIED, OPENED)
+LIVE_STATES = (ISSUED, NOTIFIED, OPENED, DELIVERED, DELIVERY_FAILED)
 
 TOKEN_BYTES = 24  # 192 bits from the OS CSPRNG
 
@@ -46,6 +50,11 @@ class SurveyLink(Base):
     # An operator's revocation (``posog links revoke``): when and why, for the record.
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoke_reason: Mapped[str | None] = mapped_column(String(500))
+    # ГЭПС delivery as ЕПГУ reported it through СМЭВ (migration 0015): when the notification reached the
+    # citizen's inbox, or when it failed for good and why (an ЕПГУ fault code and text, never personal data).
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivery_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivery_failure_reason: Mapped[str | None] = mapped_column(String(500))
     # When the link last changed: the analytics cards feed orders by it. Set by the ORM on every INSERT
     # and UPDATE made through SQLAlchemy (issuing, the outbox relay, the link handlers, any future
     # sweeper), so no writer has to remember it.

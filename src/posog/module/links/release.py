@@ -74,6 +74,7 @@ async def release_waiting_cards(
                             first_name=citizen["first_name"],
                             middle_name=citizen.get("middle_name"),
                         ),
+                        frgu_service_id=card.frgu_service_id,
                     ),
                     questionnaire,
                     now=now,

@@ -21,6 +21,7 @@ def build_notification(
     service_date: date,
     link: str,
     expires_at: datetime,
+    frgu_service_id: str | None = None,
 ) -> GepsNotification:
     """The notification for one card; ``notification_id`` is fresh and lets ЕПГУ drop duplicates."""
     addressee = " ".join(part for part in (recipient.first_name, recipient.middle_name) if part)
@@ -40,4 +41,5 @@ def build_notification(
         text=text,
         link=link,
         expires_at=expires_at.astimezone(MOSCOW).isoformat(),
+        frgu_service_id=frgu_service_id,
     )

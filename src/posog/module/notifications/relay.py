@@ -4,7 +4,15 @@ rows, schedules the retries and counts the outcomes; the relay supplies the send
 batch published with confirms in one call). Rows are claimed with ``FOR UPDATE SKIP LOCKED``, held
 for the transaction that publishes them, so several relays can run side by side on PostgreSQL. A
 crash between the broker's confirm and the commit republishes the same ``notification_id``: delivery
-is at least once, and receivers drop duplicates by that id."""
+is at least once, and receivers drop duplicates by that id.
+
+Two ways out (``POSOG_SMEV_TRANSPORT``): ``none`` publishes the JSON notification (``geps.notification/1``,
+SPEC §4) to the ГЭПС exchange; with a СМЭВ transport the relay sends each notification as a
+``RequestMessage`` whose ``clientId`` is the notification id, its business document built and validated
+by the :class:`~posog.module.notifications.mapping.GepsMapping`, through the adapter
+(:class:`~posog.module.smev.port.AdapterOutbound`). Either way the confirm only means the broker (or the
+adapter) has it: the link is ``notified``; ЕПГУ's statuses coming back move it on
+(:mod:`posog.module.notifications.replies`). The personal data is opened only to build what is sent."""
 
 from __future__ import annotations
 
@@ -15,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posog.core import metrics
@@ -23,7 +32,14 @@ from posog.core.clock import Clock
 from posog.core.db import Database
 from posog.core.outbox import Failure, Outbox, backoff
 from posog.core.pii import PiiCipher, PiiError
-from posog.module.notifications.model import GEPS, TOPIC_GEPS, OutboxMessage
+from posog.module.contracts import GepsNotification
+from posog.module.links.lifecycle import FAIL_DELIVERY, move
+from posog.module.links.model import SurveyLink
+from posog.module.notifications.deliveries import notified_by
+from posog.module.notifications.mapping import GepsDocumentError, GepsMapping, PosogGepsMapping
+from posog.module.notifications.model import DELIVERY_FAILED, GEPS, TOPIC_GEPS, OutboxMessage
+from posog.module.smev.envelope import OutboundInvalid, OutboundRequest, client_message
+from posog.module.smev.port import AdapterOutbound
 from posog.module.uow import ModuleUnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -47,6 +63,9 @@ class OutboxRelay:
         batch_size: int,
         idle_sleep_s: float,
         max_backoff_s: float,
+        adapter: AdapterOutbound | None = None,
+        it_system: str = "POSOG",
+        mapping: GepsMapping | None = None,
     ) -> None:
         self._db = db
         self._bus = bus
@@ -58,9 +77,21 @@ class OutboxRelay:
         self._idle_sleep_s = idle_sleep_s
         self._max_backoff_s = max_backoff_s
         self.outbox = Outbox(db, GEPS, base_s=BASE_BACKOFF_S, cap_s=max_backoff_s, clock=clock)
+        self.mapping: GepsMapping = mapping or PosogGepsMapping()
+        self._adapter = adapter
+        self._it_system = it_system
         self.published = 0
         self._claimed_up_to: int | None = None  # the last id of the last full batch claimed, see _claim
         self._full_claim_at = float("-inf")
+
+    def use_adapter(self, adapter: AdapterOutbound, it_system: str) -> None:
+        """Send through the СМЭВ adapter as ``it_system`` from now on (a СМЭВ transport is configured)."""
+        self._adapter = adapter
+        self._it_system = it_system
+
+    @property
+    def through_smev(self) -> bool:
+        return self._adapter is not None
 
     def backoff(self, attempts: int) -> timedelta:
         """The engine's backoff with this relay's base and cap."""
@@ -75,8 +106,10 @@ class OutboxRelay:
             if not rows:
                 return 0
             messages: list[OutgoingMessage] = []
+            documents: list[bytes] = []
             publishable = []
             unreadable: list[Failure] = []
+            refused: list[tuple[Any, str]] = []
             for row in rows:
                 try:
                     body = self._cipher.open(row.pii_key_id, row.body, context=row.message_id)
@@ -85,6 +118,16 @@ class OutboxRelay:
                     # retried for ever (the key may come back), far apart.
                     unreadable.append(Failure(row.id, row.attempts, str(exc), penalty=UNREADABLE_PENALTY))
                     log.error("outbox.unreadable_message", outbox_id=row.id, error=str(exc)[:200])
+                    continue
+                if self._adapter is not None:
+                    try:
+                        documents.append(self._client_message(row.message_id, body))
+                    except (GepsDocumentError, OutboundInvalid, ValueError) as exc:
+                        # Never sendable as it stands (СМЭВ would refuse it): failed for good, with the
+                        # schema's complaint (element paths, no values).
+                        refused.append((row, _refusal(exc)))
+                        continue
+                    publishable.append(row)
                     continue
                 publishable.append(row)
                 messages.append(
@@ -95,14 +138,22 @@ class OutboxRelay:
                     )
                 )
             await self.outbox.mark_failed(uow.session, unreadable, now=now)
+            await self._refuse(uow.session, refused, now)
             rows = publishable
             if not rows:
                 await uow.commit()
                 return 0
             ids = [row.id for row in rows]
             try:
-                await self._bus.publish(self._exchange, self._routing_key, messages)
-            except BusError as exc:
+                if self._adapter is not None:
+                    await self._adapter.send(documents)
+                else:
+                    await self._bus.publish(self._exchange, self._routing_key, messages)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # BusError, the adapter's web service away…: retried with backoff
+                if self._adapter is None and not isinstance(exc, BusError):
+                    raise
                 metrics.OUTBOX_FAILURES.inc()
                 failures = [Failure(row.id, row.attempts, str(exc)) for row in rows]
                 await self.outbox.mark_failed(uow.session, failures, now=now)
@@ -116,6 +167,38 @@ class OutboxRelay:
         metrics.OUTBOX_PUBLISHED.labels(TOPIC_GEPS).inc(len(rows))
         self.published += len(rows)
         return len(rows)
+
+    def _client_message(self, notification_id: str, body: bytes) -> bytes:
+        """The ``ClientMessage`` of one notification: a ``RequestMessage`` whose clientId is its id and
+        whose content is the mapping's business document (validated by the mapping and the envelope)."""
+        notification = GepsNotification.model_validate_json(body)
+        document = self.mapping.document(notification)
+        request = OutboundRequest(client_id=notification_id, content=document)
+        return client_message(self._it_system, request)
+
+    async def _refuse(self, session: AsyncSession, refused: list[tuple[Any, str]], now: datetime) -> None:
+        """Notifications that can never be sent as they are: dead, failed with the reason, their links
+        ``delivery_failed``."""
+        if not refused:
+            return
+        failures = [Failure(row.id, row.attempts, reason, permanent=True) for row, reason in refused]
+        await self.outbox.mark_failed(session, failures, now=now)
+        for row, reason in refused:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row.id)
+                .values(delivery_status=DELIVERY_FAILED, delivery_reason=reason, delivery_status_at=now)
+            )
+            await session.execute(
+                move(
+                    FAIL_DELIVERY,
+                    SurveyLink.card_id == row.card_id,
+                    at=now,
+                    delivery_failure_reason=reason,
+                    notified_at=notified_by(now),  # counted among the notified, as every failure is
+                )
+            )
+            log.error("outbox.geps_document_refused", outbox_id=row.id, card_id=row.card_id, reason=reason)
 
     async def _claim(self, session: AsyncSession, now: datetime) -> Sequence[Any]:
         """Lock up to a batch of due, unsent rows (``FOR UPDATE SKIP LOCKED``), as plain rows — not ORM
@@ -175,3 +258,12 @@ class OutboxRelay:
                 published = 0
             if published < self._batch_size:
                 await asyncio.sleep(self._idle_sleep_s)
+
+
+def _refusal(exc: Exception) -> str:
+    """Why a notification cannot be sent, without any value it holds."""
+    if isinstance(exc, GepsDocumentError):
+        return ("invalid_document: " + "; ".join(exc.problems))[:500]
+    if isinstance(exc, OutboundInvalid):  # the element paths, not libxml2's messages (they quote values)
+        return ("invalid_envelope: " + "; ".join(part.split(":", 1)[0] for part in str(exc).split("; ")))[:500]
+    return f"unreadable_notification: {exc.__class__.__name__}"
