@@ -4,6 +4,7 @@ process. Nothing is built at import time; tests build their own."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import httpx
 
@@ -21,13 +22,16 @@ from posog.emulators.ias.model import IasStore
 from posog.lko.client import LkoClient
 from posog.lko.state import lko_state
 from posog.module.client import ModuleClient
-from posog.module.ias_export.handlers import IasExporter, IasSchedule, IasSender
+from posog.module.ias_export.channel import HttpChannel, IasChannel, SmevChannel
+from posog.module.ias_export.handlers import IasExporter, IasForms, IasSchedule, IasSender
+from posog.module.ias_export.replies import IasReplies
 from posog.module.intake.consumer import IntakeConsumer, broker_delivery_limit
 from posog.module.intake.handlers import IntakeHandler
 from posog.module.links.catalog import QuestionnaireCatalog
 from posog.module.links.release import WaitingCardsReleaser
 from posog.module.notifications.relay import OutboxRelay
 from posog.module.retention import PiiPurger
+from posog.module.smev.port import AdapterOutbound
 from posog.settings import Settings
 
 
@@ -155,19 +159,41 @@ class System:
             max_backoff_s=s.reconnect_max_backoff_s,
         )
 
-    def ias_exporter(self) -> IasExporter:
-        """The module's ИАС export: analytics asked with the module's key, ЛКО's responses feed read with it."""
+    def ias_exporter(self, outbound: AdapterOutbound | None = None) -> IasExporter:
+        """The module's ИАС export: analytics asked with the module's key, ЛКО's responses feed read with it;
+        RatesRequest packets over HTTP (``POSOG_SMEV_TRANSPORT=none``) or through the СМЭВ adapter
+        (``outbound``, or the one the СМЭВ transport left in ``extras["smev_outbound"]``)."""
         s = self.settings
+        assert s.ias_vendor_id is not None  # a development default, required in production
+        assert s.ias_user_key is not None
         return IasExporter(
             self.db,
             self.clock,
             self.analytics_for_module,
             LkoClient(self.lko_http),
             IasSender(self.ias_http),
+            channel=self.ias_channel(outbound),
+            forms=IasForms(self.db, self.clock, service_type=s.ias_form_type, forms_file=s.ias_forms_file),
+            vendor_id=s.ias_vendor_id,
+            user_key=s.ias_user_key.get_secret_value().encode(),
+            forms_per_packet=s.ias_forms_per_packet,
+            status_poll_s=s.ias_status_poll_s,
             retry_base_s=s.ias_retry_base_s,
             retry_max_s=s.ias_retry_max_s,
             max_attempts=s.ias_max_attempts,
         )
+
+    def ias_channel(self, outbound: AdapterOutbound | None = None) -> IasChannel:
+        if self.settings.smev_transport == "none":
+            return HttpChannel(self.ias_http)
+        found = outbound or self.extras.get("smev_outbound")
+        if found is None:
+            raise ConfigurationError("POSOG_SMEV_TRANSPORT is set but no СМЭВ adapter outbound was built for ИАС")
+        return SmevChannel(cast(AdapterOutbound, found), self.settings.smev_it_system)
+
+    def ias_replies(self, outbound: AdapterOutbound | None = None) -> IasReplies:
+        """The ИАС feature's ReplyRoute (RatesResponse, PacketsResponse, rejects and errors from СМЭВ)."""
+        return IasReplies(self.ias_exporter(outbound))
 
     def pii_purger(self) -> PiiPurger:
         """Erases personal data after the link's life plus the retention (SPEC §10)."""

@@ -32,6 +32,8 @@ from posog.lko.responses.handlers import CompletionRecovery
 from posog.lko.responses.model import COMPLETIONS
 from posog.lko.seed import seed_defaults
 from posog.module.client import ModuleClient
+from posog.module.ias_export import cli as ias_cli
+from posog.module.ias_export.forms import FormError
 from posog.module.ias_export.handlers import ExportError, Kind
 from posog.module.ias_export.model import IAS_EXPORTS, PENDING, IasExport
 from posog.module.intake.handlers import IntakeStats, RawFact
@@ -529,11 +531,15 @@ def export_ias(
                     continue
                 if wait and row.status == PENDING:
                     row = await exporter.settle(row.batch_id)
+                if wait and row.kind == "rates":  # and ask the packets' statuses until final
+                    await exporter.settle_packets(row.batch_id)
                 failed = failed or row.status == "failed"
             rows = await exporter.log(limit=50)
+            packets = await exporter.packets([r.batch_id for r in rows if r.kind == "rates"])
         finally:
             await system.close()
         console.print(_export_table(rows, "Журнал выгрузок в ИАС МКГУ"))
+        console.print(ias_cli.packets_table(packets))
         if failed:
             raise typer.Exit(1)
 
@@ -547,10 +553,60 @@ def export_log(limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
     async def main() -> None:
         system = await _prepared(_settings())
         try:
-            rows = await system.ias_exporter().log(limit=limit)
+            exporter = system.ias_exporter()
+            rows = await exporter.log(limit=limit)
+            packets = await exporter.packets([r.batch_id for r in rows if r.kind == "rates"])
+            unsendable = await exporter.unsendable_counts()
         finally:
             await system.close()
         console.print(_export_table(rows, "Журнал выгрузок в ИАС МКГУ"))
+        console.print(ias_cli.packets_table(packets))
+        total = sum(unsendable.values())
+        if total:
+            console.print(f"[red]Не отправлено оценок: {total}[/] — список с причинами: posog export unsendable")
+
+    _run(main())
+
+
+@export_app.command("unsendable")
+def export_unsendable(
+    batch: Annotated[str | None, typer.Option(help="Only this batch (posog-rates-YYYYMMDD-YYYYMMDD)")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 200,
+) -> None:
+    """The ratings that could not be sent to ИАС МКГУ, each with the reason (no ФРГУ ids, no ОКАТО…)."""
+
+    async def main() -> None:
+        system = await _prepared(_settings())
+        try:
+            exporter = system.ias_exporter()
+            rows, counts = await exporter.unsendable(batch, limit=limit), await exporter.unsendable_counts()
+        finally:
+            await system.close()
+        console.print(ias_cli.unsendable_table(rows, counts))
+
+    _run(main())
+
+
+@export_app.command("forms")
+def export_forms(
+    refresh: Annotated[bool, typer.Option("--refresh", help="Ask ИАС for its forms first and keep them")] = False,
+) -> None:
+    """The ИАС form the ratings are sent with: each criterion's indicator id and value ids."""
+
+    async def main() -> None:
+        system = await _prepared(_settings())
+        try:
+            exporter = system.ias_exporter()
+            if refresh:
+                names = await exporter.forms.refresh(system.ias_http)
+                console.print(f"Формы ИАС получены: {', '.join(names)}")
+            current = await exporter.forms.current()
+        except FormError as exc:
+            console.print(f"[red]Форма ИАС: {exc}[/]")
+            raise typer.Exit(1) from None
+        finally:
+            await system.close()
+        console.print(ias_cli.form_table(current))
 
     _run(main())
 
