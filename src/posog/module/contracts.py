@@ -49,6 +49,9 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 Identifier = Annotated[str, StringConstraints(max_length=100)]
+# A ФРГУ (федеральный реестр госуслуг) id of an authority, a service or a procedure: digits only (ИАС
+# МКГУ identifies the rated service by them). Optional in og.fact/1.
+FrguId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20, pattern=r"^[0-9]+$")]
 
 
 def _id_check(check: Any, value: str) -> str:
@@ -68,6 +71,8 @@ class Service(BaseModel):
     date: dt.date
     name: Text | None = None
     code: Code | None = None
+    frgu_service_id: FrguId | None = None
+    frgu_procedure_id: FrguId | None = None
 
     @field_validator("date")
     @classmethod
@@ -90,6 +95,7 @@ class Organization(BaseModel):
     kpp: Identifier | None = None
     type_code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
     region_code: Identifier | None = None
+    frgu_authority_id: FrguId | None = None
 
     @field_validator("type_code")
     @classmethod

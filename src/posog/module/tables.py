@@ -4,5 +4,6 @@ from posog.module.ias_export.model import IasExport
 from posog.module.intake.model import FactConflict, RejectedFact, ServiceCard
 from posog.module.links.model import SurveyLink
 from posog.module.notifications.model import OutboxMessage
+from posog.module.smev.model import SmevAnswer
 
-__all__ = ["FactConflict", "IasExport", "OutboxMessage", "RejectedFact", "ServiceCard", "SurveyLink"]
+__all__ = ["FactConflict", "IasExport", "OutboxMessage", "RejectedFact", "ServiceCard", "SmevAnswer", "SurveyLink"]

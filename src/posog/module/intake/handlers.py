@@ -101,8 +101,21 @@ class IntakeStats:
 
 def fact_hash(fact: OgFact) -> str:
     """The identity of a fact's content: a re-sent fact with a new СМЭВ MessageID is the same fact."""
-    canonical = fact.model_dump(mode="json", by_alias=True, exclude={"message_id"})
+    canonical = fact.model_dump(mode="json", by_alias=True, exclude=_absent_optional(fact))
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _absent_optional(fact: OgFact) -> dict[str, Any]:
+    """What the content hash leaves out: the message id, and the fields added to og.fact/1 later (the
+    ФРГУ ids) when absent — so a card stored before they existed keeps its hash, and a fact re-sent
+    without them is still the same fact."""
+    exclude: dict[str, Any] = {"message_id": True}
+    service = {name for name in ("frgu_service_id", "frgu_procedure_id") if getattr(fact.service, name) is None}
+    if service:
+        exclude["service"] = service
+    if fact.organization.frgu_authority_id is None:
+        exclude["organization"] = {"frgu_authority_id"}
+    return exclude
 
 
 def safe_message_id(message_id: str | None) -> str | None:

@@ -36,6 +36,8 @@ class ServiceCard(Base):
     service_date: Mapped[date] = mapped_column(Date)
     service_name: Mapped[str | None] = mapped_column(String(1000))
     service_code: Mapped[str | None] = mapped_column(String(100))
+    frgu_service_id: Mapped[str | None] = mapped_column(String(20))
+    frgu_procedure_id: Mapped[str | None] = mapped_column(String(20))
     org_name: Mapped[str] = mapped_column(String(1000))
     org_address: Mapped[str] = mapped_column(String(1000))
     inn: Mapped[str] = mapped_column(String(12), index=True)
@@ -43,6 +45,7 @@ class ServiceCard(Base):
     kpp: Mapped[str | None] = mapped_column(String(9))
     type_code: Mapped[str] = mapped_column(String(40))
     region_code: Mapped[str] = mapped_column(String(2), index=True)
+    frgu_authority_id: Mapped[str | None] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(16))
     pii_key_id: Mapped[str | None] = mapped_column(String(40))
     pii: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -70,6 +73,9 @@ FACT_COLUMNS: dict[str, str] = {
     "organization.kpp": "kpp",
     "organization.type_code": "type_code",
     "organization.region_code": "region_code",
+    "service.frgu_service_id": "frgu_service_id",
+    "service.frgu_procedure_id": "frgu_procedure_id",
+    "organization.frgu_authority_id": "frgu_authority_id",
 }
 
 
@@ -88,6 +94,9 @@ def fact_fields(fact: OgFact) -> dict[str, Any]:
         "organization.kpp": org.kpp,
         "organization.type_code": org.type_code,
         "organization.region_code": fact.resolved_region(),
+        "service.frgu_service_id": fact.service.frgu_service_id,
+        "service.frgu_procedure_id": fact.service.frgu_procedure_id,
+        "organization.frgu_authority_id": org.frgu_authority_id,
     }
 
 

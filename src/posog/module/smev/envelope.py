@@ -13,6 +13,7 @@ malformed document, and a bug should fail here, loudly, not at the adapter."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from dataclasses import dataclass
@@ -454,3 +455,77 @@ def _add_status(parent: etree._Element, status: Status) -> None:
         parameter = etree.SubElement(element, _A + "parameter")
         etree.SubElement(parameter, _A + "key").text = key
         etree.SubElement(parameter, _A + "value").text = value
+
+
+# --- Building a QueryResult (what the adapter delivers: the emulator's and the tests' side) ----------
+
+
+def query_result_element(message: Inbound) -> etree._Element:
+    """The ``QueryResult`` the adapter would deliver for ``message`` — the inverse of
+    :func:`parse_query_result_element`, validated against the project's schema."""
+    root = etree.Element(_A + "QueryResult", nsmap={None: ADAPTER_NS, "xsi": XSI_NS})
+    metadata = etree.SubElement(root, _A + "smevMetadata")
+    for name, value in (
+        ("MessageId", message.meta.message_id),
+        ("ReferenceMessageID", message.meta.reference_message_id),
+        ("TransactionCode", message.meta.transaction_code),
+        ("OriginalMessageID", message.meta.original_message_id),
+    ):
+        if value is not None:
+            etree.SubElement(metadata, _A + name).text = value
+    body = etree.SubElement(root, _A + "Message")
+    if isinstance(message, InboundRequest):
+        body.set(_XSI_TYPE, "RequestMessageType")
+        request_metadata = etree.SubElement(body, _A + "RequestMetadata")
+        etree.SubElement(request_metadata, _A + "clientId").text = message.client_id or ""
+        if message.frgu_service_code is not None:
+            group = etree.SubElement(request_metadata, _A + "createGroupIdentity")
+            etree.SubElement(group, _A + "FRGUServiceCode").text = message.frgu_service_code
+        if message.test_message:
+            etree.SubElement(request_metadata, _A + "testMessage").text = "true"
+        _append_content(etree.SubElement(body, _A + "RequestContent"), message.content)
+    elif isinstance(message, InboundResponse):
+        body.set(_XSI_TYPE, "ResponseMessageType")
+        response_metadata = etree.SubElement(body, _A + "ResponseMetadata")
+        etree.SubElement(response_metadata, _A + "clientId").text = message.client_id or ""
+        etree.SubElement(response_metadata, _A + "replyToClientId").text = message.reply_to_client_id or ""
+        content = etree.SubElement(body, _A + "ResponseContent")
+        if message.content is not None:
+            _append_content(content, message.content)
+        for reject in message.rejects:
+            element = etree.SubElement(content, _A + "rejects")
+            etree.SubElement(element, _A + "code").text = reject.code
+            etree.SubElement(element, _A + "description").text = reject.description
+        if message.status is not None:
+            _add_status(content, message.status)
+    else:
+        body.set(_XSI_TYPE, "ErrorMessage" if isinstance(message, InboundError) else "StatusMessage")
+        status_metadata = etree.SubElement(body, _A + "statusMetadata")
+        etree.SubElement(status_metadata, _A + "clientId").text = message.client_id or ""
+        etree.SubElement(status_metadata, _A + "originalClientId").text = message.original_client_id or ""
+        etree.SubElement(body, _A + "status").text = message.status
+        if message.details is not None:
+            etree.SubElement(body, _A + "details").text = message.details
+        if message.timestamp is not None:
+            etree.SubElement(body, _A + "timestamp").text = message.timestamp.isoformat()
+        if isinstance(message, InboundError):
+            etree.SubElement(body, _A + "type").text = message.error_type
+            fault = etree.SubElement(body, _A + "fault", nsmap={"f": FAULTS_NS})
+            if message.fault_code is not None:
+                etree.SubElement(fault, _F + "code").text = message.fault_code
+            if message.fault_description is not None:
+                etree.SubElement(fault, _F + "description").text = message.fault_description
+    errors = schema_errors(adapter_schema(), root)
+    if errors:
+        raise OutboundInvalid("; ".join(errors))
+    return root
+
+
+def query_result(message: Inbound) -> bytes:
+    """The ``QueryResult`` document — see :func:`query_result_element`."""
+    return etree.tostring(query_result_element(message), xml_declaration=True, encoding="UTF-8")
+
+
+def _append_content(parent: etree._Element, content: etree._Element) -> None:
+    primary = etree.SubElement(etree.SubElement(parent, _A + "content"), _A + "MessagePrimaryContent")
+    primary.append(copy.deepcopy(content))
