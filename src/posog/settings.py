@@ -227,6 +227,8 @@ class Settings(BaseSettings):
                     ("POSOG_PII_KEYS", self.pii_keys),
                     ("POSOG_SNILS_HASH_KEY", self.snils_hash_key),
                     ("POSOG_SERVICE_KEYS", self.service_keys),
+                    ("POSOG_IAS_VENDOR_ID", self.ias_vendor_id),
+                    ("POSOG_IAS_USER_KEY", self.ias_user_key),
                 )
                 if not value
             ]
@@ -234,10 +236,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"refusing to start in production without {', '.join(missing)}")
             if self.snils_hash_key and self.snils_hash_key.get_secret_value() == DEV_SNILS_HASH_KEY:
                 raise ValueError("refusing to start in production with the development СНИЛС hash key")
-            if self.ias_vendor_id is None:
-                raise ValueError("refusing to start in production without POSOG_IAS_VENDOR_ID (the id ИАС МКГУ registered)")
-            if self.ias_user_key is None or self.ias_user_key.get_secret_value() == DEV_IAS_USER_KEY:
-                raise ValueError("refusing to start in production without POSOG_IAS_USER_KEY (not the development one)")
+            if self.ias_user_key and self.ias_user_key.get_secret_value() == DEV_IAS_USER_KEY:
+                raise ValueError("refusing to start in production with the development ИАС pseudonym key")
             if self.cabinet_cookie_secure is False:
                 raise ValueError("refusing to start in production with POSOG_CABINET_COOKIE_SECURE=false")
             self._production_is_not_a_demo()

@@ -48,6 +48,8 @@ class Stack:
             "POSOG_REDIS_KEY_PREFIX": redis_prefix,
             "POSOG_PII_KEYS": json.dumps({"k2026": base64.b64encode(secrets.token_bytes(32)).decode()}),
             "POSOG_SNILS_HASH_KEY": secrets.token_urlsafe(32),
+            "POSOG_IAS_VENDOR_ID": "4242",
+            "POSOG_IAS_USER_KEY": secrets.token_urlsafe(32),
             "POSOG_SERVICE_KEYS": json.dumps(self.keys),
             "POSOG_FACTS_QUEUE": f"posog.prod-{run}.facts",
             "POSOG_FACTS_DEAD_LETTER_EXCHANGE": f"posog.prod-{run}.facts.dlx",
@@ -203,6 +205,8 @@ def test_production_processes_run_the_whole_flow(stack: Stack) -> None:
         pii_keys=json.loads(stack.env["POSOG_PII_KEYS"]),
         snils_hash_key=stack.env["POSOG_SNILS_HASH_KEY"],
         service_keys=stack.keys,
+        ias_vendor_id=int(stack.env["POSOG_IAS_VENDOR_ID"]),
+        ias_user_key=stack.env["POSOG_IAS_USER_KEY"],
     )
     assert len(citizens_in(settings)) == valid
 
