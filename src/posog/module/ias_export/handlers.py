@@ -585,6 +585,17 @@ class IasExporter:
                 log.warning("ias.packet.status_not_asked", packet_id=packet_id, error=asked.error)
         return len(asks)
 
+    async def ask_now(self, batch: str) -> int:
+        """Ask at once the status of every registered packet of ``batch`` (the demo, an operator)."""
+        async with self._db.uow() as uow:
+            await uow.session.execute(
+                update(IasPacket)
+                .where(IasPacket.batch_id == batch, IasPacket.state == PACKET_REGISTERED)
+                .values(next_poll_at=self._clock())
+            )
+            await uow.commit()
+        return await self.poll_due()
+
     def _poll_delay(self, polls: int) -> timedelta:
         return backoff(polls, base_s=self._status_poll_s, cap_s=max(self._status_poll_s, self._retry_max_s))
 
