@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 from posog.bootstrap import System
 from posog.cli import app as cli_app
+from posog.core.clock import MOSCOW
 from posog.emulators.ias.model import IasPacketRecord, IasStore, PacketStore
 from posog.emulators.ias.service import IasService
 from posog.lko.client import LkoClient
@@ -489,3 +490,74 @@ async def test_the_worker_makes_yesterdays_and_last_months_batches_once(tmp_path
         ids = sorted(b.batch_id for b in await store(system).batches())
         assert ids == ["posog-aggregates-20261001-20261031", "posog-aggregates-20261119-20261119"]
         assert all(b.deliveries == 1 for b in await store(system).batches())
+
+
+async def test_the_ias_emulator_checks_what_it_gets(tmp_path: Path) -> None:
+    """The emulator stands in for ИАС: packet ids for RatesRequests (the same document, the same id),
+    verdicts later — refused with the reasons for what breaks the schema, a form's ids or the rule that
+    a user is never a СНИЛС — and a clear 4xx for what is not a RatesRequest at all."""
+    async with analytics_stack("embedded", tmp_path, **RATES_SETTINGS) as system:
+        http = system.ias_http
+        good = documents.rates_request_element(
+            1,
+            [
+                documents.RateForm(
+                    foreign_id="r-1",
+                    user_id="u" + "0" * 40,
+                    authority_id="10000000001",
+                    service_id="10000000123",
+                    procedure_id=None,
+                    service_date=datetime(2026, 11, 20, tzinfo=MOSCOW),
+                    received_date=datetime(2026, 11, 21, tzinfo=MOSCOW),
+                    okato="45000000000",
+                    rates=(documents.Rate(9, 45),),
+                )
+            ],
+        )
+        snils_user = etree.fromstring(etree.tostring(good))
+        user = snils_user.find(f".//{{{documents.RATES_NS}}}user")
+        assert user is not None
+        user.set("id", "11223344595")  # a СНИЛС where a pseudonym belongs
+        short_okato = etree.fromstring(etree.tostring(good))
+        okato = short_okato.find(f".//{{{documents.RATES_NS}}}okato")
+        assert okato is not None
+        okato.text = "450"
+
+        async def send(element: etree._Element) -> int:
+            response = await http.post("/api/v1/rates", content=etree.tostring(element))
+            assert response.status_code == 200, response.text
+            return documents.parse_rates_response(response.content)
+
+        async def ask(packet_id: int) -> documents.PacketStatus:
+            response = await http.post("/api/v1/packets", content=documents.packets_request(1, [packet_id]))
+            assert response.status_code == 200, response.text
+            (status,) = documents.parse_packets_response(response.content)
+            return status
+
+        ids = [await send(good), await send(good), await send(snils_user), await send(short_okato)]
+        assert ids[0] == ids[1]
+        assert len(set(ids)) == 3
+        assert [(await ask(i)).status for i in ids[1:]] == ["received"] * 3
+        verdicts = [await ask(i) for i in ids[1:]]
+        assert [v.status for v in verdicts] == ["accepted", "refused", "refused"]
+        assert "похож на СНИЛС" in verdicts[1].errors[0]
+        assert "не соответствует схеме" in verdicts[2].errors[0]
+        assert "okato" in verdicts[2].errors[0]
+
+        for body, reason in ((b"not xml", "not_xml"), (documents.rates_response(5), "wrong_root")):
+            refused = await http.post("/api/v1/rates", content=body)
+            assert (refused.status_code, refused.json()["error"]["code"]) == (400, reason)
+        unknown = await http.post("/api/v1/packets", content=documents.packets_request(1, [999_999]))
+        assert unknown.status_code == 404
+        forms = (await http.get("/api/v1/forms")).json()["forms"]
+        assert [i["id"] for i in forms[0]["indicators"]] == [9, 10, 11, 12, 13]
+        listed = (await http.get("/api/v1/packets")).json()["items"]
+        assert {(p["packet_id"], p["status"]) for p in listed} == {
+            (ids[0], "accepted"),
+            (ids[2], "refused"),
+            (ids[3], "refused"),
+        }
+        page = await http.get(f"/packets/{ids[2]}")
+        assert page.status_code == 200
+        assert "похож на СНИЛС" in page.text
+        assert (await http.get("/packets/0")).status_code == 404
