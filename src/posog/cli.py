@@ -532,7 +532,8 @@ def export_ias(
                 if wait and row.status == PENDING:
                     row = await exporter.settle(row.batch_id)
                 if wait and row.kind == "rates":  # and ask the packets' statuses until final
-                    await exporter.settle_packets(row.batch_id)
+                    settled = await exporter.settle_packets(row.batch_id)
+                    failed = failed or any(p.state in ("refused", "failed") for p in settled)
                 failed = failed or row.status == "failed"
             rows = await exporter.log(limit=50)
             packets = await exporter.packets([r.batch_id for r in rows if r.kind == "rates"])
