@@ -39,6 +39,7 @@ from posog.module.smev.envelope import (
     InboundError,
     InboundResponse,
     InboundStatus,
+    Reject,
     SmevMetadata,
     adapter_schema,
     parse_query_result,
@@ -561,3 +562,64 @@ async def test_the_ias_emulator_checks_what_it_gets(tmp_path: Path) -> None:
         assert page.status_code == 200
         assert "похож на СНИЛС" in page.text
         assert (await http.get("/packets/0")).status_code == 404
+
+
+async def test_through_the_smev_adapter_rejects_and_errors_fail_or_resend_a_packet(tmp_path: Path) -> None:
+    async with analytics_stack("embedded", tmp_path, smev_transport="amqp", **RATES_SETTINGS) as system:
+        fixture = await build(system)
+        await give_frgu_ids(system, fixture)
+        adapter = AdapterLoop(system.ias_asgi.app.state.ias_service)
+        exporter = system.ias_exporter(adapter)
+        route = system.ias_replies(adapter)
+        row = await exporter.export("rates", *NOVEMBER)
+        assert row.status == "sent"
+        adapter.replies.clear()  # the RatesResponses are lost on the way: what comes instead is below
+        first, second, third = await exporter.packets([row.batch_id])
+
+        async def back(reply: InboundResponse | InboundStatus | InboundError) -> bool:
+            inbound = parse_query_result(query_result(reply))
+            assert isinstance(inbound, InboundResponse | InboundStatus | InboundError)
+            return await route.on_reply(inbound)
+
+        rejected = InboundResponse(
+            meta=SmevMetadata(message_id=str(uuid.uuid4())),
+            client_id="ias-emulated-reply",
+            reply_to_client_id=first.client_id,
+            rejects=(Reject("ACCESS_DENIED", "Нет доступа к виду сведений"),),
+        )
+        assert await back(rejected)
+        server_error = InboundError(
+            meta=SmevMetadata(message_id=str(uuid.uuid4())),
+            client_id=None,
+            original_client_id=second.client_id,
+            status="ERROR",
+            error_type="SERVER",
+            fault_code="FAILURE",
+            fault_description="Внутренняя ошибка СМЭВ",
+        )
+        assert await back(server_error)
+        undelivered = InboundStatus(
+            meta=SmevMetadata(message_id=str(uuid.uuid4())),
+            client_id=None,
+            original_client_id=third.client_id,
+            status="ERROR",
+            details="Получатель не найден",
+        )
+        assert await back(undelivered)
+
+        first, second, third = await exporter.packets([row.batch_id])
+        assert (first.state, third.state) == ("failed", "failed")
+        assert first.reason is not None
+        assert "ACCESS_DENIED: Нет доступа к виду сведений" in first.reason
+        assert third.reason is not None
+        assert "Получатель не найден" in third.reason
+        assert second.state == "pending"  # a СМЭВ server error: sent again by its batch
+        batch = await exporter.get(row.batch_id)
+        assert batch is not None
+        assert batch.status == "pending"
+        resent = await exporter.settle(row.batch_id)
+        assert resent.status == "sent"
+        assert len(adapter.sent) == 4
+        assert [p.state for p in await exporter.packets([row.batch_id])] == ["failed", "sent", "failed"]
+        assert await adapter.deliver(route) == 1
+        assert [p.state for p in await exporter.packets([row.batch_id])] == ["failed", "registered", "failed"]
