@@ -573,6 +573,7 @@ def export_log(limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
 def export_unsendable(
     batch: Annotated[str | None, typer.Option(help="Only this batch (posog-rates-YYYYMMDD-YYYYMMDD)")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """The ratings that could not be sent to ИАС МКГУ, each with the reason (no ФРГУ ids, no ОКАТО…)."""
 
@@ -583,6 +584,10 @@ def export_unsendable(
             rows, counts = await exporter.unsendable(batch, limit=limit), await exporter.unsendable_counts()
         finally:
             await system.close()
+        if as_json:
+            items = [{"batch_id": r.batch_id, "foreign_id": r.foreign_id, "reason": r.reason} for r in rows]
+            typer.echo(json.dumps({"total": sum(counts.values()), "reasons": counts, "items": items}))
+            return
         console.print(ias_cli.unsendable_table(rows, counts))
 
     _run(main())
@@ -655,6 +660,7 @@ def emulate_smev(
     invalid_share: Annotated[float, typer.Option(min=0, max=1, help="Share of deliberately broken facts")] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Seed of the generator (default: random)")] = None,
     organizations: Annotated[int, typer.Option(min=1, max=100_000, help="How many organisations")] = 200,
+    frgu: Annotated[bool, typer.Option("--frgu/--no-frgu", help="Facts carry ФРГУ ids (a tenth without)")] = False,
 ) -> None:
     """Publish realistic ОГ facts to the facts queue of the configured RabbitMQ, as СМЭВ delivers them:
     organisations of every type in 25 regions, Russian names, valid СНИЛС/ИНН/ОГРН/КПП."""
@@ -680,6 +686,7 @@ def emulate_smev(
                 seed=seed if seed is not None else SystemRandom().getrandbits(48),
                 today=today(utcnow),
                 organizations=organizations,
+                frgu=frgu,
             )
             smev = SmevEmulator(system.bus, settings.facts_queue, factory)
             with _progress() as progress:

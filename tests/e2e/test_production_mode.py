@@ -153,7 +153,7 @@ def test_production_processes_run_the_whole_flow(stack: Stack) -> None:
         stack.until(lambda u=url, p=path: answers(u, p), f"{name} to answer {path}")
 
     # СМЭВ publishes facts into RabbitMQ; the workers turn them into notifications in the ЕПГУ inbox.
-    stack.command("emulate", "smev", "--facts", str(FACTS), "--invalid-share", "0.05", "--seed", "7")
+    stack.command("emulate", "smev", "--facts", str(FACTS), "--invalid-share", "0.05", "--seed", "7", "--frgu")
     inbox = f"{stack.urls['emulators']}/epgu/api/notifications"
     valid = FACTS - round(FACTS * 0.05)
     stack.until(
@@ -178,11 +178,16 @@ def test_production_processes_run_the_whole_flow(stack: Stack) -> None:
     # The export to ИАС МКГУ (the emulator stands in for it), as the operator's command sends it.
     day = today(utcnow)
     period = f"{day - timedelta(days=28)}..{day}"
-    ias_env = stack.env | {"POSOG_IAS_URL": f"{stack.urls['emulators']}/ias"}
+    ias_env = stack.env | {"POSOG_IAS_URL": f"{stack.urls['emulators']}/ias", "POSOG_IAS_STATUS_POLL_S": "0.2"}
     stack.command("export", "ias", "--period", period, "--wait", env=ias_env)
 
     seen = observe(at)
-    check_agreement(seen)
+    # A tenth of the facts carry no ФРГУ service id: those ratings are listed as unsendable, the rest went
+    # as RatesRequest packets that ИАС accepted; none is lost.
+    unsendable = json.loads(stack.command("export", "unsendable", "--json", "--limit", "100000", env=ias_env))
+    assert set(unsendable["reasons"]) <= {"no_frgu_service"}
+    assert seen.ias_packets
+    check_agreement(seen, unsendable=[item["foreign_id"] for item in unsendable["items"]])
     assert len(seen.cards) == valid
     assert 0.3 * valid <= len(seen.responses) <= 0.6 * valid
     # The intake worker's metrics can be scraped: what it took, and the lag of its queue.

@@ -158,6 +158,14 @@ def api_router(store: IasStore, switch: FailureSwitch, service: IasService) -> A
             ]
         }
 
+    @router.get("/packets/{packet_id}")
+    async def get_packet(packet_id: int) -> Response:
+        """One RatesRequest as it was received."""
+        packet = await service.packets.get(packet_id) if 0 < packet_id < 2**31 else None
+        if packet is None:
+            return error_response(404, "packet_not_found", "Пакет с таким номером не получен")
+        return Response(packet.body, media_type=XML)
+
     @router.post("/control/packets")
     async def control_packets(body: PacketControl) -> dict[str, object]:
         """How many status questions a packet stays ``received``; the registered vendors (empty: any)."""
