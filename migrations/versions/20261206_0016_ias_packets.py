@@ -49,6 +49,7 @@ def upgrade() -> None:
         batch.create_index("ix_module_ias_packets_batch", ["batch_id", "seq"], unique=False)
         batch.create_index("ix_module_ias_packets_poll", ["state", "next_poll_at"], unique=False)
         batch.create_index(batch.f("ix_module_ias_packets_poll_client_id"), ["poll_client_id"], unique=False)
+        batch.create_index(batch.f("ix_module_ias_packets_packet_id"), ["packet_id"], unique=False)
     op.create_table(
         "module_ias_unsendable",
         sa.Column("batch_id", sa.String(length=100), nullable=False),
@@ -94,6 +95,7 @@ def downgrade() -> None:
         batch.drop_index(batch.f("ix_module_ias_unsendable_reason"))
     op.drop_table("module_ias_unsendable")
     with op.batch_alter_table("module_ias_packets") as batch:
+        batch.drop_index(batch.f("ix_module_ias_packets_packet_id"))
         batch.drop_index(batch.f("ix_module_ias_packets_poll_client_id"))
         batch.drop_index("ix_module_ias_packets_poll")
         batch.drop_index("ix_module_ias_packets_batch")

@@ -599,15 +599,13 @@ class IasExporter:
     def _poll_delay(self, polls: int) -> timedelta:
         return backoff(polls, base_s=self._status_poll_s, cap_s=max(self._status_poll_s, self._retry_max_s))
 
-    async def apply_statuses(self, statuses: Sequence[PacketStatus], *, poll_client_id: str | None = None) -> int:
-        """Record what ИАС said of packets; returns how many of ours it named."""
+    async def apply_statuses(self, statuses: Sequence[PacketStatus]) -> int:
+        """Record what ИАС said of packets; returns how many of ours (not final yet) it named."""
         now = self._clock()
         matched = 0
         async with self._db.uow() as uow:
             for status in statuses:
                 query = select(IasPacket).where(IasPacket.packet_id == status.packet_id)
-                if poll_client_id is not None:
-                    query = query.where(IasPacket.poll_client_id == poll_client_id)
                 packet = (await uow.session.scalars(query)).first()
                 if packet is None or packet.state in PACKET_FINAL:
                     continue
@@ -693,11 +691,14 @@ class IasExporter:
         return True
 
     async def on_packets_response(self, client_id: str, statuses: Sequence[PacketStatus]) -> bool:
+        """Statuses asked by one of our PacketsRequests (even an older one, answered late): applied to
+        the packets they name. False when they name no packet of ours."""
+        ids = [status.packet_id for status in statuses]
         async with self._db.uow() as uow:
-            packet = await self.packet_by_client_id(uow.session, client_id)
-        if packet is None:
+            ours = await uow.session.scalar(select(func.count()).where(IasPacket.packet_id.in_(ids)))
+        if not ours:
             return False
-        await self.apply_statuses(statuses, poll_client_id=client_id)
+        await self.apply_statuses(statuses)
         return True
 
     # --- Payloads ----------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ class IasPacket(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     payload_sha256: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16))
-    packet_id: Mapped[int | None] = mapped_column(BigInteger)
+    packet_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     ias_status: Mapped[str | None] = mapped_column(String(50))
     reason: Mapped[str | None] = mapped_column(Text)
     sends: Mapped[int] = mapped_column(Integer, default=0)
