@@ -623,3 +623,29 @@ async def test_through_the_smev_adapter_rejects_and_errors_fail_or_resend_a_pack
         assert [p.state for p in await exporter.packets([row.batch_id])] == ["failed", "sent", "failed"]
         assert await adapter.deliver(route) == 1
         assert [p.state for p in await exporter.packets([row.batch_id])] == ["failed", "registered", "failed"]
+
+
+async def test_a_packet_the_channel_refused_goes_again_when_its_batch_is_redriven(tmp_path: Path) -> None:
+    async with analytics_stack("embedded", tmp_path, **RATES_SETTINGS) as system:
+        fixture = await build(system)
+        await give_frgu_ids(system, fixture)
+        exporter = system.ias_exporter()
+        await fail_next(system, 1, status=400)
+        failed = await exporter.export("rates", *NOVEMBER)
+        assert (failed.status, failed.dead_at is not None) == ("failed", True)
+        assert failed.last_error is not None
+        assert "HTTP 400" in failed.last_error
+        packets = await exporter.packets([failed.batch_id])
+        assert [p.state for p in packets] == ["failed", "registered", "registered"]
+        assert packets[0].reason is not None
+        assert "HTTP 400" in packets[0].reason
+
+        # `posog outbox redrive ias-export:<batch>`: the worker sends the refused packet again.
+        assert await exporter.outbox.redrive([failed.batch_id]) == [failed.batch_id]
+        assert await exporter.retry_due() == 1
+        batch = await exporter.get(failed.batch_id)
+        assert batch is not None
+        assert batch.status == "sent"
+        packets = await exporter.packets([failed.batch_id])
+        assert [p.state for p in packets] == ["registered"] * 3
+        assert len({p.packet_id for p in packets}) == 3

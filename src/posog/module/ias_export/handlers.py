@@ -309,7 +309,6 @@ class IasExporter:
             await self._create(batch, kind, date_from, date_to, built)
         elif row.status == FAILED:  # re-driven: pending, with a fresh round of attempts
             await self.outbox.redrive([batch])
-            await self._repend_failed_packets(batch)
         return await self.attempt(batch)
 
     async def exists(self, kind: Kind, date_from: date, date_to: date) -> bool:
@@ -423,6 +422,8 @@ class IasExporter:
             if row.status == PENDING:  # a lease, so that a concurrent worker does not send it too
                 await self.outbox.lease(uow.session, batch, lease=timedelta(seconds=LEASE_S), now=now)
                 await uow.commit()
+        if row.kind == "rates" and row.status == PENDING and row.attempts == 0:
+            await self._repend_failed_packets(batch)  # a re-driven batch: its refused packets go again
         if row.kind == "rates":
             delivery = await self._send_packets(batch)
         else:
