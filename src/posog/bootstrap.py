@@ -178,6 +178,7 @@ class System:
             user_key=s.ias_user_key.get_secret_value().encode(),
             forms_per_packet=s.ias_forms_per_packet,
             status_poll_s=s.ias_status_poll_s,
+            reply_timeout_s=s.ias_reply_timeout_s,
             retry_base_s=s.ias_retry_base_s,
             retry_max_s=s.ias_retry_max_s,
             max_attempts=s.ias_max_attempts,

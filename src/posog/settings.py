@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     ias_forms_file: Path | None = None
     ias_forms_per_packet: int = Field(default=1000, ge=1, le=10_000)
     ias_status_poll_s: float = Field(default=60.0, gt=0)
+    # A packet handed to the СМЭВ adapter whose RatesResponse has not come in this long is sent again.
+    ias_reply_timeout_s: float = Field(default=3600.0, gt=0)
     ias_export_kinds: list[Literal["aggregates", "rates"]] = Field(
         default_factory=lambda: ["aggregates", "rates"]  # type: ignore[arg-type]
     )

@@ -649,3 +649,29 @@ async def test_a_packet_the_channel_refused_goes_again_when_its_batch_is_redrive
         packets = await exporter.packets([failed.batch_id])
         assert [p.state for p in packets] == ["registered"] * 3
         assert len({p.packet_id for p in packets}) == 3
+
+
+async def test_a_packet_whose_rates_response_never_comes_is_sent_again(tmp_path: Path) -> None:
+    settings = RATES_SETTINGS | {"ias_reply_timeout_s": 0.3}
+    async with analytics_stack("embedded", tmp_path, smev_transport="amqp", **settings) as system:
+        fixture = await build(system)
+        await give_frgu_ids(system, fixture)
+        adapter = AdapterLoop(system.ias_asgi.app.state.ias_service)
+        exporter = system.ias_exporter(adapter)
+        route = system.ias_replies(adapter)
+        row = await exporter.export("rates", *NOVEMBER)
+        assert row.status == "sent"
+        adapter.replies.clear()  # every RatesResponse lost
+        assert await exporter.poll_due() == 0  # within the timeout: nothing to do yet
+        assert [p.state for p in await exporter.packets([row.batch_id])] == ["sent"] * 3
+        await asyncio.sleep(0.5)
+        await exporter.poll_due()
+        packets = await exporter.packets([row.batch_id])
+        assert [p.state for p in packets] == ["pending"] * 3
+        assert all(p.reason and "нет RatesResponse" in p.reason for p in packets)
+        assert (await exporter.settle(row.batch_id)).status == "sent"
+        assert len(adapter.sent) == 6  # each packet twice, under the same clientId
+        assert await adapter.deliver(route) == 3
+        packets = await exporter.packets([row.batch_id])
+        assert [p.state for p in packets] == ["registered"] * 3
+        assert len(await emulator_packets(system)) == 3  # ИАС made one packet of each document

@@ -270,6 +270,7 @@ class IasExporter:
         user_key: bytes = b"posog-development-ias-user-key",
         forms_per_packet: int = 1000,
         status_poll_s: float = 60.0,
+        reply_timeout_s: float = 3600.0,
         retry_base_s: float = 30.0,
         retry_max_s: float = 3600.0,
         max_attempts: int = 20,
@@ -286,6 +287,7 @@ class IasExporter:
         self._user_key = user_key
         self._forms_per_packet = forms_per_packet
         self._status_poll_s = status_poll_s
+        self._reply_timeout_s = reply_timeout_s
         self._retry_base_s = retry_base_s
         self._retry_max_s = retry_max_s
         self._max_attempts = max_attempts
@@ -557,8 +559,10 @@ class IasExporter:
         """Ask ИАС the status of every registered packet whose time has come (one ``PacketsRequest``
         each); returns how many were asked. Over HTTP the answer is applied at once; through СМЭВ it
         comes back to :meth:`on_packets_response`. A packet is asked again at its next poll time if no
-        answer came."""
+        answer came; one handed to the СМЭВ adapter whose RatesResponse has not come within the reply
+        timeout is sent again by its batch (ИАС gives the same document the same packet)."""
         now = self._clock()
+        await self._resend_unanswered(now)
         async with self._db.uow() as uow:
             query = (
                 select(IasPacket)
@@ -596,6 +600,21 @@ class IasExporter:
             )
             await uow.commit()
         return await self.poll_due()
+
+    async def _resend_unanswered(self, now: datetime) -> None:
+        cutoff = now - timedelta(seconds=self._reply_timeout_s)
+        async with self._db.uow() as uow:
+            query = select(IasPacket).where(IasPacket.state == PACKET_SENT, IasPacket.sent_at <= cutoff).limit(100)
+            stale = list((await uow.session.scalars(query)).all())
+            for packet in stale:
+                reason = f"нет RatesResponse за {self._reply_timeout_s:.0f} с: отправлен снова"
+                packet.state, packet.reason, packet.sent_at, packet.updated_at = PACKET_PENDING, reason, None, now
+                batch = await uow.session.get(IasExport, packet.batch_id)
+                if batch is not None and batch.dead_at is None and batch.status != PENDING:
+                    batch.status, batch.sent_at, batch.lease_until = PENDING, None, None
+                    batch.next_attempt_at, batch.updated_at = now, now
+                log.warning("ias.packet.no_reply", client_id=packet.client_id, batch_id=packet.batch_id)
+            await uow.commit()
 
     def _poll_delay(self, polls: int) -> timedelta:
         return backoff(polls, base_s=self._status_poll_s, cap_s=max(self._status_poll_s, self._retry_max_s))
