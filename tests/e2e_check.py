@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,8 @@ class Observed:
     responses: list[dict[str, Any]]
     summary: dict[str, Any]
     ias: dict[str, dict[str, Any]]
+    # The ИАС emulator's RatesRequest packets, each with its "body" (the document as received).
+    ias_packets: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _cards(http: httpx.Client, at: Endpoints) -> dict[str, dict[str, Any]]:
@@ -99,10 +102,20 @@ def observe(at: Endpoints) -> Observed:
             body = http.get(f"{at.emulators}/ias/api/v1/batches/{batch['batch_id']}")
             assert body.status_code == 200, body.text
             ias[batch["batch_id"]] = batch | {"body": body.text}
-    return Observed(cards, notifications, responses, summary.json(), ias)
+        packets = http.get(f"{at.emulators}/ias/api/v1/packets")
+        assert packets.status_code == 200, packets.text
+        ias_packets = []
+        for packet in packets.json()["items"]:
+            body = http.get(f"{at.emulators}/ias/api/v1/packets/{packet['packet_id']}")
+            assert body.status_code == 200, body.text
+            ias_packets.append(packet | {"body": body.text})
+    return Observed(cards, notifications, responses, summary.json(), ias, ias_packets)
 
 
-def check_agreement(seen: Observed) -> None:
+def check_agreement(seen: Observed, *, unsendable: Collection[str] | None = None) -> None:
+    """``unsendable``: the response ids the module listed as not sendable to ИАС (``posog export
+    unsendable --json``), when the caller has them: then every response of the period is either in a
+    RatesRequest or there."""
     """Every system tells the same story."""
     cards, notifications, responses = seen.cards, seen.notifications, seen.responses
     assert cards, "no service cards"
@@ -134,16 +147,32 @@ def check_agreement(seen: Observed) -> None:
     ratings = [r["answers"][q] for r in responses for q in ("q1", "q2", "q3", "q4", "q5")]
     assert set(ratings) <= {1, 2, 3, 4, 5}
     assert len(set(ratings)) >= 3, "ratings are not varied"
-    # ИАС МКГУ: an aggregates batch and a rates batch, agreeing with analytics and ЛКО for their period.
+    # ИАС МКГУ: an aggregates batch, agreeing with analytics and ЛКО for its period, and the period's
+    # ratings as RatesRequest 1.2.0 packets (INTEGRATION.md §4): each form a response of the period, once,
+    # with the form's value ids (never the rating), none refused by ИАС.
     kinds = {batch["kind"]: batch for batch in seen.ias.values()}
-    assert set(kinds) == {"aggregates", "rates"}
+    assert set(kinds) == {"aggregates"}
     aggregates = json.loads(kinds["aggregates"]["body"])
     period = aggregates["period"]
     in_period = [r for r in responses if period["from"] <= r["service_date"] <= period["to"]]
     assert aggregates["country"]["responses"] == len(in_period)
     assert sum(region["responses"] for region in aggregates["regions"]) == len(in_period)
-    forms = ET.fromstring(kinds["rates"]["body"]).findall(f"{RATES_NS}form")
-    assert sorted(form.findtext(f"{RATES_NS}foreign-id") or "" for form in forms) == sorted(r["id"] for r in in_period)
+    sent: list[str] = []
+    for packet in seen.ias_packets:
+        assert packet["verdict"] == "accepted", packet["errors"]
+        root = ET.fromstring(packet["body"])
+        assert root.tag == f"{RATES_NS}RatesRequest"
+        for form in root.iter(f"{RATES_NS}form"):
+            sent.append(form.get("foreign-id") or "")
+            values = [int(rate.get("value-id") or 0) for rate in form.iter(f"{RATES_NS}rate")]
+            assert values
+            assert all(value > 5 for value in values), values
+    assert len(sent) == len(set(sent)), "a rating sent twice"
+    assert set(sent) <= {r["id"] for r in in_period}
+    if unsendable is not None:
+        assert set(unsendable).isdisjoint(sent)
+        assert set(sent) | set(unsendable) == {r["id"] for r in in_period}, "a rating neither sent nor listed"
     # No personal data left the module: nothing СНИЛС-shaped in what ЛКО, analytics or ИАС hold.
-    for text in [json.dumps(responses, ensure_ascii=False), json.dumps(summary)] + [b["body"] for b in kinds.values()]:
+    bodies = [b["body"] for b in kinds.values()] + [p["body"] for p in seen.ias_packets]
+    for text in [json.dumps(responses, ensure_ascii=False), json.dumps(summary), *bodies]:
         assert not SNILS_LIKE.search(text)

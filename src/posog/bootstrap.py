@@ -229,6 +229,8 @@ class System:
     smev_adapter = _Via(lambda s: s.emulators.smev_adapter)
     smev_adapter_asgi = _Via(lambda s: s.emulators.smev_adapter_asgi)
     epgu_smev = _Via(lambda s: s.emulators.epgu_smev)
+    ias_channel = _Via(lambda s: s.module.ias_channel)
+    ias_replies = _Via(lambda s: s.module.ias_replies)
 
     def geps_replies(self) -> GepsReplyRoute:
         """The ГЭПС feature's ReplyRoute (delivery statuses), for the СМЭВ dispatcher."""

@@ -285,6 +285,7 @@ def emulate_smev(
     invalid_share: Annotated[float, typer.Option(min=0, max=1, help="Share of deliberately broken facts")] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Seed of the generator (default: random)")] = None,
     organizations: Annotated[int, typer.Option(min=1, max=100_000, help="How many organisations")] = 200,
+    frgu: Annotated[bool, typer.Option("--frgu/--no-frgu", help="Facts carry ФРГУ ids (a tenth without)")] = False,
     through_adapter: Annotated[
         bool,
         typer.Option(help="Send OgFactRequest envelopes to POSOG_SMEV_IN_QUEUE, as the СМЭВ adapter delivers them"),
@@ -317,6 +318,7 @@ def emulate_smev(
                 seed=seed if seed is not None else SystemRandom().getrandbits(48),
                 today=today(utcnow),
                 organizations=organizations,
+                frgu=frgu,
             )
             adapter = None
             if through_adapter:

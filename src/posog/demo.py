@@ -97,6 +97,7 @@ def demo_factory(*, run_seed: int, first_number: int) -> FactFactory:
         organizations=ORGANIZATIONS,
         organization_seed=ORGANIZATION_SEED,
         first_number=first_number,
+        frgu=True,  # the ratings go to ИАС МКГУ under the services' ФРГУ ids (a tenth lack one)
     )
 
 
@@ -275,6 +276,8 @@ async def play(system: System, options: DemoOptions, console: Console, base_url:
             for kind in ("aggregates", "rates"):
                 sent.append(await exporter.export(kind, *period))
                 progress.advance(exporting)
+            for _ in range(2):  # ИАС answers "received" first, then accepted or refused
+                await exporter.ask_now(sent[-1].batch_id)
 
         summary = await http.get(
             f"{base_url}/analytics/api/v1/analytics/summary",
@@ -318,6 +321,10 @@ def _print_report(console: Console, report: RunReport, options: DemoOptions) -> 
     for row in report.ias:
         status = {"sent": "передан", "pending": "ожидает повтора", "failed": "ошибка"}.get(row.status, row.status)
         table.add_row(f"ИАС МКГУ: пакет {row.batch_id}", status)
+        if row.kind == "rates":
+            table.add_row(
+                "ИАС МКГУ: оценок передано / не отправлено (posog export unsendable)", f"{row.items} / {row.unsendable}"
+            )
     console.print(table)
 
 

@@ -23,6 +23,8 @@ DEV_SERVICE_KEYS = {
     "admin": "dev-admin-key",
 }
 DEFAULT_LKP_BASE_URL = "http://127.0.0.1:8000/lkp"  # the demo's; production must name its own
+DEV_IAS_VENDOR_ID = 1  # the ИАС emulator's vendor; production names the id ИАС registered for it
+DEV_IAS_USER_KEY = "posog-development-ias-user-key"
 
 
 class Settings(BaseSettings):
@@ -89,6 +91,20 @@ class Settings(BaseSettings):
     # ``ias_export_interval_s``; a failing delivery is retried after ``ias_retry_base_s · 2^(n−1)`` (at most
     # ``ias_retry_max_s``) until ``ias_max_attempts``.
     ias_url: str | None = None
+    # RatesRequest 1.2.0 (INTEGRATION.md §4, docs/ias.md): ``vendor@id`` as registered in ИАС; the key of
+    # the citizens' pseudonyms (``user@id``, a keyed hash, never a СНИЛС or ЕСИА id): both required in
+    # production. The form whose indicator and value ids the ratings are sent with: ``ias_form_type``,
+    # from ``ias_forms_file`` (forms as ИАС serves them) if set, else as last fetched from ИАС (``posog
+    # export forms --refresh``), else the federal form "direct" 0.0.4. Forms per RatesRequest; how often
+    # a packet's status is asked (``PacketsRequest``) until final.
+    ias_vendor_id: int | None = Field(default=None, ge=1)
+    ias_user_key: SecretStr | None = None
+    ias_form_type: str = Field(default="direct", min_length=1, max_length=50)
+    ias_forms_file: Path | None = None
+    ias_forms_per_packet: int = Field(default=1000, ge=1, le=10_000)
+    ias_status_poll_s: float = Field(default=60.0, gt=0)
+    # A packet handed to the СМЭВ adapter whose RatesResponse has not come in this long is sent again.
+    ias_reply_timeout_s: float = Field(default=3600.0, gt=0)
     ias_export_kinds: list[Literal["aggregates", "rates"]] = Field(
         default_factory=lambda: ["aggregates", "rates"]  # type: ignore[arg-type]
     )
@@ -216,6 +232,8 @@ class Settings(BaseSettings):
                     ("POSOG_PII_KEYS", self.pii_keys),
                     ("POSOG_SNILS_HASH_KEY", self.snils_hash_key),
                     ("POSOG_SERVICE_KEYS", self.service_keys),
+                    ("POSOG_IAS_VENDOR_ID", self.ias_vendor_id),
+                    ("POSOG_IAS_USER_KEY", self.ias_user_key),
                 )
                 if not value
             ]
@@ -223,6 +241,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"refusing to start in production without {', '.join(missing)}")
             if self.snils_hash_key and self.snils_hash_key.get_secret_value() == DEV_SNILS_HASH_KEY:
                 raise ValueError("refusing to start in production with the development СНИЛС hash key")
+            if self.ias_user_key and self.ias_user_key.get_secret_value() == DEV_IAS_USER_KEY:
+                raise ValueError("refusing to start in production with the development ИАС pseudonym key")
             if self.cabinet_cookie_secure is False:
                 raise ValueError("refusing to start in production with POSOG_CABINET_COOKIE_SECURE=false")
             self._production_is_not_a_demo()
@@ -233,6 +253,10 @@ class Settings(BaseSettings):
                 self.snils_hash_key = SecretStr(DEV_SNILS_HASH_KEY)
             if not self.service_keys:
                 self.service_keys = {k: SecretStr(v) for k, v in DEV_SERVICE_KEYS.items()}
+            if self.ias_vendor_id is None:
+                self.ias_vendor_id = DEV_IAS_VENDOR_ID
+            if self.ias_user_key is None:
+                self.ias_user_key = SecretStr(DEV_IAS_USER_KEY)
         if self.pii_active_key is None:
             self.pii_active_key = sorted(self.pii_keys)[-1]
         if self.pii_active_key not in self.pii_keys:

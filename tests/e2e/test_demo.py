@@ -132,6 +132,8 @@ def test_the_demo_refuses_to_run_in_production(tmp_path: Path) -> None:
         "POSOG_LKP_BASE_URL": "https://lkp.example.gov.ru",
         "POSOG_PII_KEYS": '{"k1": "' + "A" * 43 + '="}',
         "POSOG_SNILS_HASH_KEY": "a-real-hash-key",
+        "POSOG_IAS_VENDOR_ID": "4242",
+        "POSOG_IAS_USER_KEY": "a-real-ias-user-key",
         "POSOG_SERVICE_KEYS": '{"module": "m", "lko": "l", "lkp": "p", "analytics": "a"}',
     }
     result = CliRunner().invoke(app, ["demo", "--facts", "5"], env=env)

@@ -48,6 +48,8 @@ class Stack:
             "POSOG_REDIS_KEY_PREFIX": redis_prefix,
             "POSOG_PII_KEYS": json.dumps({"k2026": base64.b64encode(secrets.token_bytes(32)).decode()}),
             "POSOG_SNILS_HASH_KEY": secrets.token_urlsafe(32),
+            "POSOG_IAS_VENDOR_ID": "4242",
+            "POSOG_IAS_USER_KEY": secrets.token_urlsafe(32),
             "POSOG_SERVICE_KEYS": json.dumps(self.keys),
             "POSOG_FACTS_QUEUE": f"posog.prod-{run}.facts",
             "POSOG_FACTS_DEAD_LETTER_EXCHANGE": f"posog.prod-{run}.facts.dlx",
@@ -151,7 +153,7 @@ def test_production_processes_run_the_whole_flow(stack: Stack) -> None:
         stack.until(lambda u=url, p=path: answers(u, p), f"{name} to answer {path}")
 
     # СМЭВ publishes facts into RabbitMQ; the workers turn them into notifications in the ЕПГУ inbox.
-    stack.command("emulate", "smev", "--facts", str(FACTS), "--invalid-share", "0.05", "--seed", "7")
+    stack.command("emulate", "smev", "--facts", str(FACTS), "--invalid-share", "0.05", "--seed", "7", "--frgu")
     inbox = f"{stack.urls['emulators']}/epgu/api/notifications"
     valid = FACTS - round(FACTS * 0.05)
     stack.until(
@@ -176,11 +178,16 @@ def test_production_processes_run_the_whole_flow(stack: Stack) -> None:
     # The export to ИАС МКГУ (the emulator stands in for it), as the operator's command sends it.
     day = today(utcnow)
     period = f"{day - timedelta(days=28)}..{day}"
-    ias_env = stack.env | {"POSOG_IAS_URL": f"{stack.urls['emulators']}/ias"}
+    ias_env = stack.env | {"POSOG_IAS_URL": f"{stack.urls['emulators']}/ias", "POSOG_IAS_STATUS_POLL_S": "0.2"}
     stack.command("export", "ias", "--period", period, "--wait", env=ias_env)
 
     seen = observe(at)
-    check_agreement(seen)
+    # A tenth of the facts carry no ФРГУ service id: those ratings are listed as unsendable, the rest went
+    # as RatesRequest packets that ИАС accepted; none is lost.
+    unsendable = json.loads(stack.command("export", "unsendable", "--json", "--limit", "100000", env=ias_env))
+    assert set(unsendable["reasons"]) <= {"no_frgu_service"}
+    assert seen.ias_packets
+    check_agreement(seen, unsendable=[item["foreign_id"] for item in unsendable["items"]])
     assert len(seen.cards) == valid
     assert 0.3 * valid <= len(seen.responses) <= 0.6 * valid
     # The intake worker's metrics can be scraped: what it took, and the lag of its queue.
@@ -203,6 +210,8 @@ def test_production_processes_run_the_whole_flow(stack: Stack) -> None:
         pii_keys=json.loads(stack.env["POSOG_PII_KEYS"]),
         snils_hash_key=stack.env["POSOG_SNILS_HASH_KEY"],
         service_keys=stack.keys,
+        ias_vendor_id=int(stack.env["POSOG_IAS_VENDOR_ID"]),
+        ias_user_key=stack.env["POSOG_IAS_USER_KEY"],
     )
     assert len(citizens_in(settings)) == valid
 

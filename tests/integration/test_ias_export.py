@@ -1,7 +1,9 @@
 """Export to ИАС МКГУ (SPEC §9): with the receiver failing the first attempts, a batch is delivered once
 and logged as sent; re-sends are idempotent; a 4xx is a logged permanent failure; the individual
-ratings go out in the vashkontrol "rates" XML, one ``form`` per response with its five indicators; and
-nothing personal reaches the receiver or the export log.
+ratings go out as vashkontrol ``RatesRequest`` 1.2.0 packets (INTEGRATION.md §4) — the form's indicator
+and value ids, ФРГУ ids, pseudonymous users — over HTTP or through the СМЭВ adapter, their packet ids
+stored and their statuses asked until final (accepted, or refused with ИАС's reason); a rating that
+cannot be sent is listed with the reason; and nothing personal reaches the receiver or the export log.
 
 Data: the hand-computed fixture of ``test_analytics_figures`` (November 2026, regions 77 and 16)."""
 
@@ -10,30 +12,48 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import xml.etree.ElementTree as ET
-from datetime import date
+import os
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from lxml import etree
+from sqlalchemy import update
+from typer.testing import CliRunner
 
 from posog.bootstrap import System
-from posog.emulators.ias.model import IasBatch, IasStore
+from posog.cli import app as cli_app
+from posog.core.clock import MOSCOW
+from posog.emulators.ias.model import IasPacketRecord, IasStore, PacketStore
+from posog.emulators.ias.service import IasService
 from posog.lko.client import LkoClient
+from posog.module.ias_export import documents
 from posog.module.ias_export.handlers import batch_id, previous_day, previous_month
-from posog.module.ias_export.model import IasExport
-from posog.module.ias_export.okato import okato_for_region
-from posog.module.ias_export.rates import INDICATORS, NAMESPACE
-from tests.integration.analytics_fixture import analytics_stack, needles, table_rows
+from posog.module.ias_export.replies import IasReplies
+from posog.module.intake.model import ServiceCard
+from posog.module.smev.envelope import (
+    ADAPTER_NS,
+    InboundError,
+    InboundResponse,
+    InboundStatus,
+    Reject,
+    SmevMetadata,
+    adapter_schema,
+    parse_query_result,
+    query_result,
+)
+from tests.integration.analytics_fixture import Fixture, analytics_stack, needles, table_rows
 from tests.integration.test_analytics_figures import COUNTRY, ORG_A, REGION_16, REGION_77, RESPONSES, build, figures
+from tests.reference import ADAPTER_REFERENCE, shared_dir
 from tests.support import BACKENDS
 
 pytestmark = pytest.mark.integration
 
 NOVEMBER = (date(2026, 11, 1), date(2026, 11, 30))
 FAST_RETRIES = {"ias_retry_base_s": 0.05, "ias_retry_max_s": 0.2, "ias_max_attempts": 5}
-NS = {"r": NAMESPACE}
 
 
 async def fail_next(system: System, count: int, status: int = 503) -> None:
@@ -137,54 +157,324 @@ async def test_a_refusal_is_logged_as_failed_without_endless_retries(backend: st
         assert [b.batch_id for b in await store(system).batches()] == [failed.batch_id]
 
 
+FRGU_SERVICE = "10000000123"
+FRGU_PROCEDURE = "10000000456"
+FRGU_AUTHORITY = {"A": "10000000001", "B": "10000000002", "C": "10000000003"}
+RATES_SETTINGS = {**FAST_RETRIES, "ias_forms_per_packet": 4, "ias_status_poll_s": 0.05}
+
+
+async def give_frgu_ids(system: System, fixture: Fixture) -> None:
+    """ФРГУ ids on the cards of A, B and C, as their facts would carry them; D's cards have none."""
+    async with system.db.uow() as uow:
+        for card_id, org in fixture.card_org.items():
+            if org in FRGU_AUTHORITY:
+                await uow.session.execute(
+                    update(ServiceCard)
+                    .where(ServiceCard.card_id == card_id)
+                    .values(
+                        frgu_service_id=FRGU_SERVICE,
+                        frgu_procedure_id=FRGU_PROCEDURE if org == "A" else None,
+                        frgu_authority_id=FRGU_AUTHORITY[org],
+                    )
+                )
+        await uow.commit()
+
+
+def reference_rates_schema() -> etree.XMLSchema | None:
+    """The shared reference ``rates-1.2.0.xsd`` when it is there; in CI it must be (the test FAILS)."""
+    shared = shared_dir()
+    path = None if shared is None else shared / "reference" / "ias-mkgu" / "rates-1.2.0.xsd"
+    if path is None or not path.is_file():
+        assert not os.environ.get("CI"), "CI runs with ../shared/reference/ias-mkgu/rates-1.2.0.xsd: it is missing"
+        return None
+    return etree.XMLSchema(etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True)))
+
+
+def assert_valid(body: bytes) -> None:
+    """Against the project's own schema, and a RatesRequest/RatesResponse against the shared reference when
+    present (always in CI; the reference has no PacketsRequest/PacketsResponse)."""
+    element = documents.parse(body)
+    documents.validate(element)
+    reference = reference_rates_schema()
+    if reference is not None and documents.root_name(element) in ("RatesRequest", "RatesResponse"):
+        assert reference.validate(element), [f"{e.line}: {e.message}" for e in reference.error_log]
+
+
+async def emulator_packets(system: System) -> list[IasPacketRecord]:
+    return list(await PacketStore(system.db, system.clock).packets())
+
+
+def expected_rates(ratings: list[int]) -> list[tuple[int, int]]:
+    """INTEGRATION.md §4, form "direct" 0.0.4: the k-th criterion is indicator 9+k, its values 41+5k … 45+5k
+    from «Очень плохо» to «Отлично»."""
+    return [(9 + k, 41 + 5 * k + rating - 1) for k, rating in enumerate(ratings)]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-async def test_rates_xml_has_a_form_per_response_and_no_personal_data(backend: str, tmp_path: Path) -> None:
-    async with analytics_stack(backend, tmp_path, **FAST_RETRIES) as system:
+async def test_rates_go_as_rates_requests_with_the_forms_value_ids_and_their_statuses_settle(
+    backend: str, tmp_path: Path
+) -> None:
+    async with analytics_stack(backend, tmp_path, **RATES_SETTINGS) as system:
         fixture = await build(system)
+        await give_frgu_ids(system, fixture)
         exporter = system.ias_exporter()
         await fail_next(system, 1)
         row = await exporter.settle((await exporter.export("rates", *NOVEMBER)).batch_id)
-        assert (row.status, row.attempts, row.items) == ("sent", 2, len(RESPONSES))
-        await exporter.export("aggregates", *NOVEMBER)
+        sendable = [r for r in RESPONSES if r[0] != "D"]
+        assert (row.status, row.attempts, row.items, row.unsendable) == ("sent", 2, len(sendable), 1)
 
-        stored = await store(system).get(row.batch_id)
-        assert stored is not None
-        assert stored.kind == "rates"
-        assert stored.deliveries == 1
-        root = ET.fromstring(stored.body)
-        assert root.tag == f"{{{NAMESPACE}}}forms"
-        forms = root.findall("r:form", NS)
-        assert len(forms) == len(RESPONSES)
+        # Three packets of at most 4 forms, each with ИАС's packet id; sent is not accepted yet.
+        packets = await exporter.packets([row.batch_id])
+        assert [(p.client_id, p.forms, p.state) for p in packets] == [
+            ("ias-r-20261101-20261130-1", 4, "registered"),
+            ("ias-r-20261101-20261130-2", 4, "registered"),
+            ("ias-r-20261101-20261130-3", 2, "registered"),
+        ]
+        ids = [p.packet_id for p in packets]
+        assert all(ids)
+        assert len(set(ids)) == 3
+        assert {p.packet_id: p.status for p in await emulator_packets(system)} == dict.fromkeys(ids, "accepted")
 
+        # Asked until final: the emulator answers "received" first, then its verdict.
+        settled = await exporter.settle_packets(row.batch_id, timeout_s=30)
+        assert [(p.state, p.ias_status, p.polls, p.reason) for p in settled] == [("accepted", "accepted", 2, None)] * 3
+        assert all(p.final_at is not None and p.next_poll_at is None for p in settled)
+        assert await exporter.poll_due() == 0  # nothing is asked any more
+
+        # The documents ИАС got: valid, the form's indicator and value ids, ФРГУ ids, dateTimes, ОКАТО.
         page = await LkoClient(system.lko_http_for_analytics).responses_feed(limit=100)
         responses = {r.id: r for r in page.items}
-        assert len(responses) == len(RESPONSES)
+        received = {p.packet_id: p for p in await emulator_packets(system)}
+        forms = []
+        for packet in settled:
+            body = received[packet.packet_id].body.encode()
+            assert body == packet.payload
+            assert_valid(body)
+            document = documents.parse_rates_request(body)
+            assert document.vendor_id == system.settings.ias_vendor_id == 1
+            assert len(document.forms) == packet.forms
+            forms += document.forms
+        assert sorted(f.foreign_id for f in forms) == sorted(
+            r.id for r in responses.values() if fixture.card_org[r.card_id] != "D"
+        )
+        users = set()
         for form in forms:
-            response = responses[form.findtext("r:foreign-id", namespaces=NS) or ""]
-            org = fixture.orgs[fixture.card_org[response.card_id]]
-            assert form.findtext("r:data/r:authority/r:name", namespaces=NS) == org.name
-            assert form.findtext("r:data/r:authority/r:inn", namespaces=NS) == org.inn
-            assert form.findtext("r:data/r:date", namespaces=NS) == response.service_date[:10]
-            assert form.findtext("r:data/r:okato", namespaces=NS) == okato_for_region(org.region_code)
-            assert form.findtext("r:data/r:service/r:name", namespaces=NS)
-            rates = form.findall("r:rates/r:rate", NS)
-            assert len(rates) == 5
-            # The default questionnaire's q1..q5 rate service_time, queue_time, staff, comfort, information.
-            expected = {str(INDICATORS[c]): str(response.answers[f"q{i}"]) for i, c in enumerate(INDICATORS, 1)}
-            assert {r.get("indicator-id"): r.get("value-id") for r in rates} == expected
-        assert okato_for_region("77") == "45000000000"
-        assert okato_for_region("16") == "92000000000"
+            response = responses[form.foreign_id]
+            org = fixture.card_org[response.card_id]
+            assert form.service_id == FRGU_SERVICE
+            assert form.authority_id == FRGU_AUTHORITY[org]
+            assert form.procedure_id == (FRGU_PROCEDURE if org == "A" else None)
+            assert form.authority_name == fixture.orgs[org].name
+            assert form.service_date.isoformat() == f"{response.service_date[:10]}T00:00:00+03:00"
+            submitted = datetime.fromisoformat(response.submitted_at.replace("Z", "+00:00")).replace(microsecond=0)
+            assert form.received_date == submitted  # to the second, in Moscow time
+            assert form.received_date.utcoffset() == timedelta(hours=3)
+            assert form.okato == {"77": "45000000000", "16": "92000000000"}[fixture.orgs[org].region_code]
+            answers = [response.answers[f"q{i}"] for i in range(1, 6)]
+            assert [(r.indicator_id, r.value_id) for r in form.rates] == expected_rates(answers)
+            assert all(r.value_id > 5 for r in form.rates)  # never the rating itself
+            assert form.user_id.startswith("u")
+            assert len(form.user_id) == 41
+            users.add(form.user_id)
+        assert len(users) == len(forms)  # one citizen per card here: a pseudonym each
 
-        # Nothing personal in what the receiver stored, nor in the export log.
+        # D's rating has no ФРГУ ids: listed with the reason, not sent, not lost.
+        (missing,) = await exporter.unsendable(row.batch_id)
+        d_response = next(r for r in responses.values() if fixture.card_org[r.card_id] == "D")
+        assert (missing.foreign_id, missing.card_id, missing.reason) == (
+            d_response.id,
+            d_response.card_id,
+            "no_frgu_service",
+        )
+        assert "ФРГУ" in missing.detail
+        assert await exporter.unsendable_counts() == {"no_frgu_service": 1}
+
+        # Nothing personal anywhere: documents, the emulator, the export tables.
         secrets = needles(fixture.citizens)
-        exported = [b.body for b in await store(system).batches()]
-        async with system.db.uow() as uow:
-            exported += [p.decode() for p in (await uow.session.scalars(select(IasExport.payload))).all()]
-        assert len(exported) == 4
-        for text in exported + [repr(r) for r in await table_rows(system, "module_ias_exports")]:
-            found = [needle for needle in secrets if needle and needle in text]
+        assert secrets
+        texts = [p.body for p in await emulator_packets(system)]
+        for table in ("module_ias_exports", "module_ias_packets", "module_ias_unsendable", "emulators_ias_packets"):
+            texts += [repr(r) for r in await table_rows(system, table)]
+        for text_ in texts:
+            found = [needle for needle in secrets if needle and needle in text_]
             assert not found, found
-        assert await table_rows(system, IasBatch.__tablename__)
+
+        # The emulator's page shows the packets and their statuses.
+        html = (await system.ias_http.get("/")).text
+        assert all(f">{packet_id}</a>" in html for packet_id in ids)
+        assert "принят" in html
+
+
+async def test_the_export_log_and_the_unsendable_list_show_packets_and_reasons(tmp_path: Path) -> None:
+    async with analytics_stack("embedded", tmp_path, **RATES_SETTINGS) as system:
+        fixture = await build(system)
+        await give_frgu_ids(system, fixture)
+        exporter = system.ias_exporter()
+        row = await exporter.export("rates", *NOVEMBER)
+        await exporter.settle_packets(row.batch_id, timeout_s=30)
+        packet_ids = [str(p.packet_id) for p in await exporter.packets([row.batch_id])]
+        env = {
+            "POSOG_ENV": "test",
+            "POSOG_VAR_DIR": str(tmp_path / "cli-var"),
+            "POSOG_DATABASE_URL": system.settings.resolved_database_url,
+            "COLUMNS": "250",
+        }
+        runner = CliRunner()
+        logged = await asyncio.to_thread(runner.invoke, cli_app, ["export", "log"], env=env)
+        assert logged.exit_code == 0, logged.output
+        assert "ias-r-20261101-20261130-3" in logged.output
+        assert all(packet_id in logged.output for packet_id in packet_ids)
+        assert "принят ИАС" in logged.output
+        assert "Не отправлено оценок: 1" in logged.output
+        listed = await asyncio.to_thread(runner.invoke, cli_app, ["export", "unsendable"], env=env)
+        assert listed.exit_code == 0, listed.output
+        assert "no_frgu_service" in listed.output
+        assert "нет идентификатора ФРГУ" in listed.output
+        forms = await asyncio.to_thread(runner.invoke, cli_app, ["export", "forms"], env=env)
+        assert forms.exit_code == 0, forms.output
+        assert "direct 0.0.4" in forms.output
+        assert "1→41, 2→42, 3→43, 4→44, 5→45" in forms.output
+        assert "5→65" in forms.output
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_refused_packet_is_shown_with_the_reason(backend: str, tmp_path: Path) -> None:
+    """A form file whose value ids ИАС does not serve (an operator's mistake): ИАС gives the packet an
+    id, then refuses it with the reason; the packet is final, refused, with that reason."""
+    wrong = documents.FEDERAL_FORM_DIRECT | {
+        "indicators": [
+            {**indicator, "values": [{**v, "id": v["id"] + 100} for v in indicator["values"]]}
+            for indicator in documents.FEDERAL_FORM_DIRECT["indicators"]
+        ]
+    }
+    forms_file = tmp_path / "forms.json"
+    forms_file.write_text(json.dumps([wrong], ensure_ascii=False), encoding="utf-8")
+    async with analytics_stack(backend, tmp_path, ias_forms_file=forms_file, **RATES_SETTINGS) as system:
+        fixture = await build(system)
+        await give_frgu_ids(system, fixture)
+        exporter = system.ias_exporter()
+        row = await exporter.export("rates", *NOVEMBER)
+        assert row.status == "sent"
+        settled = await exporter.settle_packets(row.batch_id, timeout_s=30)
+        assert [(p.state, p.ias_status) for p in settled] == [("refused", "refused")] * 3
+        for packet in settled:
+            assert packet.reason is not None
+            assert "не относится к показателю 9" in packet.reason
+            assert_valid(packet.payload)  # valid against the schema: refused for its content
+        html = (await system.ias_http.get("/")).text
+        assert "отклонён" in html
+        assert "не относится к показателю 9" in html
+
+
+class AdapterLoop:
+    """A stand-in for the СМЭВ adapter and ИАС behind it: every ClientMessage the module hands over is
+    checked against the adapter's schemas, its RequestMessage content answered by the ИАС emulator's
+    service, and the answer comes back as a QueryResult, read as the СМЭВ worker reads it."""
+
+    def __init__(self, service: IasService, *, fail_sends: int = 0) -> None:
+        self._service = service
+        self.fail_sends = fail_sends
+        self.sent: list[bytes] = []
+        self.replies: list[bytes] = []
+
+    async def send(self, messages: Sequence[bytes]) -> None:
+        if self.fail_sends:
+            self.fail_sends -= 1
+            raise ConnectionError("adapter away")
+        for message in messages:
+            self.sent.append(message)
+            root = etree.fromstring(message)
+            assert adapter_schema().validate(root), adapter_schema().error_log
+            reference = adapter_reference()
+            if reference is not None:
+                assert reference.validate(root), reference.error_log
+            client_id = root.findtext(f".//{{{ADAPTER_NS}}}clientId")
+            (content,) = root.find(f".//{{{ADAPTER_NS}}}MessagePrimaryContent")
+            body = etree.tostring(content)
+            assert_valid(body)
+            answer = await self._service.answer(body)
+            assert_valid(answer)
+            reply = InboundResponse(
+                meta=SmevMetadata(message_id=str(uuid.uuid4())),
+                client_id=f"ias-reply-{uuid.uuid4().hex[:8]}",
+                reply_to_client_id=client_id,
+                content=etree.fromstring(answer),
+            )
+            self.replies.append(query_result(reply))
+
+    async def deliver(self, route: IasReplies) -> int:
+        delivered, self.replies = self.replies, []
+        for body in delivered:
+            inbound = parse_query_result(body)
+            assert isinstance(inbound, InboundResponse)
+            assert await route.on_reply(inbound)
+        return len(delivered)
+
+
+def adapter_reference() -> etree.XMLSchema | None:
+    shared = shared_dir()
+    path = None if shared is None else shared / "reference" / ADAPTER_REFERENCE
+    if path is None or not path.is_file():
+        assert not os.environ.get("CI"), f"CI runs with ../shared/reference/{ADAPTER_REFERENCE}: it is missing"
+        return None
+    return etree.XMLSchema(etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_through_the_smev_adapter_packet_ids_and_statuses_come_back_as_replies(
+    backend: str, tmp_path: Path
+) -> None:
+    async with analytics_stack(backend, tmp_path, smev_transport="amqp", **RATES_SETTINGS) as system:
+        fixture = await build(system)
+        await give_frgu_ids(system, fixture)
+        adapter = AdapterLoop(system.ias_asgi.app.state.ias_service, fail_sends=1)
+        exporter = system.ias_exporter(adapter)
+        route = system.ias_replies(adapter)
+        assert exporter.channel.name == "smev"
+
+        first = await exporter.export("rates", *NOVEMBER)
+        assert (first.status, first.attempts) == ("pending", 1)  # the adapter was away: retried
+        row = await exporter.settle(first.batch_id)
+        assert row.status == "sent"
+        packets = await exporter.packets([row.batch_id])
+        assert [p.state for p in packets] == ["sent"] * 3  # handed over; no packet id yet
+        assert len(adapter.sent) == 3
+
+        # The RatesResponses come back: packet ids stored, statuses asked through the adapter too.
+        assert await adapter.deliver(route) == 3
+        packets = await exporter.packets([row.batch_id])
+        assert [p.state for p in packets] == ["registered"] * 3
+        assert all(p.packet_id for p in packets)
+        for _ in range(2):
+            await asyncio.sleep(0.3)
+            assert await exporter.poll_due() == 3
+            assert await adapter.deliver(route) == 3
+        packets = await exporter.packets([row.batch_id])
+        assert [(p.state, p.ias_status) for p in packets] == [("accepted", "accepted")] * 3
+        requests = [etree.fromstring(m) for m in adapter.sent]
+        roots = [etree.QName(r.find(f".//{{{ADAPTER_NS}}}MessagePrimaryContent")[0]).localname for r in requests]
+        assert roots == ["RatesRequest"] * 3 + ["PacketsRequest"] * 6
+        client_ids = [r.findtext(f".//{{{ADAPTER_NS}}}clientId") or "" for r in requests]
+        assert all(c.startswith("ias-") and len(c) <= 50 for c in client_ids)
+        assert len(set(client_ids)) == len(client_ids)
+        assert {p.channel for p in await emulator_packets(system)} == {"smev"}
+
+        # A reply about someone else's message is left to the next route.
+        other = InboundStatus(meta=SmevMetadata(), client_id=None, original_client_id="ans-123", status="OTHER")
+        assert not await route.on_reply(other)
+
+        # A СМЭВ client error about a packet: failed, with the reason.
+        error = InboundError(
+            meta=SmevMetadata(),
+            client_id=None,
+            original_client_id=packets[0].client_id,
+            status="ERROR",
+            error_type="CLIENT",
+            fault_code="FAILURE",
+            fault_description="Бизнес-данные не соответствуют схеме",
+        )
+        assert await route.on_reply(error)  # claimed; the packet is final already and stays accepted
+        assert (await exporter.packets([row.batch_id]))[0].state == "accepted"
 
 
 def test_schedule_periods() -> None:
@@ -201,3 +491,187 @@ async def test_the_worker_makes_yesterdays_and_last_months_batches_once(tmp_path
         ids = sorted(b.batch_id for b in await store(system).batches())
         assert ids == ["posog-aggregates-20261001-20261031", "posog-aggregates-20261119-20261119"]
         assert all(b.deliveries == 1 for b in await store(system).batches())
+
+
+async def test_the_ias_emulator_checks_what_it_gets(tmp_path: Path) -> None:
+    """The emulator stands in for ИАС: packet ids for RatesRequests (the same document, the same id),
+    verdicts later — refused with the reasons for what breaks the schema, a form's ids or the rule that
+    a user is never a СНИЛС — and a clear 4xx for what is not a RatesRequest at all."""
+    async with analytics_stack("embedded", tmp_path, **RATES_SETTINGS) as system:
+        http = system.ias_http
+        good = documents.rates_request_element(
+            1,
+            [
+                documents.RateForm(
+                    foreign_id="r-1",
+                    user_id="u" + "0" * 40,
+                    authority_id="10000000001",
+                    service_id="10000000123",
+                    procedure_id=None,
+                    service_date=datetime(2026, 11, 20, tzinfo=MOSCOW),
+                    received_date=datetime(2026, 11, 21, tzinfo=MOSCOW),
+                    okato="45000000000",
+                    rates=(documents.Rate(9, 45),),
+                )
+            ],
+        )
+        snils_user = etree.fromstring(etree.tostring(good))
+        user = snils_user.find(f".//{{{documents.RATES_NS}}}user")
+        assert user is not None
+        user.set("id", "11223344595")  # a СНИЛС where a pseudonym belongs
+        short_okato = etree.fromstring(etree.tostring(good))
+        okato = short_okato.find(f".//{{{documents.RATES_NS}}}okato")
+        assert okato is not None
+        okato.text = "450"
+
+        async def send(element: etree._Element) -> int:
+            response = await http.post("/api/v1/rates", content=etree.tostring(element))
+            assert response.status_code == 200, response.text
+            return documents.parse_rates_response(response.content)
+
+        async def ask(packet_id: int) -> documents.PacketStatus:
+            response = await http.post("/api/v1/packets", content=documents.packets_request(1, [packet_id]))
+            assert response.status_code == 200, response.text
+            (status,) = documents.parse_packets_response(response.content)
+            return status
+
+        ids = [await send(good), await send(good), await send(snils_user), await send(short_okato)]
+        assert ids[0] == ids[1]
+        assert len(set(ids)) == 3
+        assert [(await ask(i)).status for i in ids[1:]] == ["received"] * 3
+        verdicts = [await ask(i) for i in ids[1:]]
+        assert [v.status for v in verdicts] == ["accepted", "refused", "refused"]
+        assert "похож на СНИЛС" in verdicts[1].errors[0]
+        assert "не соответствует схеме" in verdicts[2].errors[0]
+        assert "okato" in verdicts[2].errors[0]
+
+        for body, reason in ((b"not xml", "not_xml"), (documents.rates_response(5), "wrong_root")):
+            refused = await http.post("/api/v1/rates", content=body)
+            assert (refused.status_code, refused.json()["error"]["code"]) == (400, reason)
+        unknown = await http.post("/api/v1/packets", content=documents.packets_request(1, [999_999]))
+        assert unknown.status_code == 404
+        forms = (await http.get("/api/v1/forms")).json()["forms"]
+        assert [i["id"] for i in forms[0]["indicators"]] == [9, 10, 11, 12, 13]
+        listed = (await http.get("/api/v1/packets")).json()["items"]
+        assert {(p["packet_id"], p["status"]) for p in listed} == {
+            (ids[0], "accepted"),
+            (ids[2], "refused"),
+            (ids[3], "refused"),
+        }
+        page = await http.get(f"/packets/{ids[2]}")
+        assert page.status_code == 200
+        assert "похож на СНИЛС" in page.text
+        assert (await http.get("/packets/0")).status_code == 404
+
+
+async def test_through_the_smev_adapter_rejects_and_errors_fail_or_resend_a_packet(tmp_path: Path) -> None:
+    async with analytics_stack("embedded", tmp_path, smev_transport="amqp", **RATES_SETTINGS) as system:
+        fixture = await build(system)
+        await give_frgu_ids(system, fixture)
+        adapter = AdapterLoop(system.ias_asgi.app.state.ias_service)
+        exporter = system.ias_exporter(adapter)
+        route = system.ias_replies(adapter)
+        row = await exporter.export("rates", *NOVEMBER)
+        assert row.status == "sent"
+        adapter.replies.clear()  # the RatesResponses are lost on the way: what comes instead is below
+        first, second, third = await exporter.packets([row.batch_id])
+
+        async def back(reply: InboundResponse | InboundStatus | InboundError) -> bool:
+            inbound = parse_query_result(query_result(reply))
+            assert isinstance(inbound, InboundResponse | InboundStatus | InboundError)
+            return await route.on_reply(inbound)
+
+        rejected = InboundResponse(
+            meta=SmevMetadata(message_id=str(uuid.uuid4())),
+            client_id="ias-emulated-reply",
+            reply_to_client_id=first.client_id,
+            rejects=(Reject("ACCESS_DENIED", "Нет доступа к виду сведений"),),
+        )
+        assert await back(rejected)
+        server_error = InboundError(
+            meta=SmevMetadata(message_id=str(uuid.uuid4())),
+            client_id=None,
+            original_client_id=second.client_id,
+            status="ERROR",
+            error_type="SERVER",
+            fault_code="FAILURE",
+            fault_description="Внутренняя ошибка СМЭВ",
+        )
+        assert await back(server_error)
+        undelivered = InboundStatus(
+            meta=SmevMetadata(message_id=str(uuid.uuid4())),
+            client_id=None,
+            original_client_id=third.client_id,
+            status="ERROR",
+            details="Получатель не найден",
+        )
+        assert await back(undelivered)
+
+        first, second, third = await exporter.packets([row.batch_id])
+        assert (first.state, third.state) == ("failed", "failed")
+        assert first.reason is not None
+        assert "ACCESS_DENIED: Нет доступа к виду сведений" in first.reason
+        assert third.reason is not None
+        assert "Получатель не найден" in third.reason
+        assert second.state == "pending"  # a СМЭВ server error: sent again by its batch
+        batch = await exporter.get(row.batch_id)
+        assert batch is not None
+        assert batch.status == "pending"
+        resent = await exporter.settle(row.batch_id)
+        assert resent.status == "sent"
+        assert len(adapter.sent) == 4
+        assert [p.state for p in await exporter.packets([row.batch_id])] == ["failed", "sent", "failed"]
+        assert await adapter.deliver(route) == 1
+        assert [p.state for p in await exporter.packets([row.batch_id])] == ["failed", "registered", "failed"]
+
+
+async def test_a_packet_the_channel_refused_goes_again_when_its_batch_is_redriven(tmp_path: Path) -> None:
+    async with analytics_stack("embedded", tmp_path, **RATES_SETTINGS) as system:
+        fixture = await build(system)
+        await give_frgu_ids(system, fixture)
+        exporter = system.ias_exporter()
+        await fail_next(system, 1, status=400)
+        failed = await exporter.export("rates", *NOVEMBER)
+        assert (failed.status, failed.dead_at is not None) == ("failed", True)
+        assert failed.last_error is not None
+        assert "HTTP 400" in failed.last_error
+        packets = await exporter.packets([failed.batch_id])
+        assert [p.state for p in packets] == ["failed", "registered", "registered"]
+        assert packets[0].reason is not None
+        assert "HTTP 400" in packets[0].reason
+
+        # `posog outbox redrive ias-export:<batch>`: the worker sends the refused packet again.
+        assert await exporter.outbox.redrive([failed.batch_id]) == [failed.batch_id]
+        assert await exporter.retry_due() == 1
+        batch = await exporter.get(failed.batch_id)
+        assert batch is not None
+        assert batch.status == "sent"
+        packets = await exporter.packets([failed.batch_id])
+        assert [p.state for p in packets] == ["registered"] * 3
+        assert len({p.packet_id for p in packets}) == 3
+
+
+async def test_a_packet_whose_rates_response_never_comes_is_sent_again(tmp_path: Path) -> None:
+    settings = RATES_SETTINGS | {"ias_reply_timeout_s": 0.3}
+    async with analytics_stack("embedded", tmp_path, smev_transport="amqp", **settings) as system:
+        fixture = await build(system)
+        await give_frgu_ids(system, fixture)
+        adapter = AdapterLoop(system.ias_asgi.app.state.ias_service)
+        exporter = system.ias_exporter(adapter)
+        route = system.ias_replies(adapter)
+        row = await exporter.export("rates", *NOVEMBER)
+        assert row.status == "sent"
+        adapter.replies.clear()  # every RatesResponse lost
+        assert await exporter.poll_due() == 0  # within the timeout: nothing to do yet
+        assert [p.state for p in await exporter.packets([row.batch_id])] == ["sent"] * 3
+        await asyncio.sleep(0.5)
+        await exporter.poll_due()
+        packets = await exporter.packets([row.batch_id])
+        assert [p.state for p in packets] == ["pending"] * 3
+        assert all(p.reason and "нет RatesResponse" in p.reason for p in packets)
+        assert (await exporter.settle(row.batch_id)).status == "sent"
+        assert len(adapter.sent) == 6  # each packet twice, under the same clientId
+        assert await adapter.deliver(route) == 3
+        packets = await exporter.packets([row.batch_id])
+        assert [p.state for p in packets] == ["registered"] * 3
+        assert len(await emulator_packets(system)) == 3  # ИАС made one packet of each document

@@ -157,6 +157,7 @@ def commented(text: str) -> dict[str, str]:
 PLACEHOLDERS: dict[str, Callable[[], str]] = {
     "<base64-32-bytes>": lambda: base64.b64encode(os.urandom(32)).decode(),
     "<random-hex>": lambda: secrets.token_hex(32),
+    "<ias-vendor-id>": lambda: str(secrets.randbelow(10**6) + 1),
 }
 
 

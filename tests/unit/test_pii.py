@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from posog.core.pii import NONCE_BYTES, PiiCipher, PiiError
-from posog.settings import DEV_PII_KEYS, DEV_SERVICE_KEYS, DEV_SNILS_HASH_KEY, Settings
+from posog.settings import DEV_IAS_USER_KEY, DEV_PII_KEYS, DEV_SERVICE_KEYS, DEV_SNILS_HASH_KEY, Settings
 
 K1 = b"k" * 32
 K2 = b"K" * 32
@@ -148,6 +148,8 @@ PRODUCTION_SERVICES = {
     "amqp_url": "amqp://posog:secret@mq/",
     "redis_url": "redis://:secret@redis/0",
     "lkp_base_url": "https://lkp.example.gov.ru",
+    "ias_vendor_id": "4242",
+    "ias_user_key": "a-real-ias-user-key",
 }
 
 
@@ -278,3 +280,25 @@ def test_production_refuses_the_demo_fallbacks(change: dict[str, object], named:
     with pytest.raises(ValidationError, match=re.escape(named)):
         _production(**(values | change))
     _production(**values)  # and without the change it starts
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_production_needs_the_ias_vendor_and_a_real_pseudonym_key() -> None:
+    """INTEGRATION.md §4: every RatesRequest names the supplier ИАС registered, and user@id is a keyed
+    hash whose key is the deployment's own."""
+    keys = {
+        "pii_keys": {"p1": base64.b64encode(K1).decode()},
+        "snils_hash_key": "a-real-hash-key",
+        "service_keys": {"module": "m"},
+    }
+    for missing in ("ias_vendor_id", "ias_user_key"):
+        values = {k: v for k, v in PRODUCTION_SERVICES.items() if k != missing}
+        with pytest.raises(ValidationError, match=f"POSOG_{missing.upper()}"):
+            Settings(env="production", _env_file=None, **(values | keys))  # type: ignore[arg-type, call-arg]
+    with pytest.raises(ValidationError, match="development ИАС pseudonym key"):
+        _production(**keys, ias_user_key=DEV_IAS_USER_KEY)
+    assert _production(**keys).ias_vendor_id == 4242
+    development = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert development.ias_vendor_id == 1
+    assert development.ias_user_key is not None
+    assert development.ias_user_key.get_secret_value() == DEV_IAS_USER_KEY

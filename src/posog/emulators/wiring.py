@@ -11,6 +11,7 @@ from posog.core.wiring import Job, Shared
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from lxml import etree
 
     from posog.emulators.epgu.inbox import EpguInbox
     from posog.emulators.epgu.smev import EpguOverSmev
@@ -40,6 +41,7 @@ class EmulatorsSystem:
         """The СМЭВ adapter's emulator: the AMQP interface's queues or the web service's own queue."""
         from posog.emulators.epgu.smev import GEPS_NS
         from posog.emulators.smev_adapter.adapter import SmevAdapterEmulator
+        from posog.module.contracts import ias_documents
 
         s = self.shared.settings
         adapter = SmevAdapterEmulator(
@@ -52,7 +54,45 @@ class EmulatorsSystem:
         )
         # ЕПГУ answers the ГЭПС requests with delivery statuses, queued for the module's inbound side.
         adapter.register_recipient(GEPS_NS, self.epgu_smev.answer_request)
+        # ИАС МКГУ answers RatesRequest (a packet id) and PacketsRequest (statuses) as ResponseMessages.
+        adapter.register_recipient(ias_documents.RATES_NS, self._ias_over_smev)
         return adapter
+
+    async def _ias_over_smev(self, client_id: str, business: etree._Element) -> list[bytes]:
+        """ИАС МКГУ behind the adapter: the emulator's business answer, or rejects for a document it
+        cannot take, as the ``QueryResult`` the adapter delivers back."""
+        import uuid
+
+        from lxml import etree as lxml_etree
+
+        from posog.emulators.ias.service import RequestRefused
+        from posog.module.smev.envelope import InboundResponse, Reject, SmevMetadata, query_result
+
+        service = self.ias_asgi.app.state.ias_service
+        meta = SmevMetadata(message_id=str(uuid.uuid4()))
+        reply_id = f"ias-reply-{uuid.uuid4().hex[:12]}"
+        try:
+            answer = await service.answer(lxml_etree.tostring(business))
+        except RequestRefused as refused:
+            reject = Reject("UNKNOWN_REQUEST_DESCRIPTION", f"{refused.reason}: {refused}"[:500])
+            reply = InboundResponse(
+                meta=meta,
+                client_id=reply_id,
+                reply_to_client_id=client_id,
+                content=None,
+                rejects=(reject,),
+                status=None,
+            )
+        else:
+            reply = InboundResponse(
+                meta=meta,
+                client_id=reply_id,
+                reply_to_client_id=client_id,
+                content=lxml_etree.fromstring(answer),
+                rejects=(),
+                status=None,
+            )
+        return [query_result(reply)]
 
     @cached_property
     def epgu_smev(self) -> EpguOverSmev:

@@ -28,6 +28,7 @@ from pydantic_core import PydanticCustomError
 
 from posog.core import ids, regions
 from posog.lko.contracts import QuestionnaireDocument
+from posog.module.ias_export import documents as _ias_documents
 
 SurveyLevel = Literal["federal", "regional", "municipal"]
 CARD_ID_PATTERN = r"^[\w.:/\-]+$"
@@ -426,3 +427,8 @@ class CardFeedPage(BaseModel):
     items: list[CardFeedItem]
     next_cursor: str | None
     has_more: bool
+
+
+# ИАС МКГУ's XML messages (RatesRequest 1.2.0 and the rest, INTEGRATION.md §4): the module builds them,
+# the ИАС emulator reads them.
+ias_documents = _ias_documents

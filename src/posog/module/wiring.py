@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from posog.analytics.client import AnalyticsClient
     from posog.core.ratelimit import InMemoryRateLimiter, RedisRateLimiter
     from posog.lko.client import LkoClient
+    from posog.module.ias_export.channel import IasChannel
     from posog.module.ias_export.handlers import IasExporter, IasSchedule
+    from posog.module.ias_export.replies import IasReplies
     from posog.module.intake.consumer import IntakeConsumer
     from posog.module.intake.handlers import IntakeHandler
     from posog.module.links.catalog import QuestionnaireCatalog
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from posog.module.notifications.replies import GepsReplyRoute
     from posog.module.retention import PiiPurger
     from posog.module.smev.edge import SmevEdge
+    from posog.module.smev.port import AdapterOutbound
 
 
 class ModuleSystem:
@@ -143,8 +146,9 @@ class ModuleSystem:
         edge = build_smev(
             s.settings, s.db, s.bus, s.cipher, s.clock, self.intake, embedded_adapter=self.smev_adapter_asgi
         )
-        if edge.dispatcher is not None:  # the features' replies: ГЭПС delivery statuses
+        if edge.dispatcher is not None:  # the features' replies: ГЭПС delivery statuses, ИАС packets
             edge.dispatcher.register(self.geps_replies())
+            edge.dispatcher.register(self.ias_replies(edge.outbound))
         return edge
 
     @property
@@ -168,21 +172,53 @@ class ModuleSystem:
             max_backoff_s=s.reconnect_max_backoff_s,
         )
 
-    def ias_exporter(self) -> IasExporter:
-        """The module's ИАС export: analytics asked with the module's key, ЛКО's responses feed read with it."""
-        from posog.module.ias_export.handlers import IasExporter, IasSender
+    def ias_exporter(self, outbound: AdapterOutbound | None = None) -> IasExporter:
+        """The module's ИАС export: analytics asked with the module's key, ЛКО's responses feed read with it;
+        RatesRequest packets over HTTP (``POSOG_SMEV_TRANSPORT=none``) or through the СМЭВ adapter
+        (``outbound``, else the СМЭВ edge's)."""
+        from posog.module.ias_export.handlers import IasExporter, IasForms, IasSender
 
         s = self.shared.settings
+        assert s.ias_vendor_id is not None  # a development default, required in production
+        assert s.ias_user_key is not None
         return IasExporter(
             self.shared.db,
             self.shared.clock,
             self.analytics,
             self.lko,
             IasSender(self.ias_http),
+            channel=self.ias_channel(outbound),
+            forms=IasForms(
+                self.shared.db, self.shared.clock, service_type=s.ias_form_type, forms_file=s.ias_forms_file
+            ),
+            vendor_id=s.ias_vendor_id,
+            user_key=s.ias_user_key.get_secret_value().encode(),
+            forms_per_packet=s.ias_forms_per_packet,
+            status_poll_s=s.ias_status_poll_s,
+            reply_timeout_s=s.ias_reply_timeout_s,
             retry_base_s=s.ias_retry_base_s,
             retry_max_s=s.ias_retry_max_s,
             max_attempts=s.ias_max_attempts,
         )
+
+    def ias_channel(self, outbound: AdapterOutbound | None = None) -> IasChannel:
+        """How RatesRequest/PacketsRequest reach ИАС МКГУ: over HTTP, or through the СМЭВ adapter."""
+        from posog.core.wiring import ConfigurationError
+        from posog.module.ias_export.channel import HttpChannel, SmevChannel
+
+        settings = self.shared.settings
+        if settings.smev_transport == "none":
+            return HttpChannel(self.ias_http)
+        found = outbound or self.smev.outbound
+        if found is None:
+            raise ConfigurationError("POSOG_SMEV_TRANSPORT is set but no СМЭВ adapter outbound was built for ИАС")
+        return SmevChannel(found, settings.smev_it_system)
+
+    def ias_replies(self, outbound: AdapterOutbound | None = None) -> IasReplies:
+        """The ИАС feature's ReplyRoute (RatesResponse, PacketsResponse, rejects and errors from СМЭВ)."""
+        from posog.module.ias_export.replies import IasReplies
+
+        return IasReplies(self.ias_exporter(outbound))
 
     def ias_schedule(self) -> IasSchedule:
         """Yesterday's and last month's batches for ИАС МКГУ, and the pending retries (``posog worker ias-export``)."""

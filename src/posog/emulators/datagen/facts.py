@@ -4,6 +4,7 @@ recent weeks — and, on request, deliberately broken facts of every kind intake
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import uuid
@@ -118,7 +119,9 @@ class FactFactory:
 
     ``organization_seed`` fixes the organisations apart from the facts (the demo keeps the same
     organisations from run to run while each run brings new citizens); ``first_number`` continues the
-    numbering of card ids after facts generated earlier."""
+    numbering of card ids after facts generated earlier. ``frgu``: the facts carry ФРГУ ids (the
+    service's from its type and name, the authority's from its ИНН; every tenth fact has no service id,
+    as some senders omit it), drawn without the generator's randomness so the rest stays the same."""
 
     def __init__(
         self,
@@ -129,7 +132,9 @@ class FactFactory:
         horizon_days: int = 28,
         organization_seed: int | None = None,
         first_number: int = 0,
+        frgu: bool = False,
     ) -> None:
+        self.frgu = frgu
         self.rng = random.Random(seed)
         self.faker = Faker("ru_RU")
         self.faker.seed_instance(seed)
@@ -194,12 +199,17 @@ class FactFactory:
         if self.rng.random() < 0.7:  # СМЭВ senders often omit the optional region code
             organization_part["region_code"] = org.region_code
         suffix = f"{self.rng.randint(0, 9999):04d}"
+        service: dict[str, Any] = {"date": when.isoformat(), "name": service_name}
+        if self.frgu:
+            if self._counter % 10:
+                service["frgu_service_id"] = _frgu_id(f"{org.type_code}/{service_name}")
+            organization_part["frgu_authority_id"] = _frgu_id(org.inn)
         return {
             "schema": "og.fact/1",
             "message_id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
             "card_id": f"{org.type_code.upper()}-{org.region_code}-{when:%Y}-{self._counter:09d}-{suffix}",
             "survey_level": level,
-            "service": {"date": when.isoformat(), "name": service_name},
+            "service": service,
             "organization": organization_part,
             "citizen": self.citizen(),
         }
@@ -216,6 +226,11 @@ class FactFactory:
 
     def invalid_any(self) -> tuple[bytes, str]:
         return self.invalid(self.rng.choice(list(INVALID_KINDS)))
+
+
+def _frgu_id(key: str) -> str:
+    """A ФРГУ-like id (13 digits, «10000…»), the same for the same key."""
+    return "10000" + str(int(hashlib.sha256(key.encode()).hexdigest()[:12], 16) % 10**8).zfill(8)
 
 
 def _bad_check_digit(value: str) -> str:

@@ -1,11 +1,14 @@
 """``posog export …``: an operator sends a period's batches to ИАС МКГУ now and reads the export log
-(SPEC §9). Like every operator command, it works on a database already migrated (``posog db upgrade``).
+(SPEC §9): the batches, the RatesRequest packets with ИАС's packet ids and statuses, the ratings that
+could not be sent with the reason, the form the ratings are mapped with. Like every operator command, it
+works on a database already migrated (``posog db upgrade``).
 
 Exposed as :data:`export_app`; the main CLI registers it as the ``export`` group."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Annotated
@@ -90,6 +93,8 @@ def export_ias(
     require_ias_url(Settings())
 
     async def main() -> None:
+        from posog.module.ias_export import tables  # the export's model, loaded by its commands only
+
         failed = False
         async with COMMANDS.open() as commands:
             exporter = commands.module.ias_exporter()
@@ -103,9 +108,14 @@ def export_ias(
                     continue
                 if wait and row.status == PENDING:
                     row = await exporter.settle(row.batch_id)
+                if wait and row.kind == "rates":  # and ask the packets' statuses until final
+                    settled = await exporter.settle_packets(row.batch_id)
+                    failed = failed or any(p.state in ("refused", "failed") for p in settled)
                 failed = failed or row.status == "failed"
             rows = await exporter.log(limit=50)
+            packets = await exporter.packets([r.batch_id for r in rows if r.kind == "rates"])
         console.print(_export_table(rows, "Журнал выгрузок в ИАС МКГУ"))
+        console.print(tables.packets_table(packets))
         if failed:
             raise typer.Exit(1)
 
@@ -117,8 +127,65 @@ def export_log(limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
     """The export log, the newest batches first."""
 
     async def main() -> None:
+        from posog.module.ias_export import tables  # the export's model, loaded by its commands only
+
         async with COMMANDS.open() as commands:
-            rows = await commands.module.ias_exporter().log(limit=limit)
+            exporter = commands.module.ias_exporter()
+            rows = await exporter.log(limit=limit)
+            packets = await exporter.packets([r.batch_id for r in rows if r.kind == "rates"])
+            unsendable = await exporter.unsendable_counts()
         console.print(_export_table(rows, "Журнал выгрузок в ИАС МКГУ"))
+        console.print(tables.packets_table(packets))
+        total = sum(unsendable.values())
+        if total:
+            console.print(f"[red]Не отправлено оценок: {total}[/] — список с причинами: posog export unsendable")
+
+    asyncio.run(main())
+
+
+@export_app.command("unsendable")
+def export_unsendable(
+    batch: Annotated[str | None, typer.Option(help="Only this batch (posog-rates-YYYYMMDD-YYYYMMDD)")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """The ratings that could not be sent to ИАС МКГУ, each with the reason (no ФРГУ ids, no ОКАТО…)."""
+
+    async def main() -> None:
+        from posog.module.ias_export import tables  # the export's model, loaded by its commands only
+
+        async with COMMANDS.open() as commands:
+            exporter = commands.module.ias_exporter()
+            rows, counts = await exporter.unsendable(batch, limit=limit), await exporter.unsendable_counts()
+        if as_json:
+            items = [{"batch_id": r.batch_id, "foreign_id": r.foreign_id, "reason": r.reason} for r in rows]
+            typer.echo(json.dumps({"total": sum(counts.values()), "reasons": counts, "items": items}))
+            return
+        console.print(tables.unsendable_table(rows, counts))
+
+    asyncio.run(main())
+
+
+@export_app.command("forms")
+def export_forms(
+    refresh: Annotated[bool, typer.Option("--refresh", help="Ask ИАС for its forms first and keep them")] = False,
+) -> None:
+    """The ИАС form the ratings are sent with: each criterion's indicator id and value ids."""
+    from posog.module.ias_export.forms import FormError
+
+    async def main() -> None:
+        from posog.module.ias_export import tables  # the export's model, loaded by its commands only
+
+        async with COMMANDS.open() as commands:
+            exporter = commands.module.ias_exporter()
+            try:
+                if refresh:
+                    names = await exporter.forms.refresh(commands.module.ias_http)
+                    console.print(f"Формы ИАС получены: {', '.join(names)}")
+                current = await exporter.forms.current()
+            except FormError as exc:
+                console.print(f"[red]Форма ИАС: {exc}[/]")
+                raise typer.Exit(1) from None
+        console.print(tables.form_table(current))
 
     asyncio.run(main())

@@ -1,13 +1,29 @@
 """Building, sending and retrying ИАС МКГУ batches, and the schedule that makes them (SPEC §9).
 
 A batch is (kind, period): ``aggregates`` — the SPEC §8 figures of the country, of every region and of
-every organisation, asked of analytics — or ``rates`` — the individual ratings of the period's services
-in the vashkontrol form, read from ЛКО's responses feed. Its id is deterministic
+every organisation, asked of analytics (our own message, ``ias.aggregates/1``, docs/ias.md) — or
+``rates`` — the individual ratings of the period's services, read from ЛКО's responses feed, as
+vashkontrol ``RatesRequest`` 1.2.0 packets (INTEGRATION.md §4). Its id is deterministic
 (``posog-<kind>-<from>-<to>``) and its payload is built once and frozen in ``module_ias_exports``, so
 every attempt and every re-send carries the same bytes under the same id: the receiver keeps a batch id
 once and answers 200 to a repeat.
 
-Delivery, on the one engine (:mod:`posog.core.outbox`, delivery ``ias-export``): 2xx → ``sent``; a
+A ``rates`` batch is cut into packets of ``POSOG_IAS_FORMS_PER_PACKET`` forms (``module_ias_packets``,
+each a frozen RatesRequest under our ``client_id``; the batch's payload is their manifest). Each form is
+one rating: ``foreign-id`` its response id, ``user@id`` a pseudonym (HMAC-SHA-256 under
+``POSOG_IAS_USER_KEY`` of the card's СНИЛС hash, or of the card id once that is purged), the card's ФРГУ
+ids, the service's date and the rating's time as dateTimes, the ОКАТО of the organisation's subject,
+and the indicator and value ids of the form in use (:mod:`posog.module.ias_export.forms`). A rating
+that cannot be sent — no ФРГУ service or authority id, no ОКАТО, nothing the form maps, no criterion
+rated — is listed in ``module_ias_unsendable`` with the reason and counted on the batch.
+
+Packets go through the channel port (:mod:`posog.module.ias_export.channel`): HTTP, or the СМЭВ adapter.
+ИАС answers a RatesRequest with a packet id (``RatesResponse``); the packet's status is then asked with
+``PacketsRequest`` every ``POSOG_IAS_STATUS_POLL_S`` (doubling up to ``ias_retry_max_s``) until it is
+final: ``accepted``, or ``refused`` with ИАС's reason. Sent is not accepted.
+
+Delivery, on the one engine (:mod:`posog.core.outbox`, delivery ``ias-export``): 2xx (aggregates), every
+packet handed over (rates) → ``sent``; a
 connection error, 5xx, 408, 425 or 429 → another attempt after the engine's backoff
 (``retry_base_s · 2^(attempts−1)``, at most ``retry_max_s``, a little less at random) until
 ``max_attempts``, then ``failed`` (dead); any other 4xx → ``failed`` at once (the receiver will never
@@ -18,33 +34,66 @@ from __future__ import annotations
 import asyncio
 import calendar
 import hashlib
+import hmac
 import json
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any, Final, Literal
 
 import httpx
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from posog.analytics.client import AnalyticsClient, AnalyticsError, AnalyticsRefused
 from posog.core.clock import MOSCOW, Clock, today
 from posog.core.db import Database
-from posog.core.outbox import Failure, Outbox
+from posog.core.outbox import Failure, Outbox, backoff
 from posog.lko.client import LkoClient, LkoError
 from posog.lko.contracts import QuestionnaireDocument, StoredResponse
-from posog.module.ias_export.model import FAILED, IAS_EXPORTS, PENDING, SENT, IasExport
+from posog.module.ias_export import documents
+from posog.module.ias_export.channel import HttpChannel, IasChannel
+from posog.module.ias_export.documents import PacketStatus, RateForm
+from posog.module.ias_export.forms import (
+    DEFAULT_FORM,
+    FormError,
+    FormMapping,
+    choose,
+    forms_from_file,
+    forms_from_json,
+    mapping,
+)
+from posog.module.ias_export.model import (
+    FAILED,
+    IAS_EXPORTS,
+    PACKET_ACCEPTED,
+    PACKET_FAILED,
+    PACKET_FINAL,
+    PACKET_PENDING,
+    PACKET_REFUSED,
+    PACKET_REGISTERED,
+    PACKET_SENT,
+    PENDING,
+    SENT,
+    IasExport,
+    IasFormRecord,
+    IasPacket,
+    IasUnsendable,
+)
 from posog.module.ias_export.okato import okato_for_region
-from posog.module.ias_export.rates import RateForm, criterion_ratings, rates_xml
-from posog.module.intake.model import ServiceCard
+from posog.module.ias_export.queries import CardFacts, card_facts
+from posog.module.ias_export.rates import criterion_ratings
 
 log = structlog.get_logger(__name__)
 
 Kind = Literal["aggregates", "rates"]
 KINDS: Final[tuple[Kind, ...]] = ("aggregates", "rates")
 AGGREGATES_SCHEMA: Final = "ias.aggregates/1"
+RATES_MANIFEST_SCHEMA: Final = "ias.rates-batch/1"
 _PATHS: Final[dict[str, tuple[str, str]]] = {
     "aggregates": ("/api/v1/batches", "application/json"),
     "rates": ("/api/v1/rates", "application/xml; charset=utf-8"),
@@ -78,6 +127,10 @@ class IasSender:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self._http = http
 
+    @property
+    def http(self) -> httpx.AsyncClient:
+        return self._http
+
     async def send(self, kind: str, batch: str, payload: bytes) -> Delivery:
         path, content_type = _PATHS[kind]
         try:
@@ -99,6 +152,109 @@ def _sha256(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
+@dataclass(frozen=True)
+class Unsendable:
+    foreign_id: str
+    card_id: str
+    reason: str
+    detail: str
+
+
+@dataclass
+class Built:
+    """A batch as built: its frozen payload, its items (aggregates: figures; rates: forms sent), and for
+    rates its packets (client id, forms, RatesRequest) and the ratings that cannot be sent."""
+
+    payload: bytes
+    items: int
+    packets: list[tuple[str, int, bytes]] = field(default_factory=list)
+    unsendable: list[Unsendable] = field(default_factory=list)
+
+
+UNSENDABLE_REASONS: Final[dict[str, str]] = {
+    "unknown_questionnaire": "анкета ответа не найдена в ЛКО",
+    "no_criteria": "в ответе нет оценки ни по одному из пяти критериев",
+    "unknown_card": "карточка услуги не найдена в модуле",
+    "no_frgu_service": "у услуги нет идентификатора ФРГУ (service.frgu_service_id)",
+    "no_frgu_authority": "у организации нет идентификатора ФРГУ (organization.frgu_authority_id)",
+    "no_okato": "для региона организации не известен ОКАТО",
+    "no_mapping": "форма ИАС не содержит показателей для оценённых критериев",
+}
+
+
+def packet_client_id(batch: str, seq: int) -> str:
+    """Our id of a packet, the СМЭВ clientId too (≤ 50 characters): ``ias-r-<from>-<to>-<n>``."""
+    _, _, period = batch.partition("-rates-")
+    return f"ias-r-{period}-{seq}"
+
+
+def pseudonym(key: bytes, card: CardFacts) -> str:
+    """``user@id``: a keyed hash of the citizen's СНИЛС hash (the same citizen, the same pseudonym), or of
+    the card id once personal data is purged. Never reversible without the key, never personal data."""
+    subject = f"snils:{card.snils_hash}" if card.snils_hash else f"card:{card.card_id}"
+    return "u" + hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def _aware(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class IasForms:
+    """The form the ratings are mapped with (:mod:`posog.module.ias_export.forms`): ``forms_file`` if
+    set, else the newest fetched from ИАС (``module_ias_forms``), else the federal form "direct" 0.0.4."""
+
+    def __init__(
+        self, db: Database, clock: Clock, *, service_type: str = "direct", forms_file: Path | None = None
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self.service_type = service_type
+        self._file = forms_file
+
+    async def current(self) -> FormMapping:
+        if self._file is not None:
+            chosen = choose(forms_from_file(self._file), self.service_type)
+            if chosen is None:
+                raise FormError(f"POSOG_IAS_FORMS_FILE {self._file} has no form {self.service_type!r}")
+            return mapping(chosen, "file")
+        async with self._db.uow() as uow:
+            rows = (
+                await uow.session.scalars(select(IasFormRecord).where(IasFormRecord.service_type == self.service_type))
+            ).all()
+        cached = choose([f for r in rows for f in forms_from_json(r.document)], self.service_type)
+        if cached is not None:
+            return mapping(cached, "ias")
+        if self.service_type == DEFAULT_FORM.service_type:
+            return mapping(DEFAULT_FORM, "default")
+        raise FormError(f"no form {self.service_type!r}: fetch the forms from ИАС (posog export forms --refresh)")
+
+    async def refresh(self, http: httpx.AsyncClient) -> list[str]:
+        """Ask ИАС for its forms (``GET /api/v1/forms``) and keep them; returns their names."""
+        try:
+            response = await http.get("/api/v1/forms")
+        except httpx.HTTPError as exc:
+            raise FormError(f"ИАС недоступна: {exc.__class__.__name__}") from None
+        if response.status_code != 200:
+            raise FormError(f"ИАС ответила HTTP {response.status_code}")
+        forms = forms_from_json(response.text)
+        now = self._clock()
+        async with self._db.uow() as uow:
+            for form in forms:
+                document = json.dumps(form.document(), ensure_ascii=False, sort_keys=True)
+                row = await uow.session.get(IasFormRecord, (form.service_type, form.version))
+                if row is None:
+                    uow.session.add(
+                        IasFormRecord(
+                            service_type=form.service_type, version=form.version, document=document, fetched_at=now
+                        )
+                    )
+                else:
+                    row.document, row.fetched_at = document, now
+            await uow.commit()
+        return [form.name for form in forms]
+
+
 class IasExporter:
     def __init__(
         self,
@@ -108,6 +264,13 @@ class IasExporter:
         lko: LkoClient,
         sender: IasSender,
         *,
+        channel: IasChannel | None = None,
+        forms: IasForms | None = None,
+        vendor_id: int = 1,
+        user_key: bytes = b"posog-development-ias-user-key",
+        forms_per_packet: int = 1000,
+        status_poll_s: float = 60.0,
+        reply_timeout_s: float = 3600.0,
         retry_base_s: float = 30.0,
         retry_max_s: float = 3600.0,
         max_attempts: int = 20,
@@ -118,6 +281,13 @@ class IasExporter:
         self._analytics = analytics
         self._lko = lko
         self._sender = sender
+        self.channel: IasChannel = channel or HttpChannel(sender.http)
+        self.forms = forms or IasForms(db, clock)
+        self._vendor_id = vendor_id
+        self._user_key = user_key
+        self._forms_per_packet = forms_per_packet
+        self._status_poll_s = status_poll_s
+        self._reply_timeout_s = reply_timeout_s
         self._retry_base_s = retry_base_s
         self._retry_max_s = retry_max_s
         self._max_attempts = max_attempts
@@ -137,8 +307,8 @@ class IasExporter:
         batch = batch_id(kind, date_from, date_to)
         row = await self.get(batch)
         if row is None:
-            payload, items = await self.build(kind, date_from, date_to, batch)
-            await self._create(batch, kind, date_from, date_to, payload, items)
+            built = await self.build(kind, date_from, date_to, batch)
+            await self._create(batch, kind, date_from, date_to, built)
         elif row.status == FAILED:  # re-driven: pending, with a fresh round of attempts
             await self.outbox.redrive([batch])
         return await self.attempt(batch)
@@ -156,7 +326,29 @@ class IasExporter:
             query = select(IasExport).order_by(IasExport.created_at.desc(), IasExport.batch_id).limit(limit)
             return (await uow.session.scalars(query)).all()
 
-    async def _create(self, batch: str, kind: str, date_from: date, date_to: date, payload: bytes, items: int) -> None:
+    async def packets(self, batches: Iterable[str] | None = None, limit: int = 1000) -> Sequence[IasPacket]:
+        """The RatesRequest packets of ``batches`` (all when None), by batch and number."""
+        async with self._db.uow() as uow:
+            query = select(IasPacket).order_by(IasPacket.batch_id.desc(), IasPacket.seq).limit(limit)
+            if batches is not None:
+                query = query.where(IasPacket.batch_id.in_(list(batches)))
+            return (await uow.session.scalars(query)).all()
+
+    async def unsendable(self, batch: str | None = None, limit: int = 1000) -> Sequence[IasUnsendable]:
+        """The ratings that could not be sent, with the reason (of one batch, or of all)."""
+        async with self._db.uow() as uow:
+            query = select(IasUnsendable).order_by(IasUnsendable.batch_id.desc(), IasUnsendable.foreign_id).limit(limit)
+            if batch is not None:
+                query = query.where(IasUnsendable.batch_id == batch)
+            return (await uow.session.scalars(query)).all()
+
+    async def unsendable_counts(self) -> dict[str, int]:
+        """reason → how many ratings could not be sent for it, over every batch."""
+        async with self._db.uow() as uow:
+            rows = await uow.session.execute(select(IasUnsendable.reason, func.count()).group_by(IasUnsendable.reason))
+            return {reason: int(count) for reason, count in rows}
+
+    async def _create(self, batch: str, kind: str, date_from: date, date_to: date, built: Built) -> None:
         now = self._clock()
         try:
             async with self._db.uow() as uow:
@@ -169,19 +361,56 @@ class IasExporter:
                         status=PENDING,
                         attempts=0,
                         next_attempt_at=now,
-                        payload=payload,
-                        payload_sha256=_sha256(payload),
-                        payload_size=len(payload),
-                        items=items,
+                        payload=built.payload,
+                        payload_sha256=_sha256(built.payload),
+                        payload_size=len(built.payload),
+                        items=built.items,
+                        unsendable=len(built.unsendable),
                         created_at=now,
                         updated_at=now,
                     )
                 )
+                await uow.session.flush()  # the batch first: a second worker's duplicate fails here
+                for client_id, forms, payload in built.packets:
+                    uow.session.add(
+                        IasPacket(
+                            client_id=client_id,
+                            batch_id=batch,
+                            seq=int(client_id.rsplit("-", 1)[1]),
+                            forms=forms,
+                            payload=payload,
+                            payload_sha256=_sha256(payload),
+                            state=PACKET_PENDING,
+                            sends=0,
+                            polls=0,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+                for item in built.unsendable:
+                    uow.session.add(
+                        IasUnsendable(
+                            batch_id=batch,
+                            foreign_id=item.foreign_id[:100],
+                            card_id=item.card_id[:100],
+                            reason=item.reason,
+                            detail=item.detail[:500],
+                            recorded_at=now,
+                        )
+                    )
                 await uow.commit()
         except IntegrityError:  # another worker logged it first: theirs is the frozen payload
             log.info("ias.batch.already_logged", batch_id=batch)
         else:
-            log.info("ias.batch.logged", batch_id=batch, kind=kind, items=items, size=len(payload))
+            log.info(
+                "ias.batch.logged",
+                batch_id=batch,
+                kind=kind,
+                items=built.items,
+                packets=len(built.packets),
+                unsendable=len(built.unsendable),
+                size=len(built.payload),
+            )
 
     # --- Delivery ----------------------------------------------------------------------------------
 
@@ -195,7 +424,12 @@ class IasExporter:
             if row.status == PENDING:  # a lease, so that a concurrent worker does not send it too
                 await self.outbox.lease(uow.session, batch, lease=timedelta(seconds=LEASE_S), now=now)
                 await uow.commit()
-        delivery = await self._sender.send(row.kind, row.batch_id, row.payload)
+        if row.kind == "rates" and row.status == PENDING and row.attempts == 0:
+            await self._repend_failed_packets(batch)  # a re-driven batch: its refused packets go again
+        if row.kind == "rates":
+            delivery = await self._send_packets(batch)
+        else:
+            delivery = await self._sender.send(row.kind, row.batch_id, row.payload)
         now = self._clock()
         async with self._db.uow() as uow:
             row = await uow.session.get(IasExport, batch)
@@ -228,6 +462,56 @@ class IasExporter:
             await uow.commit()
             return row
 
+    async def _send_packets(self, batch: str) -> Delivery:
+        """Hand over every pending packet of a rates batch: ``accepted`` when none is left pending (the
+        packets' own states say what ИАС made of them), ``retry`` when one should be tried again,
+        ``refused`` when the channel refused one for good."""
+        async with self._db.uow() as uow:
+            query = (
+                select(IasPacket.client_id, IasPacket.payload)
+                .where(IasPacket.batch_id == batch, IasPacket.state == PACKET_PENDING)
+                .order_by(IasPacket.seq)
+            )
+            pending = (await uow.session.execute(query)).all()
+        if not pending:
+            return Delivery("duplicate", None, "все пакеты уже переданы")
+        retry: list[str] = []
+        refused: list[str] = []
+        for client_id, payload in pending:
+            handover = await self.channel.send_rates(client_id, payload)
+            now = self._clock()
+            async with self._db.uow() as uow:
+                packet = await uow.session.get(IasPacket, client_id)
+                assert packet is not None
+                packet.sends += 1
+                packet.updated_at = now
+                if handover.outcome == "registered" and handover.packet_id is not None:
+                    self._registered(packet, handover.packet_id, now)
+                elif handover.outcome == "sent":
+                    packet.state, packet.sent_at = PACKET_SENT, packet.sent_at or now
+                elif handover.outcome == "refused":
+                    self._final(packet, PACKET_FAILED, handover.detail, now)
+                    refused.append(f"{client_id}: {handover.detail}")
+                else:
+                    packet.reason = handover.detail
+                    retry.append(f"{client_id}: {handover.detail}")
+                await uow.commit()
+            log.info("ias.packet.handed_over", client_id=client_id, outcome=handover.outcome, channel=self.channel.name)
+        if retry:
+            return Delivery("retry", None, "; ".join(retry)[:500])
+        if refused:
+            return Delivery("refused", None, "; ".join(refused)[:500])
+        return Delivery("accepted", None, f"пакетов передано: {len(pending)}")
+
+    async def _repend_failed_packets(self, batch: str) -> None:
+        async with self._db.uow() as uow:
+            await uow.session.execute(
+                update(IasPacket)
+                .where(IasPacket.batch_id == batch, IasPacket.state == PACKET_FAILED)
+                .values(state=PACKET_PENDING, reason=None, final_at=None, updated_at=self._clock())
+            )
+            await uow.commit()
+
     async def retry_due(self) -> int:
         """Attempt every pending batch whose time has come; returns how many were attempted. Each is
         claimed under a lease first: only one worker attempts a batch at a time."""
@@ -252,15 +536,201 @@ class IasExporter:
                     await sleep(wait)
             await self.attempt(batch)
 
+    # --- Packets: their ids and statuses -----------------------------------------------------------
+
+    def _registered(self, packet: IasPacket, packet_id: int, now: datetime) -> None:
+        packet.packet_id = packet_id
+        packet.state = PACKET_REGISTERED
+        packet.sent_at = packet.sent_at or now
+        packet.reason = None
+        packet.next_poll_at = now + timedelta(seconds=self._status_poll_s)
+        log.info("ias.packet.registered", client_id=packet.client_id, packet_id=packet_id)
+
+    def _final(self, packet: IasPacket, state: str, reason: str | None, now: datetime) -> None:
+        packet.state = state
+        packet.reason = reason[:2000] if reason else None
+        packet.final_at = now
+        packet.next_poll_at = None
+        packet.poll_client_id = None
+        logger = log.info if state == PACKET_ACCEPTED else log.warning
+        logger("ias.packet.final", client_id=packet.client_id, packet_id=packet.packet_id, state=state, reason=reason)
+
+    async def poll_due(self, limit: int = 100) -> int:
+        """Ask ИАС the status of every registered packet whose time has come (one ``PacketsRequest``
+        each); returns how many were asked. Over HTTP the answer is applied at once; through СМЭВ it
+        comes back to :meth:`on_packets_response`. A packet is asked again at its next poll time if no
+        answer came; one handed to the СМЭВ adapter whose RatesResponse has not come within the reply
+        timeout is sent again by its batch (ИАС gives the same document the same packet)."""
+        now = self._clock()
+        await self._resend_unanswered(now)
+        async with self._db.uow() as uow:
+            query = (
+                select(IasPacket)
+                .where(IasPacket.state == PACKET_REGISTERED, IasPacket.next_poll_at <= now)
+                .order_by(IasPacket.next_poll_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            due = list((await uow.session.scalars(query)).all())
+            asks = []
+            for packet in due:
+                packet.polls += 1
+                packet.poll_client_id = f"ias-q-{uuid.uuid4().hex}"
+                packet.next_poll_at = now + self._poll_delay(packet.polls)
+                asks.append((packet.poll_client_id, packet.packet_id))
+            await uow.commit()
+        for poll_client_id, packet_id in asks:
+            assert packet_id is not None
+            asked = await self.channel.ask_packets(
+                poll_client_id, documents.packets_request(self._vendor_id, [packet_id])
+            )
+            if asked.statuses is not None:
+                await self.apply_statuses(asked.statuses)
+            elif asked.error:
+                log.warning("ias.packet.status_not_asked", packet_id=packet_id, error=asked.error)
+        return len(asks)
+
+    async def ask_now(self, batch: str) -> int:
+        """Ask at once the status of every registered packet of ``batch`` (the demo, an operator)."""
+        async with self._db.uow() as uow:
+            await uow.session.execute(
+                update(IasPacket)
+                .where(IasPacket.batch_id == batch, IasPacket.state == PACKET_REGISTERED)
+                .values(next_poll_at=self._clock())
+            )
+            await uow.commit()
+        return await self.poll_due()
+
+    async def _resend_unanswered(self, now: datetime) -> None:
+        cutoff = now - timedelta(seconds=self._reply_timeout_s)
+        async with self._db.uow() as uow:
+            query = select(IasPacket).where(IasPacket.state == PACKET_SENT, IasPacket.sent_at <= cutoff).limit(100)
+            stale = list((await uow.session.scalars(query)).all())
+            for packet in stale:
+                reason = f"нет RatesResponse за {self._reply_timeout_s:.0f} с: отправлен снова"
+                packet.state, packet.reason, packet.sent_at, packet.updated_at = PACKET_PENDING, reason, None, now
+                batch = await uow.session.get(IasExport, packet.batch_id)
+                if batch is not None and batch.dead_at is None and batch.status != PENDING:
+                    batch.status, batch.sent_at, batch.lease_until = PENDING, None, None
+                    batch.next_attempt_at, batch.updated_at = now, now
+                log.warning("ias.packet.no_reply", client_id=packet.client_id, batch_id=packet.batch_id)
+            await uow.commit()
+
+    def _poll_delay(self, polls: int) -> timedelta:
+        return backoff(polls, base_s=self._status_poll_s, cap_s=max(self._status_poll_s, self._retry_max_s))
+
+    async def apply_statuses(self, statuses: Sequence[PacketStatus]) -> int:
+        """Record what ИАС said of packets; returns how many of ours (not final yet) it named."""
+        now = self._clock()
+        matched = 0
+        async with self._db.uow() as uow:
+            for status in statuses:
+                query = select(IasPacket).where(IasPacket.packet_id == status.packet_id)
+                packet = (await uow.session.scalars(query)).first()
+                if packet is None or packet.state in PACKET_FINAL:
+                    continue
+                matched += 1
+                packet.ias_status = status.status
+                packet.updated_at = now
+                if status.status == "accepted":
+                    self._final(packet, PACKET_ACCEPTED, None, now)
+                elif status.final:
+                    self._final(packet, PACKET_REFUSED, "; ".join(status.errors) or f"ИАС: {status.status}", now)
+            await uow.commit()
+        return matched
+
+    async def settle_packets(
+        self, batch: str, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, timeout_s: float = 600.0
+    ) -> Sequence[IasPacket]:
+        """Ask the statuses of a batch's registered packets, waiting out each poll interval, until none is
+        left registered (or ``timeout_s``); the packets as they are then."""
+        deadline = self._clock() + timedelta(seconds=timeout_s)
+        while True:
+            packets = await self.packets([batch])
+            waiting = [p for p in packets if p.state == PACKET_REGISTERED]
+            if not waiting or self._clock() >= deadline:
+                return packets
+            soonest = min(p.next_poll_at or self._clock() for p in waiting)
+            wait = (soonest - self._clock()).total_seconds()
+            if wait > 0:
+                await sleep(min(wait, max(0.0, (deadline - self._clock()).total_seconds())))
+            await self.poll_due()
+
+    # --- Answers coming back through СМЭВ (the ReplyRoute calls these) -------------------------------
+
+    async def packet_by_client_id(self, session: AsyncSession, client_id: str) -> IasPacket | None:
+        packet = await session.get(IasPacket, client_id)
+        if packet is not None:
+            return packet
+        query = select(IasPacket).where(IasPacket.poll_client_id == client_id)
+        return (await session.scalars(query)).first()
+
+    async def knows(self, client_id: str) -> bool:
+        async with self._db.uow() as uow:
+            return await self.packet_by_client_id(uow.session, client_id) is not None
+
+    async def on_rates_response(self, client_id: str, packet_id: int) -> bool:
+        now = self._clock()
+        async with self._db.uow() as uow:
+            packet = await uow.session.get(IasPacket, client_id)
+            if packet is None:
+                return False
+            if packet.state in (PACKET_PENDING, PACKET_SENT):
+                self._registered(packet, packet_id, now)
+                packet.updated_at = now
+            await uow.commit()
+        return True
+
+    async def on_refusal(self, client_id: str, reason: str, *, retry: bool) -> bool:
+        """A reject, an error or an ERROR status about one of our documents. About a RatesRequest: the
+        packet failed with the reason, or (``retry``: a СМЭВ server error) is sent again by its batch;
+        about a PacketsRequest: logged, the status is asked again at the next poll."""
+        now = self._clock()
+        async with self._db.uow() as uow:
+            packet = await self.packet_by_client_id(uow.session, client_id)
+            if packet is None:
+                return False
+            if packet.client_id != client_id:  # a PacketsRequest of ours
+                log.warning("ias.packet.status_request_refused", client_id=client_id, reason=reason)
+                packet.reason = reason[:2000]
+            elif packet.state in PACKET_FINAL:
+                pass
+            elif retry:
+                packet.state, packet.reason, packet.updated_at = PACKET_PENDING, reason[:2000], now
+                batch = await uow.session.get(IasExport, packet.batch_id)
+                if batch is not None and batch.dead_at is None:
+                    batch.status, batch.sent_at, batch.lease_until = PENDING, None, None
+                    batch.next_attempt_at = now + backoff(
+                        batch.attempts, base_s=self._retry_base_s, cap_s=self._retry_max_s
+                    )
+                    batch.last_error, batch.updated_at = reason[:500], now
+            else:
+                self._final(packet, PACKET_FAILED, reason, now)
+                packet.updated_at = now
+            await uow.commit()
+        return True
+
+    async def on_packets_response(self, client_id: str, statuses: Sequence[PacketStatus]) -> bool:
+        """Statuses asked by one of our PacketsRequests (even an older one, answered late): applied to
+        the packets they name. False when they name no packet of ours."""
+        ids = [status.packet_id for status in statuses]
+        async with self._db.uow() as uow:
+            ours = await uow.session.scalar(select(func.count()).where(IasPacket.packet_id.in_(ids)))
+        if not ours:
+            return False
+        await self.apply_statuses(statuses)
+        return True
+
     # --- Payloads ----------------------------------------------------------------------------------
 
-    async def build(self, kind: Kind, date_from: date, date_to: date, batch: str) -> tuple[bytes, int]:
-        """The payload of a batch and the number of items in it."""
+    async def build(self, kind: Kind, date_from: date, date_to: date, batch: str) -> Built:
+        """The payload of a batch, the number of items in it, and for rates its packets."""
         try:
             if kind == "aggregates":
-                return await self._aggregates(date_from, date_to, batch)
-            return await self._rates(date_from, date_to)
-        except (AnalyticsError, AnalyticsRefused, LkoError) as exc:
+                payload, items = await self._aggregates(date_from, date_to, batch)
+                return Built(payload, items)
+            return await self._rates(date_from, date_to, batch)
+        except (AnalyticsError, AnalyticsRefused, LkoError, FormError) as exc:
             raise ExportError(f"{kind} {date_from}..{date_to}: {exc}") from exc
 
     async def _aggregates(self, date_from: date, date_to: date, batch: str) -> tuple[bytes, int]:
@@ -292,52 +762,94 @@ class IasExporter:
                 return found
             cursor = page.next_cursor
 
-    async def _rates(self, date_from: date, date_to: date) -> tuple[bytes, int]:
+    async def _rates(self, date_from: date, date_to: date, batch: str) -> Built:
         responses = await self._period_responses(date_from, date_to)
         versions: dict[tuple[str, int], QuestionnaireDocument | None] = {}
         for response in responses:
             key = (response.questionnaire_id, response.questionnaire_version)
             if key not in versions:
                 versions[key] = await self._lko.questionnaire_version(*key)
-        services = await self._services({r.card_id for r in responses})
-        forms: list[RateForm] = []
-        for response in sorted(responses, key=lambda r: (r.service_date, r.id)):
-            questionnaire = versions[(response.questionnaire_id, response.questionnaire_version)]
-            if questionnaire is None:
-                log.warning("ias.rates.unknown_questionnaire", response_id=response.id)
-                continue
-            ratings = criterion_ratings(questionnaire, response.answers)
-            if not ratings:
-                continue
-            service_name, service_code = services.get(response.card_id, (None, None))
-            forms.append(
-                RateForm(
-                    foreign_id=response.id,
-                    authority_name=response.org_name,
-                    authority_inn=response.inn,
-                    service_name=service_name or questionnaire.title,
-                    service_code=service_code,
-                    service_date=date.fromisoformat(response.service_date[:10]),
-                    okato=okato_for_region(response.region_code),
-                    ratings=ratings,
-                )
-            )
-        return rates_xml(forms), len(forms)
-
-    async def _services(self, card_ids: set[str]) -> dict[str, tuple[str | None, str | None]]:
-        """card id → (service name, service code) from the module's own cards."""
-        found: dict[str, tuple[str | None, str | None]] = {}
-        ids = sorted(card_ids)
         async with self._db.uow() as uow:
-            for start in range(0, len(ids), 500):
-                rows = await uow.session.execute(
-                    select(ServiceCard.card_id, ServiceCard.service_name, ServiceCard.service_code).where(
-                        ServiceCard.card_id.in_(ids[start : start + 500])
-                    )
-                )
-                for card_id, name, code in rows:
-                    found[card_id] = (name, code)
-        return found
+            cards = await card_facts(uow.session, {r.card_id for r in responses})
+        form_mapping = await self.forms.current()
+        forms: list[RateForm] = []
+        unsendable: list[Unsendable] = []
+        for response in sorted(responses, key=lambda r: (r.service_date, r.id)):
+            form, problems = self._form(response, versions, cards, form_mapping)
+            if form is not None:
+                forms.append(form)
+            else:
+                detail = "; ".join(UNSENDABLE_REASONS[p] for p in problems)
+                unsendable.append(Unsendable(response.id, response.card_id, problems[0], detail))
+        packets = []
+        for seq, start in enumerate(range(0, len(forms), self._forms_per_packet), 1):
+            chunk = forms[start : start + self._forms_per_packet]
+            packets.append((packet_client_id(batch, seq), len(chunk), documents.rates_request(self._vendor_id, chunk)))
+        manifest = {
+            "schema": RATES_MANIFEST_SCHEMA,
+            "batch_id": batch,
+            "form": form_mapping.form.name,
+            "vendor_id": self._vendor_id,
+            "packets": [{"client_id": c, "forms": n, "sha256": _sha256(p)} for c, n, p in packets],
+            "unsendable": len(unsendable),
+        }
+        payload = json.dumps(manifest, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+        if unsendable:
+            log.warning(
+                "ias.rates.unsendable",
+                batch_id=batch,
+                count=len(unsendable),
+                reasons=sorted({u.reason for u in unsendable}),
+            )
+        return Built(payload, len(forms), packets, unsendable)
+
+    def _form(
+        self,
+        response: StoredResponse,
+        versions: dict[tuple[str, int], QuestionnaireDocument | None],
+        cards: dict[str, CardFacts],
+        form_mapping: FormMapping,
+    ) -> tuple[RateForm | None, list[str]]:
+        """The ``form`` of one response, or the reasons it cannot be sent (never a partial form)."""
+        questionnaire = versions[(response.questionnaire_id, response.questionnaire_version)]
+        if questionnaire is None:
+            return None, ["unknown_questionnaire"]
+        ratings = criterion_ratings(questionnaire, response.answers)
+        card = cards.get(response.card_id)
+        problems = [] if ratings else ["no_criteria"]
+        if card is None:
+            return None, [*problems, "unknown_card"]
+        if not card.frgu_service_id:
+            problems.append("no_frgu_service")
+        if not card.frgu_authority_id:
+            problems.append("no_frgu_authority")
+        okato = okato_for_region(response.region_code or card.region_code)
+        if okato is None:
+            problems.append("no_okato")
+        rates = form_mapping.rates(ratings) if ratings else ()
+        if ratings and not rates:
+            problems.append("no_mapping")
+        if problems:
+            return None, problems
+        assert card.frgu_service_id is not None
+        assert card.frgu_authority_id is not None
+        assert okato is not None
+        return (
+            RateForm(
+                foreign_id=response.id,
+                user_id=pseudonym(self._user_key, card),
+                authority_id=card.frgu_authority_id,
+                service_id=card.frgu_service_id,
+                procedure_id=card.frgu_procedure_id,
+                service_date=datetime.combine(date.fromisoformat(response.service_date[:10]), time(0), tzinfo=MOSCOW),
+                received_date=_aware(response.submitted_at).astimezone(MOSCOW),
+                okato=okato,
+                rates=rates,
+                authority_name=response.org_name,
+                service_name=card.service_name or questionnaire.title,
+            ),
+            [],
+        )
 
 
 # --- Schedule --------------------------------------------------------------------------------------
@@ -356,7 +868,8 @@ def previous_month(day: date) -> tuple[date, date]:
 class IasSchedule:
     """``posog worker ias-export``: every ``interval_s``, once the Moscow hour is ``after_hour`` or later,
     the batches of the previous day (``daily``) and of the previous month (``monthly``) for each kind are
-    made if not logged yet; then the pending batches whose time has come are attempted."""
+    made if not logged yet; then the pending batches whose time has come are attempted, and the status
+    of every registered packet whose time has come is asked."""
 
     def __init__(
         self,
@@ -398,6 +911,7 @@ class IasSchedule:
                 except ExportError as exc:
                     log.warning("ias.schedule.build_failed", error=str(exc))
         await self._exporter.retry_due()
+        await self._exporter.poll_due()
 
     async def run(self) -> None:
         while True:

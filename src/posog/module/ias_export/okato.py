@@ -5,8 +5,9 @@ The vashkontrol "rates" form wants an ОКАТО; we know only the subject, so t
 level: its 2-digit ОКАТО prefix (5 digits for the autonomous districts inside another subject's
 ОКАТО: Ненецкий 11100, Ханты-Мансийский 71100, Ямало-Ненецкий 71140) padded with zeros to 11 digits.
 The four subjects of 2022 carry the ОКАТО codes assigned to them (ДНР 21, Запорожская 23,
-Херсонская 39, ЛНР 43); Байконур is 55. Check against the current ОК 019-95 edition before relying on
-a code for anything beyond the subject."""
+ЛНР 43, Херсонская 74 — INTEGRATION.md §6; an earlier table here had 39, Калининградская's ФНС code,
+by mistake); Байконур is 55. ``tests/unit/test_reference_data.py`` checks every subject against a
+second public source that it names."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ OKATO_PREFIX: Final[dict[str, str]] = {
     "65": "64", "66": "65", "67": "66", "68": "68", "69": "28", "70": "69", "71": "70", "72": "71",
     "73": "73", "74": "75", "75": "76", "76": "78", "77": "45", "78": "40", "79": "99", "83": "11100",
     "86": "71100", "87": "77", "89": "71140", "90": "23", "91": "35", "92": "67", "93": "21", "94": "43",
-    "95": "39", "99": "55",
+    "95": "74", "99": "55",
 }  # fmt: skip
 
 OKATO_LENGTH: Final = 11
