@@ -167,6 +167,7 @@ class System:
             retry_base_s=s.ias_retry_base_s,
             retry_max_s=s.ias_retry_max_s,
             max_attempts=s.ias_max_attempts,
+            lease_s=s.ias_lease_s,
         )
 
     def pii_purger(self) -> PiiPurger:

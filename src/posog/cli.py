@@ -27,7 +27,7 @@ from posog.core.outbox_cli import outbox_app
 from posog.core.russian import moscow_time, numeric_date
 from posog.emulators.epgu.model import InboxNotification
 from posog.lko.accounts.cli import users_app
-from posog.lko.questionnaires.announcements import ANNOUNCEMENTS
+from posog.lko.questionnaires.announcements import ANNOUNCEMENTS, AnnouncementRelay
 from posog.lko.responses.handlers import CompletionRecovery
 from posog.lko.responses.model import COMPLETIONS
 from posog.lko.seed import seed_defaults
@@ -379,7 +379,16 @@ async def _prepare_schema(settings: Settings, system: System) -> None:
     await system.db.engine.dispose()  # the server runs its own event loop; no connection may outlive this one
 
 
-WORKERS = ("intake", "outbox", "epgu-inbox", "analytics", "lko-completions", "ias-export", "pii-purge")
+WORKERS = (
+    "intake",
+    "outbox",
+    "epgu-inbox",
+    "analytics",
+    "lko-completions",
+    "ias-export",
+    "pii-purge",
+    "lko-announcements",
+)
 
 
 @app.command()
@@ -407,7 +416,13 @@ def worker(
             "epgu-inbox": lambda: system.inbox.consume(system.bus, settings.geps_inbox_queue),
             "analytics": system.analytics.run,
             # ЛКО: re-send link completions left pending by a crash or an unreachable module.
-            "lko-completions": CompletionRecovery(system.db, ModuleClient(system.module_http_for_lko)).run_forever,
+            "lko-completions": CompletionRecovery.from_settings(
+                system.db, ModuleClient(system.module_http_for_lko), settings
+            ).run_forever,
+            # ЛКО: re-send the publication announcements the module missed (ЛКО's servers do it too).
+            "lko-announcements": lambda: AnnouncementRelay.from_settings(
+                system.db, ModuleClient(system.module_http_for_lko), settings, clock=system.clock
+            ).run(settings.announcement_retry_s),
             # The module: yesterday's and last month's batches for ИАС МКГУ, and the pending retries.
             "ias-export": system.ias_schedule().run,
             # The module: personal data erased after the link's life plus the retention (SPEC §10).
