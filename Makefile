@@ -52,8 +52,13 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The suite on two processes (pytest-xdist; this project's machines and CI runners have two cores):
+# a test goes to whichever process is free, the tests of one xdist group (tests/conftest.py) to one
+# process, one after another. `make test PYTEST_WORKERS=0` runs it in one process.
+PYTEST_WORKERS ?= 2
+
 test: setup chromium lint
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 unit: setup
 	$(BIN)/pytest -q tests/unit

@@ -9,6 +9,11 @@ are removed at the end of the run (``drop_templates``, from the session's finish
 The templates are made lazily, on first use, under a thread lock: the browser tests' live system
 makes its database on an event loop of its own thread. Tests of the migrations themselves use
 ``create_pg_database(migrated=False)`` or an empty SQLite path, and run Alembic for real.
+
+Under pytest-xdist every worker process has its own templates and copies. Every database of a run is
+named ``posog_{template|test}_<run>_<worker>_<random>``: the run's id is made by the first process
+and inherited by its workers (``POSOG_TEST_RUN``), so at the very end the controller drops whatever
+a worker that died left behind (``drop_leftovers``) — and nothing of another run on the same server.
 """
 
 from __future__ import annotations
@@ -42,6 +47,20 @@ _pg_template: str | None = None
 _sqlite_template: Path | None = None
 
 
+def run_id() -> str:
+    """This run's id: made by the run's first process, inherited by its xdist workers."""
+    run = os.environ.get("POSOG_TEST_RUN")
+    if run is None:
+        run = os.environ["POSOG_TEST_RUN"] = uuid.uuid4().hex[:8]
+    return run
+
+
+def database_name(kind: str) -> str:
+    """A new database's name: its kind ("template", "test"), the run, the worker (xdist's "gw0"…)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return f"posog_{kind}_{run_id()}_{worker}_{uuid.uuid4().hex[:12]}"
+
+
 def pg_url_of(name: str) -> str:
     return f"{PG_HOST_URL}/{name}"
 
@@ -65,7 +84,7 @@ async def _admin(*statements: str) -> None:
 def _make_pg_template() -> str:
     """A new database migrated to the heads, then closed to connections for good (a template
     cannot be copied while anyone is connected to it)."""
-    name = f"posog_template_{uuid.uuid4().hex[:12]}"
+    name = database_name("template")
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
     try:
         command.upgrade(alembic_config(pg_url_of(name)), "heads")  # Alembic's env disposes its engine
@@ -85,7 +104,7 @@ def _pg_template_name() -> str:
 
 
 async def _copy_of(template: str) -> str:
-    name = f"posog_test_{uuid.uuid4().hex[:12]}"
+    name = database_name("test")
     deadline = time.monotonic() + COPY_DEADLINE_S
     pause = 0.05
     while True:
@@ -139,7 +158,7 @@ async def create_pg_database(*, migrated: bool = True) -> str:
     an empty one for a test that runs the migrations itself. ``PgUnavailable`` if PostgreSQL cannot
     be reached."""
     if not migrated:
-        name = f"posog_test_{uuid.uuid4().hex[:12]}"
+        name = database_name("test")
         await _admin(f'CREATE DATABASE "{name}"')
         return pg_url_of(name)
     return pg_url_of(await asyncio.wrap_future(_take_copy()))
@@ -215,3 +234,27 @@ def drop_templates() -> None:
     unavailable = [f for f in failures if not isinstance(f, PgUnavailable)]
     if unavailable:
         raise unavailable[0]
+
+
+def drop_leftovers() -> None:
+    """Drop every database of this run still there (at the very end, once every worker is done: what
+    a worker that died, or was stopped, did not drop itself)."""
+
+    async def sweep() -> None:
+        try:
+            admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=ADMIN_TIMEOUT_S)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            raise PgUnavailable(str(exc) or type(exc).__name__) from exc
+        try:
+            pattern = f"posog\\_%\\_{run_id()}\\_%"
+            names = [
+                r["datname"]
+                for r in await admin.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", pattern)
+            ]
+            for name in names:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    with ThreadPoolExecutor(1) as pool:  # whichever event loop the caller's thread has is left alone
+        pool.submit(asyncio.run, sweep()).result()
