@@ -102,13 +102,15 @@ def _drop_closed_stream_handlers() -> None:
 # ``make test`` runs the suite on two processes (``-n 2 --dist loadgroup``): each test goes to whichever
 # is free, except the tests of one group below, which run one after another on one process. Every
 # test is safe beside any other — databases, queues, Redis keys, ports and files of its own — so a
-# group is only about cost: the browser tests share one Chromium and one live system per module; the
-# end-to-end tests each start several processes (two such tests at once on a loaded machine take
-# longer than one after the other); the files listed build an expensive module- or session-wide fixture.
+# group is about cost: the browser tests share one Chromium and one live system per module; the two
+# heaviest end-to-end tests (a dozen processes; two thousand hostile messages) are not run at the same
+# time; the files listed build an expensive module- or session-wide fixture. (All end-to-end tests in
+# one group made that one process the run's critical path: most of the run's time is theirs.)
 TESTS = Path(__file__).resolve().parent
 XDIST_GROUPS = {
     "browser": "browser",
-    "e2e": "e2e",
+    "e2e/test_production_mode.py": "e2e-heavy",
+    "e2e/test_intake_hostile_worker.py": "e2e-heavy",
     "integration/test_openapi_fuzz.py": "openapi-fuzz",
     "integration/test_http_contract.py": "http-contract",
     "integration/test_rabbit_bus.py": "rabbit-bus",

@@ -65,7 +65,7 @@ async def _metrics_show(port: int, delivery: str, sent: int) -> bool:
 
 
 async def test_ias_export_worker_killed_mid_stream_sends_each_batch_once(tmp_path: Path) -> None:
-    total = 400
+    total = 150
     env = {
         "POSOG_IAS_EXPORT_DAILY": "false",  # only the logged batches: none made by the schedule
         "POSOG_IAS_EXPORT_MONTHLY": "false",
@@ -78,7 +78,7 @@ async def test_ias_export_worker_killed_mid_stream_sends_each_batch_once(tmp_pat
         try:
             sent = IasExport.status == SENT
             await wait_while_running(
-                worker, lambda: _at_least(system, IasExport, 60, sent), interval=0.02, what="first batches sent"
+                worker, lambda: _at_least(system, IasExport, 30, sent), interval=0.02, what="first batches sent"
             )
             await kill_hard(worker)
             at_kill = await count(system, IasExport, sent)
@@ -161,7 +161,7 @@ ANSWERS = {"q1": 5, "q2": 4, "q3": 5, "q4": 3, "q5": 4, "q6": 5, "q7": "Всё �
 
 
 async def test_completion_worker_killed_mid_stream_completes_each_link_once(tmp_path: Path) -> None:
-    total = 200
+    total = 100
     env = {
         "POSOG_LKO_COMPLETION_INTERVAL_S": "0.1",
         "POSOG_LKO_COMPLETION_GRACE_S": "0",
@@ -189,7 +189,7 @@ async def test_completion_worker_killed_mid_stream_completes_each_link_once(tmp_
         worker = spawn_worker("lko-completions", system, **env)
         try:
             await wait_while_running(
-                worker, lambda: _at_least(system, PendingCompletion, 30, settled), interval=0.02, what="completions"
+                worker, lambda: _at_least(system, PendingCompletion, 20, settled), interval=0.02, what="completions"
             )
             await kill_hard(worker)
             at_kill = await count(system, PendingCompletion, settled)
