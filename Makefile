@@ -52,8 +52,20 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: setup chromium lint
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+# The suite on two processes (pytest-xdist; this project's machines and CI runners have two cores):
+# a test goes to whichever process is free, the tests of one xdist group (tests/conftest.py) to one
+# process, one after another. `make test PYTEST_WORKERS=0` runs it in one process. The lint runs
+# meanwhile (its output, kept in test-output/lint.log, is printed after the tests'); either failing
+# fails `make test`.
+PYTEST_WORKERS ?= 2
+
+test: setup chromium
+	@mkdir -p test-output
+	@$(MAKE) --no-print-directory lint >test-output/lint.log 2>&1 & lint=$$!; \
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); tests=$$?; \
+	wait $$lint; linted=$$?; cat test-output/lint.log; \
+	if [ $$linted -ne 0 ]; then echo "make lint failed (its output is above)"; fi; \
+	[ $$tests -eq 0 ] && [ $$linted -eq 0 ]
 
 unit: setup
 	$(BIN)/pytest -q tests/unit

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 
 from posog.core.logging import configure_logging
 from posog.core.migrate import upgrade
+from posog.lko.accounts import passwords
 from posog.settings import Settings
 from tests import databases
 
@@ -29,18 +33,38 @@ LOG_DIR = Path("test-output/logs")
 
 
 _SUITE_HANDLER: logging.Handler | None = None
+# Under pytest-xdist (``make test`` runs ``-n 2``) each worker is a process of its own: its name
+# ("gw0", "gw1"…), None in the controller or in a run without xdist.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+
+
+# Argon2 as production hashes passwords costs about a second a hash on a loaded machine — and the
+# cabinet's tests hash and verify many. The suite hashes with the cheapest parameters Argon2 allows;
+# tests/unit/test_passwords.py checks the production ones (PRODUCTION_HASHER) once. Processes the
+# tests start (``posog users create``, the demo) hash as in production: those hashes verify the same.
+PRODUCTION_HASHER = passwords._hasher
+
+
+@functools.cache
+def _cheap_hasher() -> PasswordHasher:
+    return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     global _SUITE_HANDLER
+    databases.run_id()  # made here, before any xdist worker starts: they inherit it
+    passwords._hasher = _cheap_hasher
+    passwords._dummy_hash.cache_clear()
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    for old in LOG_DIR.glob("*.log"):
-        old.unlink()
+    if XDIST_WORKER is None:  # the run's first process: the previous run's logs go (not a sibling's)
+        for old in LOG_DIR.glob("*.log"):
+            old.unlink()
     configure_logging("DEBUG")
-    (LOG_DIR / "suite.log").write_text("", encoding="utf-8")
+    suite_log = LOG_DIR / (f"suite-{XDIST_WORKER}.log" if XDIST_WORKER else "suite.log")
+    suite_log.write_text("", encoding="utf-8")
     # Append mode: when code under test closes the handler (logging.basicConfig(force=True) does),
     # the handler reopens its file on the next line instead of dropping it.
-    _SUITE_HANDLER = logging.FileHandler(LOG_DIR / "suite.log", mode="a", encoding="utf-8")
+    _SUITE_HANDLER = logging.FileHandler(suite_log, mode="a", encoding="utf-8")
     _SUITE_HANDLER.setLevel(logging.DEBUG)
     _attach_suite_log()
 
@@ -71,6 +95,35 @@ def _drop_closed_stream_handlers() -> None:
         stream = getattr(handler, "stream", None)
         if handler is not _SUITE_HANDLER and getattr(stream, "closed", False):
             root.removeHandler(handler)
+
+
+# --- Parallel runs (pytest-xdist) -------------------------------------------------------------------
+#
+# ``make test`` runs the suite on two processes (``-n 2 --dist loadgroup``): each test goes to whichever
+# is free, except the tests of one group below, which run one after another on one process. Every
+# test is safe beside any other — databases, queues, Redis keys, ports and files of its own — so a
+# group is about cost: the browser tests share one Chromium and one live system per module; the two
+# heaviest end-to-end tests (a dozen processes; two thousand hostile messages) are not run at the same
+# time; the files listed build an expensive module- or session-wide fixture. (All end-to-end tests in
+# one group made that one process the run's critical path: most of the run's time is theirs.)
+TESTS = Path(__file__).resolve().parent
+XDIST_GROUPS = {
+    "browser": "browser",
+    "e2e/test_production_mode.py": "e2e-heavy",
+    "e2e/test_intake_hostile_worker.py": "e2e-heavy",
+    "integration/test_openapi_fuzz.py": "openapi-fuzz",
+    "integration/test_http_contract.py": "http-contract",
+    "integration/test_rabbit_bus.py": "rabbit-bus",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the tests' ids
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        where = Path(item.path).resolve().relative_to(TESTS).as_posix()
+        for prefix, group in XDIST_GROUPS.items():
+            if (where == prefix or where.startswith(f"{prefix}/")) and item.get_closest_marker("xdist_group") is None:
+                item.add_marker(pytest.mark.xdist_group(group))
 
 
 # Every citizen a test creates is registered here; the last test of the session scans all logs.
@@ -202,15 +255,39 @@ def scan_logs_for_pii(paths: list[Path], needles: set[str]) -> list[str]:
     return leaks
 
 
+# The needles and citizen counts the xdist workers handed over when they finished (controller only).
+_WORKERS_NEEDLES: set[str] = set()
+_WORKERS_CITIZENS: list[int] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """xdist (controller): a worker finished; keep what it saw for the personal-data check."""
+    output = getattr(node, "workeroutput", {})
+    _WORKERS_NEEDLES.update(output.get("pii_needles", ()))
+    _WORKERS_CITIZENS.append(int(output.get("pii_citizens", 0)))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The suite fails if any log line of any test (or worker process) holds a test citizen's СНИЛС,
-    name or birth date."""
+    name or birth date. Under xdist each worker hands its citizens over to the controller, which
+    scans every log once all workers are done (a worker's own verdict would not reach the exit
+    status); the controller also drops whatever database a worker that died left behind."""
     with contextlib.suppress(databases.PgUnavailable):
         databases.drop_templates()
     for handler in logging.getLogger().handlers:
         with contextlib.suppress(ValueError):  # a handler left on a CliRunner's closed stream
             handler.flush()
-    needles = pii_needles()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker
+        workeroutput["pii_needles"] = sorted(pii_needles())
+        workeroutput["pii_citizens"] = len(SEEN_CITIZENS)
+        return
+    if XDIST_WORKER is None:
+        with contextlib.suppress(databases.PgUnavailable):
+            databases.drop_leftovers()
+    needles = pii_needles() | _WORKERS_NEEDLES
+    citizens = len(SEEN_CITIZENS) + sum(_WORKERS_CITIZENS)
     if not needles:
         return
     leaks = scan_logs_for_pii(sorted(LOG_DIR.glob("*.log")), needles)
@@ -221,6 +298,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     elif reporter is not None:
         reporter.write_line(
-            f"Personal-data log check: {len(SEEN_CITIZENS)} test citizens, no trace in "
+            f"Personal-data log check: {citizens} test citizens, no trace in "
             f"{len(list(LOG_DIR.glob('*.log')))} log file(s)."
         )

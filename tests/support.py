@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import func, select
 
 from posog.bootstrap import System, bootstrap
-from posog.lko.seed import seed_defaults
 from posog.settings import Settings
 from tests import databases
 from tests.conftest import AMQP_URL, _unavailable, pg_database
@@ -32,10 +31,15 @@ async def drop_pg_database(url: str) -> None:
 
 
 async def stack_database(backend: str, tmp_path: Path) -> str:
-    """The migrated database of a stack: a copy of the run's PostgreSQL or SQLite template."""
+    """The migrated and seeded database of a stack (ЛКО's defaults, as every process start would
+    seed them): a copy of the run's PostgreSQL or SQLite template."""
     if backend == "production":
-        return await create_pg_database()
-    return await databases.create_sqlite_database(tmp_path / "posog.sqlite3")
+        try:
+            return await databases.create_pg_database(seeded=True)
+        except databases.PgUnavailable as exc:
+            _unavailable("PostgreSQL", exc)
+            raise
+    return await databases.create_sqlite_database(tmp_path / "posog.sqlite3", seeded=True)
 
 
 def stack_settings(backend: str, tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
@@ -64,13 +68,13 @@ def stack_settings(backend: str, tmp_path: Path, database_url: str, **overrides:
 
 @contextlib.asynccontextmanager
 async def stack(backend: str, tmp_path: Path, **overrides: Any) -> AsyncIterator[System]:
-    """A migrated, seeded system on SQLite + in-process bus ("embedded") or PostgreSQL + RabbitMQ
-    ("production"), with queue names of its own; everything removed afterwards."""
+    """A migrated, seeded system (a copy of the run's seeded template) on SQLite + in-process bus
+    ("embedded") or PostgreSQL + RabbitMQ ("production"), with queue names of its own; everything
+    removed afterwards."""
     database_url = await stack_database(backend, tmp_path)
     settings = stack_settings(backend, tmp_path, database_url, **overrides)
     try:
         system = bootstrap(settings)
-        await seed_defaults(system.db)
         if backend == "production":
             try:
                 await system.start_bus()

@@ -191,7 +191,17 @@ async def _prepare_schema(settings: Settings, system: System) -> None:
     await system.db.engine.dispose()  # the server runs its own event loop; no connection may outlive this one
 
 
-WORKERS = ("intake", "outbox", "epgu-inbox", "analytics", "lko-completions", "ias-export", "pii-purge", "smev")
+WORKERS = (
+    "intake",
+    "outbox",
+    "epgu-inbox",
+    "analytics",
+    "lko-completions",
+    "lko-announcements",
+    "ias-export",
+    "pii-purge",
+    "smev",
+)
 
 
 @app.command()

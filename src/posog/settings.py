@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     ias_retry_base_s: float = Field(default=30.0, gt=0)
     ias_retry_max_s: float = Field(default=3600.0, gt=0)
     ias_max_attempts: int = Field(default=20, ge=1)
+    # How long a worker that claimed a batch holds it: should it die mid-send, another worker (or
+    # itself, restarted) sends the batch once this has passed.
+    ias_lease_s: float = Field(default=300.0, gt=0)
 
     # The СМЭВ 3 adapter (INTEGRATION.md §5, docs/integration.md). ``none``: only the JSON channel;
     # ``amqp``: the adapter's RabbitMQ interface (QueryResult in ``smev_in_queue``, ClientMessage out to
@@ -162,6 +165,15 @@ class Settings(BaseSettings):
     cabinet_login_max_failures: int = Field(default=5, ge=1)
     # How often ЛКО re-sends publication announcements the module did not receive.
     announcement_retry_s: float = Field(default=30, gt=0)
+    # How long a process that claimed announcements holds them (a process that died mid-send: another
+    # one, or itself restarted, re-sends them once this has passed).
+    announcement_lease_s: float = Field(default=60, gt=0)
+    # ЛКО's link completions left pending (`posog worker lko-completions`): looked at every
+    # ``lko_completion_interval_s``, once older than ``lko_completion_grace_s`` (the requests that stored
+    # them complete their own links meanwhile), each claimed for ``lko_completion_lease_s``.
+    lko_completion_interval_s: float = Field(default=60, gt=0)
+    lko_completion_grace_s: float = Field(default=60, ge=0)
+    lko_completion_lease_s: float = Field(default=120, gt=0)
     # Strict-Transport-Security on the pages of ЛКП and ЛКО in production (browsers then refuse plain
     # http for that long); 0: not sent (e.g. when the TLS proxy adds it). Never sent outside production.
     hsts_max_age_s: int = Field(default=31_536_000, ge=0)

@@ -23,7 +23,6 @@ from posog.core import ids
 from posog.emulators.datagen.facts import FactFactory, Organization
 from posog.lko.client import LkoClient
 from posog.lko.contracts import StoredResponse
-from posog.lko.seed import seed_defaults
 from posog.module.intake.handlers import RawFact
 from posog.module.notifications.model import OutboxMessage
 from tests.conftest import _unavailable, remember_citizen
@@ -77,7 +76,6 @@ async def analytics_stack(backend: str, tmp_path: Path, **overrides: Any) -> Asy
     settings = stack_settings(backend, tmp_path, database_url, **overrides)
     try:
         system = bootstrap(settings, clock=running_clock())
-        await seed_defaults(system.db)
         try:
             await system.start_bus()
         except Exception as exc:

@@ -67,7 +67,9 @@ def store(system: System) -> IasStore:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_a_failing_receiver_gets_the_batch_once_after_retries(backend: str, tmp_path: Path) -> None:
-    async with analytics_stack(backend, tmp_path, analytics_min_responses=3, **FAST_RETRIES) as system:
+    # Backoffs long enough for "not yet due" to hold on a loaded machine: 0.8–1 s, then 1.6–2 s.
+    retries = {"ias_retry_base_s": 1.0, "ias_retry_max_s": 4.0, "ias_max_attempts": 5}
+    async with analytics_stack(backend, tmp_path, analytics_min_responses=3, **retries) as system:
         fixture = await build(system)
         exporter = system.ias_exporter()
         await fail_next(system, 2)
@@ -77,12 +79,14 @@ async def test_a_failing_receiver_gets_the_batch_once_after_retries(backend: str
         assert first.last_error is not None
         assert "503" in first.last_error
         assert first.next_attempt_at is not None
-        await asyncio.sleep(0.1)  # past the first backoff (0.05 s): the worker's retry picks it up
+        assert await exporter.retry_due() == 0, "the first backoff has not passed yet"
+        # Past the first backoff: the worker's retry picks it up.
+        await asyncio.sleep((first.next_attempt_at - system.clock()).total_seconds() + 0.05)
         assert await exporter.retry_due() == 1
         second = await exporter.get(first.batch_id)
         assert second is not None
         assert (second.status, second.attempts) == ("pending", 2)
-        assert await exporter.retry_due() == 0  # the second backoff (0.1 s) has not passed yet
+        assert await exporter.retry_due() == 0  # the second backoff (1.6–2 s) has not passed yet
 
         sent = await exporter.settle(first.batch_id)
         assert (sent.status, sent.attempts, sent.last_error) == ("sent", 3, None)

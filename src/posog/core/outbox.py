@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Generic, TypeVar
 
+import structlog
 from sqlalchemy import ColumnElement, Integer, Select, Table, Text, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -40,6 +41,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from posog.core import metrics
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Database, UTCDateTime
+
+log = structlog.get_logger(__name__)
 
 JITTER: Final = 0.2  # a retry comes up to this share of its delay early, so rows failed together spread out
 ERROR_CHARS: Final = 500
@@ -307,3 +310,11 @@ class Outbox(Generic[M]):
         metrics.DELIVERY_OLDEST_DUE.labels(self.name).set(overdue)
         metrics.DELIVERY_DEAD.labels(self.name).set(dead or 0)
         return int(backlog or 0), overdue, int(dead or 0)
+
+    async def observe_quietly(self) -> None:
+        """:meth:`observe` from a worker's loop (each round of every delivery's worker): a failure
+        (the database away for a while) is logged and the loop goes on."""
+        try:
+            await self.observe()
+        except Exception as exc:
+            log.warning("delivery.observe_failed", delivery=self.name, error=exc.__class__.__name__)

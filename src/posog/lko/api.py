@@ -4,6 +4,8 @@ every error is ``{"error": {"code", "message"}}``."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import structlog
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
@@ -51,10 +53,12 @@ def create_app(
         session_policy=SessionPolicy.from_settings(settings),
         trusted_proxies=TrustedProxies(settings.trusted_proxies),
         # Publications are announced to the module through state.module, whatever it is at the time.
-        announcements=AnnouncementRelay(db, lambda: state.module, clock=clock),
+        announcements=AnnouncementRelay(
+            db, lambda: state.module, clock=clock, lease=timedelta(seconds=settings.announcement_lease_s)
+        ),
         module=module,
         # Made with the app, not at its first request: the submissions nudge it, a worker runs it.
-        recovery=CompletionRecovery(db, module) if module is not None else None,
+        recovery=CompletionRecovery.from_settings(db, module, settings) if module is not None else None,
     )
     provide(app, state)
     provide(app, db)

@@ -60,7 +60,7 @@ class LkoSystem:
                 return served
         from posog.lko.responses.handlers import CompletionRecovery
 
-        return CompletionRecovery(self.shared.db, self.module)
+        return CompletionRecovery.from_settings(self.shared.db, self.module, self.shared.settings)
 
     @property
     def announcements(self) -> AnnouncementRelay | None:
@@ -73,7 +73,18 @@ class LkoSystem:
 
     def workers(self) -> dict[str, Job]:
         """ЛКО's workers by their ``posog worker`` names."""
-        return {"lko-completions": lambda: self.recovery.run_forever()}
+        return {
+            "lko-completions": lambda: self.recovery.run_forever(),
+            # The publication announcements the module missed (ЛКО's servers re-send them as well).
+            "lko-announcements": lambda: self.announcement_relay().run(self.shared.settings.announcement_retry_s),
+        }
+
+    def announcement_relay(self) -> AnnouncementRelay:
+        """The relay of ``posog worker lko-announcements``, as configured (``POSOG_ANNOUNCEMENT_*``)."""
+        from posog.lko.questionnaires.announcements import AnnouncementRelay
+
+        s = self.shared
+        return AnnouncementRelay.from_settings(s.db, self.module, s.settings, clock=s.clock)
 
     async def aclose(self) -> None:
         for http in (self.module_http, self.analytics_http):

@@ -199,6 +199,7 @@ class ModuleSystem:
             retry_base_s=s.ias_retry_base_s,
             retry_max_s=s.ias_retry_max_s,
             max_attempts=s.ias_max_attempts,
+            lease_s=s.ias_lease_s,
         )
 
     def ias_channel(self, outbound: AdapterOutbound | None = None) -> IasChannel:

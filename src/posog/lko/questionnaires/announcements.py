@@ -27,6 +27,7 @@ from posog.core.db import Base, Database, UTCDateTime, UUIDStr, new_uuid
 from posog.core.outbox import Delivery, DeliveryColumns, Failure, Outbox
 from posog.lko.contracts import SurveyLevel
 from posog.module.contracts import ReleaseResult
+from posog.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -109,6 +110,13 @@ class AnnouncementRelay:
             db, ANNOUNCEMENTS, base_s=base_backoff.total_seconds(), cap_s=max_backoff.total_seconds(), clock=clock
         )
 
+    @classmethod
+    def from_settings(
+        cls, db: Database, module: ReleasePort, settings: Settings, *, clock: Clock = utcnow
+    ) -> AnnouncementRelay:
+        """The relay of ``posog worker lko-announcements`` (ЛКО's servers run one each as well)."""
+        return cls(db, lambda: module, clock=clock, lease=timedelta(seconds=settings.announcement_lease_s))
+
     async def send_pending(self, *, now: datetime | None = None) -> list[AnnouncementOutcome]:
         """Send every announcement due at ``now`` (default: the clock); returns what happened to each."""
         module = self._module()
@@ -190,4 +198,5 @@ class AnnouncementRelay:
                 raise
             except Exception:  # the database may be down for a while; keep trying
                 log.exception("lko.announcements.relay_error")
+            await self.outbox.observe_quietly()  # the delivery's gauges, after each round
             await asyncio.sleep(interval_s)

@@ -43,6 +43,7 @@ from posog.lko.responses.validation import validate_answers
 from posog.lko.uow import LkoUnitOfWork
 from posog.module.client import LinkRefused, ModuleClient, ModuleError
 from posog.module.contracts import LINK_ERRORS, LinkData
+from posog.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -148,15 +149,14 @@ async def complete_pending(
     clock: Clock = utcnow,
     older_than: timedelta = timedelta(0),
     limit: int = 100,
+    lease: timedelta = COMPLETION_LEASE,
 ) -> int:
     """Re-send the link completions the module has not confirmed (the process died between storing a
     response and completing its link, or the module was unreachable). Idempotent and safe to run in
     several processes at once: the module takes a completion with the same response id as a no-op.
     Returns how many were settled."""
     outbox = completions(db, clock)
-    claimed = await outbox.claim_due(
-        limit, lease=COMPLETION_LEASE, where=[PendingCompletion.created_at <= clock() - older_than]
-    )
+    claimed = await outbox.claim_due(limit, lease=lease, where=[PendingCompletion.created_at <= clock() - older_than])
     if not claimed:
         return 0
     async with LkoUnitOfWork(db) as uow:
@@ -193,6 +193,7 @@ class CompletionRecovery:
         *,
         interval_s: float = 60.0,
         grace: timedelta = timedelta(seconds=60),
+        lease: timedelta = COMPLETION_LEASE,
         clock: Clock = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -200,9 +201,21 @@ class CompletionRecovery:
         self._module = module
         self._interval = interval_s
         self._grace = grace
+        self._lease = lease
         self._clock = clock
         self._now = monotonic
         self._last_run: float | None = None
+
+    @classmethod
+    def from_settings(cls, db: Database, module: ModuleClient, settings: Settings) -> CompletionRecovery:
+        """The recovery of ``posog worker lko-completions``, as configured (``POSOG_LKO_COMPLETION_*``)."""
+        return cls(
+            db,
+            module,
+            interval_s=settings.lko_completion_interval_s,
+            grace=timedelta(seconds=settings.lko_completion_grace_s),
+            lease=timedelta(seconds=settings.lko_completion_lease_s),
+        )
 
     async def nudge(self) -> None:
         """Run once if the last run is older than the interval; never raises."""
@@ -213,13 +226,15 @@ class CompletionRecovery:
         await self._run_once()
 
     async def run_forever(self) -> None:
+        outbox = completions(self._db, self._clock)
         while True:
             await self._run_once()
+            await outbox.observe_quietly()  # the delivery's gauges, after each round
             await asyncio.sleep(self._interval)
 
     async def _run_once(self) -> None:
         try:
-            await complete_pending(self._db, self._module, clock=self._clock, older_than=self._grace)
+            await complete_pending(self._db, self._module, clock=self._clock, older_than=self._grace, lease=self._lease)
         except Exception as exc:
             log.warning("responses.recovery_failed", error=exc.__class__.__name__)
 

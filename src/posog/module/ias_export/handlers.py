@@ -275,6 +275,7 @@ class IasExporter:
         retry_max_s: float = 3600.0,
         max_attempts: int = 20,
         page_size: int = 500,
+        lease_s: float = LEASE_S,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -292,6 +293,7 @@ class IasExporter:
         self._retry_max_s = retry_max_s
         self._max_attempts = max_attempts
         self._page_size = page_size
+        self._lease = timedelta(seconds=lease_s)
         self.outbox = Outbox(
             db, IAS_EXPORTS, base_s=retry_base_s, cap_s=retry_max_s, max_attempts=max_attempts, clock=clock
         )
@@ -422,7 +424,7 @@ class IasExporter:
             if row is None:
                 raise KeyError(batch)
             if row.status == PENDING:  # a lease, so that a concurrent worker does not send it too
-                await self.outbox.lease(uow.session, batch, lease=timedelta(seconds=LEASE_S), now=now)
+                await self.outbox.lease(uow.session, batch, lease=self._lease, now=now)
                 await uow.commit()
         if row.kind == "rates" and row.status == PENDING and row.attempts == 0:
             await self._repend_failed_packets(batch)  # a re-driven batch: its refused packets go again
@@ -516,7 +518,7 @@ class IasExporter:
         """Attempt every pending batch whose time has come; returns how many were attempted. Each is
         claimed under a lease first: only one worker attempts a batch at a time."""
         claimed = await self.outbox.claim_due(
-            None, lease=timedelta(seconds=LEASE_S), now=self._clock(), where=[IasExport.status == PENDING]
+            None, lease=self._lease, now=self._clock(), where=[IasExport.status == PENDING]
         )
         for row in claimed:
             await self.attempt(row.batch_id)
@@ -921,4 +923,5 @@ class IasSchedule:
                 raise
             except Exception:
                 log.exception("ias.schedule.tick_failed")
+            await self._exporter.outbox.observe_quietly()  # the delivery's gauges, after each round
             await asyncio.sleep(self._interval_s)
