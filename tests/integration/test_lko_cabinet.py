@@ -5,6 +5,7 @@ shown inert."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -568,9 +569,12 @@ def test_accounts_are_managed_from_the_command_line(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from posog.lko.accounts.cli import users_app
+    from tests.databases import create_sqlite_database
 
     runner = CliRunner()
-    env = {"POSOG_ENV": "test", "POSOG_VAR_DIR": str(tmp_path / "var"), "POSOG_DATABASE_URL": None}
+    # A migrated database, as `posog db upgrade` leaves it: the users commands never migrate.
+    database_url = asyncio.run(create_sqlite_database(tmp_path / "posog.sqlite3"))
+    env = {"POSOG_ENV": "test", "POSOG_VAR_DIR": str(tmp_path / "var"), "POSOG_DATABASE_URL": database_url}
 
     def run(*args: str, stdin: str | None = None) -> Any:
         return runner.invoke(users_app, list(args), input=stdin, env=env)
