@@ -413,6 +413,8 @@ OPERATOR_COMMANDS = (
     ("facts", "redrive", "--all"),
     ("export", "log"),
     ("export", "ias", "--period", "2026-01-01..2026-01-31"),
+    ("export", "unsendable"),
+    ("export", "forms"),
     ("analytics", "status"),
     ("analytics", "poll"),
     ("pii", "purge"),
