@@ -624,6 +624,8 @@ async def test_through_the_smev_adapter_rejects_and_errors_fail_or_resend_a_pack
         resent = await exporter.settle(row.batch_id)
         assert resent.status == "sent"
         assert len(adapter.sent) == 4
+        resent_id = etree.fromstring(adapter.sent[-1]).findtext(f".//{{{ADAPTER_NS}}}clientId")
+        assert resent_id == f"{second.client_id}.1"  # sent again under a clientId of its own
         assert [p.state for p in await exporter.packets([row.batch_id])] == ["failed", "sent", "failed"]
         assert await adapter.deliver(route) == 1
         assert [p.state for p in await exporter.packets([row.batch_id])] == ["failed", "registered", "failed"]
@@ -674,7 +676,10 @@ async def test_a_packet_whose_rates_response_never_comes_is_sent_again(tmp_path:
         assert [p.state for p in packets] == ["pending"] * 3
         assert all(p.reason and "нет RatesResponse" in p.reason for p in packets)
         assert (await exporter.settle(row.batch_id)).status == "sent"
-        assert len(adapter.sent) == 6  # each packet twice, under the same clientId
+        assert len(adapter.sent) == 6  # each packet twice, each time under a clientId of its own
+        client_ids = [etree.fromstring(m).findtext(f".//{{{ADAPTER_NS}}}clientId") for m in adapter.sent]
+        assert len(set(client_ids)) == 6, "the adapter takes a clientId once: a repeated one never leaves"
+        assert sorted(client_ids[3:]) == sorted(f"{p.client_id}.1" for p in packets)
         assert await adapter.deliver(route) == 3
         packets = await exporter.packets([row.batch_id])
         assert [p.state for p in packets] == ["registered"] * 3

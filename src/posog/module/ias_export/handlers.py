@@ -188,6 +188,19 @@ def packet_client_id(batch: str, seq: int) -> str:
     return f"ias-r-{period}-{seq}"
 
 
+def send_client_id(client_id: str, sends: int) -> str:
+    """The СМЭВ clientId of a packet's send: the packet's own id the first time, ``<id>.<n>`` for the
+    n-th send again (after a СМЭВ server error, a lost RatesResponse, a re-drive) — the adapter takes
+    each clientId once, so a repeated one would never leave."""
+    return client_id if sends == 0 else f"{client_id}.{sends}"
+
+
+def packet_id_of(client_id: str) -> str:
+    """The packet a send's clientId belongs to (the inverse of :func:`send_client_id`)."""
+    base, dot, number = client_id.rpartition(".")
+    return base if dot and number.isdigit() and base.startswith("ias-r-") else client_id
+
+
 def pseudonym(key: bytes, card: CardFacts) -> str:
     """``user@id``: a keyed hash of the citizen's СНИЛС hash (the same citizen, the same pseudonym), or of
     the card id once personal data is purged. Never reversible without the key, never personal data."""
@@ -470,7 +483,7 @@ class IasExporter:
         ``refused`` when the channel refused one for good."""
         async with self._db.uow() as uow:
             query = (
-                select(IasPacket.client_id, IasPacket.payload)
+                select(IasPacket.client_id, IasPacket.payload, IasPacket.sends)
                 .where(IasPacket.batch_id == batch, IasPacket.state == PACKET_PENDING)
                 .order_by(IasPacket.seq)
             )
@@ -479,8 +492,8 @@ class IasExporter:
             return Delivery("duplicate", None, "все пакеты уже переданы")
         retry: list[str] = []
         refused: list[str] = []
-        for client_id, payload in pending:
-            handover = await self.channel.send_rates(client_id, payload)
+        for client_id, payload, sends in pending:
+            handover = await self.channel.send_rates(send_client_id(client_id, sends), payload)
             now = self._clock()
             async with self._db.uow() as uow:
                 packet = await uow.session.get(IasPacket, client_id)
@@ -661,7 +674,8 @@ class IasExporter:
     # --- Answers coming back through СМЭВ (the ReplyRoute calls these) -------------------------------
 
     async def packet_by_client_id(self, session: AsyncSession, client_id: str) -> IasPacket | None:
-        packet = await session.get(IasPacket, client_id)
+        """The packet a clientId of ours names: one of its sends (RatesRequest), or its status request."""
+        packet = await session.get(IasPacket, packet_id_of(client_id))
         if packet is not None:
             return packet
         query = select(IasPacket).where(IasPacket.poll_client_id == client_id)
@@ -674,7 +688,7 @@ class IasExporter:
     async def on_rates_response(self, client_id: str, packet_id: int) -> bool:
         now = self._clock()
         async with self._db.uow() as uow:
-            packet = await uow.session.get(IasPacket, client_id)
+            packet = await uow.session.get(IasPacket, packet_id_of(client_id))
             if packet is None:
                 return False
             if packet.state in (PACKET_PENDING, PACKET_SENT):
@@ -692,7 +706,7 @@ class IasExporter:
             packet = await self.packet_by_client_id(uow.session, client_id)
             if packet is None:
                 return False
-            if packet.client_id != client_id:  # a PacketsRequest of ours
+            if packet.client_id != packet_id_of(client_id):  # a PacketsRequest of ours
                 log.warning("ias.packet.status_request_refused", client_id=client_id, reason=reason)
                 packet.reason = reason[:2000]
             elif packet.state in PACKET_FINAL:
