@@ -40,7 +40,7 @@ from posog.lko.accounts.model import CabinetUser
 from posog.lko.seed import seed_defaults
 from posog.module.ias_export.model import IasExport
 from posog.module.intake.model import FactConflict, RejectedFact, ServiceCard
-from posog.module.notifications.model import OutboxMessage
+from posog.module.notifications.model import DELIVERY_FAILED, OutboxMessage
 from posog.settings import Settings
 from posog.web.app import create_web_app, system_apps
 from posog.web.server import Server
@@ -159,6 +159,14 @@ async def _processed(system: System) -> int:
     )
 
 
+async def _failed_deliveries(system: System) -> int:
+    """ГЭПС notifications ЕПГУ reported as undeliverable (through СМЭВ)."""
+    return await _count(
+        system,
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.delivery_status == DELIVERY_FAILED),
+    )
+
+
 async def _wait(
     progress: Progress,
     description: str,
@@ -201,6 +209,7 @@ async def play(system: System, options: DemoOptions, console: Console, base_url:
     settings = system.settings
     processed_before = await _processed(system)
     inbox_before = await _count(system, select(func.count()).select_from(InboxNotification))
+    failed_before = await _failed_deliveries(system)
     factory = demo_factory(run_seed=1000 + processed_before, first_number=processed_before)
     adapter = system.smev_adapter if settings.smev_transport != "none" else None
     smev = SmevEmulator(system.bus, settings.facts_queue, factory, adapter=adapter)
@@ -232,11 +241,16 @@ async def play(system: System, options: DemoOptions, console: Console, base_url:
             async def unsent() -> int:
                 return await _count(
                     system,
-                    select(func.count()).select_from(OutboxMessage).where(OutboxMessage.sent_at.is_(None)),
+                    select(func.count())
+                    .select_from(OutboxMessage)
+                    .where(OutboxMessage.sent_at.is_(None), OutboxMessage.dead_at.is_(None)),
                 )
 
             async def delivered() -> int:
-                return await _count(system, select(func.count()).select_from(InboxNotification)) - inbox_before
+                """In the inbox, or known undeliverable: through СМЭВ, ЕПГУ answers an error for a citizen
+                without an account there, and that notification never reaches an inbox."""
+                inbox = await _count(system, select(func.count()).select_from(InboxNotification)) - inbox_before
+                return inbox + await _failed_deliveries(system) - failed_before
 
             # At most every notification the outbox holds that the inbox does not have yet.
             expected = max(0, await _notifications_due(system) - inbox_before)
@@ -285,6 +299,7 @@ async def play(system: System, options: DemoOptions, console: Console, base_url:
         )
         analytics = summary.json() if summary.status_code == 200 else {}
     totals = {
+        "undelivered": await _failed_deliveries(system) - failed_before,
         "cards": await _count(system, select(func.count()).select_from(ServiceCard)),
         "rejected": await _count(system, select(func.count()).select_from(RejectedFact)),
         "notifications": await _count(system, select(func.count()).select_from(InboxNotification)),
@@ -307,6 +322,8 @@ def _print_report(console: Console, report: RunReport, options: DemoOptions) -> 
     table.add_row("Сведения ОГ с ошибками (отклонены)", str(report.published.invalid))
     if "answers" in report.totals:
         table.add_row("Ответы отправителям через адаптер СМЭВ", str(report.totals["answers"]))
+    if report.totals.get("undelivered"):
+        table.add_row("Уведомления ГЭПС не доставлены (нет учётной записи ЕПГУ)", str(report.totals["undelivered"]))
     table.add_row("Граждане ответили на опрос", str(report.answered.submitted))
     if report.answered.skipped or report.answered.failed:
         table.add_row("Ссылки не открылись / ошибки", f"{report.answered.skipped} / {report.answered.failed}")

@@ -26,6 +26,8 @@ def _production(**overrides: Any) -> Settings:
         "amqp_url": "amqp://posog@mq.internal/",
         "redis_url": "redis://cache.internal:6379/0",
         "lkp_base_url": "https://opros.example.ru",
+        "ias_vendor_id": "4242",  # production refuses to start without ИАС МКГУ's supplier id and pseudonym key
+        "ias_user_key": "a-production-ias-user-key",
         "pii_keys": {"k1": base64.b64encode(b"p" * 32).decode()},
         "snils_hash_key": "a-production-snils-hash-key",
         "service_keys": {name: f"{name}-production-key" for name in ("module", "lko", "lkp", "analytics")},
