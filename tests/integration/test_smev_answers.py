@@ -21,9 +21,9 @@ from posog.bootstrap import System
 from posog.core.clock import today, utcnow
 from posog.emulators.datagen.facts import FactFactory
 from posog.module.contracts import FactProblem
+from posog.module.ias_export.queries import card_facts
 from posog.module.intake.handlers import RawFact
 from posog.module.intake.model import RejectedFact, ServiceCard
-from posog.module.intake.queries import card_services
 from posog.module.smev.answers import AnswerReplies, AnswersRelay
 from posog.module.smev.envelope import (
     ADAPTER_NS,
@@ -234,7 +234,7 @@ async def test_a_fact_is_the_same_fact_whichever_channel_brought_it(backend: str
             "10000000003",
         )
         assert card.message_id == parse_query_result(envelope).meta.message_id  # the СМЭВ MessageID
-        # The ФРГУ ids reach where the card is read: the analytics feed and the module's card read side.
+        # The ФРГУ ids reach where the card is read: the analytics feed and the ИАС export's read side.
         feed = (await system.module_http_for_analytics.get("/api/v1/cards/feed")).json()["items"]
         item = next(i for i in feed if i["card_id"] == other["card_id"])
         assert (item["frgu_service_id"], item["frgu_procedure_id"], item["frgu_authority_id"]) == (
@@ -244,7 +244,7 @@ async def test_a_fact_is_the_same_fact_whichever_channel_brought_it(backend: str
         )
         assert next(i for i in feed if i["card_id"] == fact["card_id"])["frgu_service_id"] is None
         async with system.db.uow() as uow:
-            services = await card_services(uow.session, [other["card_id"], fact["card_id"], "nobody"])
+            services = await card_facts(uow.session, [other["card_id"], fact["card_id"], "nobody"])
         assert set(services) == {other["card_id"], fact["card_id"]}
         assert services[other["card_id"]].frgu_authority_id == "10000000003"
         assert services[fact["card_id"]].service_name == fact["service"]["name"]  # the first fact, not the conflict

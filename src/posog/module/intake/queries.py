@@ -14,7 +14,7 @@ the merge of two ordered streams, each card in exactly one of them at its positi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -179,36 +179,3 @@ async def rejected_ids(session: AsyncSession, *, status: str, among: Sequence[st
     if among is not None:
         query = query.where(RejectedFact.id.in_(among))
     return list((await session.scalars(query)).all())
-
-
-@dataclass(frozen=True)
-class CardService:
-    """What a card says of its service, for the ИАС МКГУ export and analytics: the names, the
-    provider's code and the ФРГУ ids (None when the fact did not give them). No personal data."""
-
-    card_id: str
-    service_name: str | None
-    service_code: str | None
-    frgu_service_id: str | None
-    frgu_procedure_id: str | None
-    frgu_authority_id: str | None
-
-
-async def card_services(session: AsyncSession, card_ids: Iterable[str], *, chunk: int = 500) -> dict[str, CardService]:
-    """card id → :class:`CardService` of the cards on record among ``card_ids``."""
-    ids = sorted(set(card_ids))
-    found: dict[str, CardService] = {}
-    for start in range(0, len(ids), chunk):
-        rows = await session.execute(
-            select(
-                ServiceCard.card_id,
-                ServiceCard.service_name,
-                ServiceCard.service_code,
-                ServiceCard.frgu_service_id,
-                ServiceCard.frgu_procedure_id,
-                ServiceCard.frgu_authority_id,
-            ).where(ServiceCard.card_id.in_(ids[start : start + chunk]))
-        )
-        for row in rows:
-            found[row.card_id] = CardService(*row)
-    return found
