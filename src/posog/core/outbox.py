@@ -27,8 +27,10 @@ Metrics, per delivery: ``posog_delivery_attempts_total{delivery,outcome}`` (sent
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Generic, TypeVar
@@ -318,3 +320,33 @@ class Outbox(Generic[M]):
             await self.observe()
         except Exception as exc:
             log.warning("delivery.observe_failed", delivery=self.name, error=exc.__class__.__name__)
+
+
+async def relay_forever(
+    relay_once: Callable[[], Awaitable[int]],
+    *,
+    name: str,
+    batch_size: int,
+    idle_sleep_s: float,
+    observe: Callable[[], Awaitable[object]],
+    observe_every_s: float = 15.0,
+) -> None:
+    """A delivery worker's loop, until cancelled: ``relay_once`` sends one batch and says how many
+    rows it sent; the loop sleeps only when a batch came short (nothing more is due), sets the
+    delivery's gauges (``observe``) every ``observe_every_s``, and never dies of an error (the database
+    away for a while: logged by class, tried again after the idle sleep)."""
+    log.info("delivery.relay_started", delivery=name)
+    observed = float("-inf")
+    while True:
+        try:
+            if time.monotonic() - observed >= observe_every_s:
+                observed = time.monotonic()
+                await observe()
+            sent = await relay_once()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # database away: keep going, never crash the worker
+            log.error("delivery.relay_error", delivery=name, error=exc.__class__.__name__)
+            sent = 0
+        if sent < batch_size:
+            await asyncio.sleep(idle_sleep_s)

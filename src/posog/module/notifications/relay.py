@@ -30,7 +30,7 @@ from posog.core import metrics
 from posog.core.bus import BusError, MessageBus, OutgoingMessage
 from posog.core.clock import Clock
 from posog.core.db import Database
-from posog.core.outbox import Failure, Outbox, backoff
+from posog.core.outbox import Failure, Outbox, backoff, relay_forever
 from posog.core.pii import PiiCipher, PiiError
 from posog.module.contracts import GepsNotification
 from posog.module.links.lifecycle import FAIL_DELIVERY, move
@@ -244,20 +244,14 @@ class OutboxRelay:
     async def run(self) -> None:
         """Relay until cancelled; sleeps only when there was nothing to publish."""
         log.info("outbox.started", exchange=self._exchange)
-        observed = float("-inf")
-        while True:
-            try:
-                if time.monotonic() - observed >= OBSERVE_EVERY_S:
-                    observed = time.monotonic()
-                    await self.backlog()
-                published = await self.relay_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # database away: keep going, never crash the worker
-                log.error("outbox.relay_error", error=exc.__class__.__name__)
-                published = 0
-            if published < self._batch_size:
-                await asyncio.sleep(self._idle_sleep_s)
+        await relay_forever(
+            self.relay_once,
+            name=GEPS.name,
+            batch_size=self._batch_size,
+            idle_sleep_s=self._idle_sleep_s,
+            observe=self.backlog,
+            observe_every_s=OBSERVE_EVERY_S,
+        )
 
 
 def _refusal(exc: Exception) -> str:
