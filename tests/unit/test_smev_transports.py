@@ -206,6 +206,14 @@ async def test_emulator_replies_to_requests_through_a_registered_recipient() -> 
     assert isinstance(reply, InboundStatus)
     assert reply.original_client_id == "n-1"
     assert reply.details == "Доставлено"
+    # The emulator's page lists ПОС ОГ's own requests with what their recipients answered.
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(emulator)), base_url="http://a") as http:
+        page = await http.get("/requests")
+        senders = await http.get("/")
+    assert page.status_code == 200
+    assert "n-1" in page.text
+    assert "статус: Доставлено" in page.text
+    assert 'href="/requests"' in senders.text
 
 
 def client_message_request() -> bytes:

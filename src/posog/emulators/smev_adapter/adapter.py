@@ -15,7 +15,7 @@ import contextlib
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -31,6 +31,13 @@ from posog.emulators.smev_adapter.envelopes import (
     read_client_message,
     request_document,
 )
+from posog.module.smev.envelope import (
+    EnvelopeError,
+    InboundError,
+    InboundResponse,
+    InboundStatus,
+    parse_query_result,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +46,44 @@ Mode = Literal["amqp", "soap"]
 # documents to deliver back to the ИС (statuses, errors, responses; may be none).
 Recipient = Callable[[str, etree._Element], Awaitable[Sequence[bytes]]]
 CHUNK = 100
+
+
+@dataclass
+class Outgoing:
+    """One request of ПОС ОГ's own (a ГЭПС notification, a request to ИАС МКГУ) and what its recipient
+    answered through the adapter, as the emulator's page shows them."""
+
+    client_id: str
+    kind: str  # the вид сведений, in words
+    sent_at: datetime
+    replies: list[str] = field(default_factory=list)  # each reply in words, in order
+
+
+KINDS = {
+    "urn://x-artefacts-posog/geps-notification/1.0.0": "Уведомление ГЭПС",
+    "http://vashkontrol.ru/service/rates/1.2.0": "ИАС МКГУ",
+}
+OUTGOING_SHOWN = 2000
+
+
+def describe_reply(document: bytes) -> str:
+    """A recipient's reply (a ``QueryResult``) in words: a status with its details, an error with its
+    type and fault, a response with its content's name or its rejects."""
+    try:
+        reply = parse_query_result(document)
+    except EnvelopeError as error:
+        return f"нечитаемый ответ ({error.reason})"
+    if isinstance(reply, InboundError):
+        kind = "ошибка сервера" if reply.error_type == "SERVER" else "ошибка клиента"
+        return f"{kind}: {reply.fault_code or ''} {reply.fault_description or reply.details or ''}".strip()
+    if isinstance(reply, InboundStatus):
+        return f"статус: {reply.details or reply.status}"
+    if isinstance(reply, InboundResponse):
+        if reply.rejects:
+            return "отказ: " + "; ".join(f"{r.code} {r.description}" for r in reply.rejects)
+        if reply.content is not None:
+            return f"ответ: {etree.QName(reply.content).localname}"
+    return "ответ без содержания"
 
 
 @dataclass(frozen=True)
@@ -81,6 +126,7 @@ class SmevAdapterEmulator:
         self._senders: dict[str, str] = {}  # a request's clientId → its sender
         self.answers: dict[str, list[Answer]] = {}  # by the request's clientId
         self.requests: list[ClientMessage] = []  # the ИС's own requests (ГЭПС, ИАС)
+        self.outgoing: deque[Outgoing] = deque(maxlen=OUTGOING_SHOWN)  # the same, with their replies, newest last
         self.refused = 0  # ClientMessages the adapter would refuse
         # The adapter takes a clientId once: a ClientMessage sent again under it (the ИС retried after a
         # crash between the adapter taking it and the ИС noting so) is not delivered twice.
@@ -156,9 +202,13 @@ class SmevAdapterEmulator:
         else:
             self.requests.append(message)
             assert message.content is not None
-            recipient = self._recipients.get(etree.QName(message.content).namespace or "")
+            namespace = etree.QName(message.content).namespace or ""
+            outgoing = Outgoing(message.client_id, KINDS.get(namespace, namespace), self._clock())
+            self.outgoing.append(outgoing)
+            recipient = self._recipients.get(namespace)
             if recipient is not None:
                 replies = await recipient(message.client_id, message.content)
+                outgoing.replies.extend(describe_reply(reply) for reply in replies)
                 if replies:
                     await self.deliver(list(replies))
         self.changed.set()

@@ -127,6 +127,20 @@ def create_app(adapter: SmevAdapterEmulator) -> FastAPI:
             },
         )
 
+    @app.get("/requests", name="smev_adapter_requests", response_class=HTMLResponse)
+    async def requests(request: Request) -> Response:
+        """ПОС ОГ's own requests (ГЭПС notifications, ИАС МКГУ) and what each recipient answered, newest first."""
+        shown = [
+            {
+                "client_id": o.client_id,
+                "kind": o.kind,
+                "sent_at": moscow_time(o.sent_at, seconds=True),
+                "replies": o.replies,
+            }
+            for o in reversed(adapter.outgoing)
+        ]
+        return templates.TemplateResponse(request, "smev_adapter_requests.html", {"rows": shown})
+
     @app.get("/senders/{sender}", name="smev_adapter_sender", response_class=HTMLResponse)
     async def sender_answers(request: Request, sender: str) -> Response:
         """One sender's answers, the newest first."""
