@@ -106,12 +106,6 @@ class InboundSpool:
             )
             if not rows:
                 return []
-            dialect = uow.session.get_bind().dialect.name
-            await uow.session.execute(
-                update(SmevSpooled)
-                .where(among(dialect, SmevSpooled.id, [row.id for row in rows]))
-                .values(attempts=SmevSpooled.attempts + 1)
-            )
             taken = [
                 Spooled(
                     row.id,
@@ -120,6 +114,13 @@ class InboundSpool:
                 )
                 for row in rows
             ]
+            dialect = uow.session.get_bind().dialect.name
+            await uow.session.execute(
+                update(SmevSpooled)
+                .where(among(dialect, SmevSpooled.id, [row.id for row in rows]))
+                .values(attempts=SmevSpooled.attempts + 1)
+                .execution_options(synchronize_session=False)
+            )
             await uow.commit()
         return taken
 

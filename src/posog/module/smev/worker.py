@@ -270,7 +270,9 @@ class SoapPoller:
             else:
                 await self._postpone(item)
         first = [item for item in again if item.attempts <= 2]  # its process died once: as a batch
-        if first:
+        if len(first) == 1:
+            await self._alone(first[0])
+        elif first:
             if await self._processor.process([item.document for item in first]):
                 await self._done([item.id for item in first])
             else:
