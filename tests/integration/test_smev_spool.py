@@ -109,7 +109,8 @@ async def test_a_poller_that_died_after_get_loses_nothing_and_the_next_one_handl
 
         # A death after the dispatcher's commit and before the spool's delete: the batch is drained
         # again — at-least-once — and the dedupe makes it exactly-once in effect.
-        assert system.smev is not None and system.smev.spool is not None
+        assert system.smev is not None
+        assert system.smev.spool is not None
         await system.smev.spool.put(documents)
         async with smev_running(system):
             await wait_for(lambda: _spool_empty(system), timeout=60, what="the spool drained again")
@@ -125,7 +126,9 @@ async def test_a_document_that_can_be_neither_handled_nor_kept_waits_and_is_not_
     tmp_path: Path,
 ) -> None:
     async with stack("embedded", tmp_path, smev_transport="soap", smev_poll_interval_s=0.05) as system:
-        assert system.smev is not None and system.smev.spool is not None and system.smev.dispatcher is not None
+        assert system.smev is not None
+        assert system.smev.spool is not None
+        assert system.smev.dispatcher is not None
         dispatcher = system.smev.dispatcher
         calls = {"handle": 0, "keep": 0}
 
@@ -144,7 +147,8 @@ async def test_a_document_that_can_be_neither_handled_nor_kept_waits_and_is_not_
         assert isinstance(poller, SoapPoller)
         await poller.poll_once()
         tried = dict(calls)
-        assert tried["handle"] >= 1 and tried["keep"] == 1, "handled, then kept: both failed"
+        assert tried["handle"] >= 1, "handed to the dispatcher"
+        assert tried["keep"] == 1, "then kept: both failed"
         for _ in range(20):
             await poller.poll_once()
         assert calls == tried, "postponed: not tried again at once (no hot loop)"
@@ -154,7 +158,8 @@ async def test_a_document_that_can_be_neither_handled_nor_kept_waits_and_is_not_
 
 async def test_the_purge_erases_a_spool_row_older_than_the_retention(tmp_path: Path) -> None:
     async with stack("embedded", tmp_path, smev_transport="soap") as system:
-        assert system.smev is not None and system.smev.spool is not None
+        assert system.smev is not None
+        assert system.smev.spool is not None
         await system.smev.spool.put([b"<old/>", b"<older/>"])
         s = system.settings
         now = utcnow()
@@ -177,7 +182,8 @@ async def _spool_empty(system: System) -> bool:
 
 async def test_a_spooled_document_handed_over_too_often_is_kept_unhandled_sealed(tmp_path: Path) -> None:
     async with stack("embedded", tmp_path, smev_transport="soap", facts_delivery_limit=3) as system:
-        assert system.smev is not None and system.smev.spool is not None
+        assert system.smev is not None
+        assert system.smev.spool is not None
         document = request_document(og_fact_xml(_facts(seed=43)[0]), client_id="poison-1")
         await system.smev.spool.put([document])
         async with system.db.uow() as uow:  # its worker died holding it, time after time
@@ -192,4 +198,5 @@ async def test_a_spooled_document_handed_over_too_often_is_kept_unhandled_sealed
             (kept,) = (await uow.session.scalars(select(SmevUnmatched))).all()
         assert kept.reason == "delivery_limit"
         assert kept.client_id == "poison-1"
-        assert kept.payload is not None and document not in kept.payload
+        assert kept.payload is not None
+        assert document not in kept.payload
