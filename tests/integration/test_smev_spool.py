@@ -100,6 +100,7 @@ async def test_a_poller_that_died_after_get_loses_nothing_and_the_next_one_handl
         async with smev_running(system):
             await wait_for(lambda: _answered(emulator, TOTAL), timeout=60, what="every fact answered")
             await wait_for(lambda: _spool_empty(system), timeout=30, what="the spool drained")
+            await wait_for(lambda: _settled(system), timeout=30, what="every answer marked sent")
         assert await count(system, ServiceCard) == TOTAL
         assert await count(system, SurveyLink) == TOTAL
         assert await count(system, SmevAnswer) == TOTAL
@@ -115,6 +116,7 @@ async def test_a_poller_that_died_after_get_loses_nothing_and_the_next_one_handl
         async with smev_running(system):
             await wait_for(lambda: _spool_empty(system), timeout=60, what="the spool drained again")
             await asyncio.sleep(0.3)  # room for an answer that should not come
+            await wait_for(lambda: _settled(system), timeout=30, what="every answer marked sent")
         assert await count(system, ServiceCard) == TOTAL
         assert await count(system, SurveyLink) == TOTAL
         assert await count(system, SmevAnswer) == TOTAL
@@ -200,3 +202,7 @@ async def test_a_spooled_document_handed_over_too_often_is_kept_unhandled_sealed
         assert kept.client_id == "poison-1"
         assert kept.payload is not None
         assert document not in kept.payload
+
+
+async def _settled(system: System) -> bool:
+    return await count(system, SmevAnswer, SmevAnswer.sent_at.is_(None)) == 0
