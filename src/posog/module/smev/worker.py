@@ -179,8 +179,9 @@ class SoapPoller:
     documents a batch), the batch to the dispatcher, and a pause of ``idle_s`` once the queue is empty.
 
     ``Get`` takes a document off the adapter's queue (the WSDL has no acknowledgement), so each fetched
-    batch is written to the durable spool (:class:`~posog.module.smev.spool.InboundSpool`, sealed) and
-    committed before it is dispatched, and its rows are deleted once the dispatcher committed it. Each
+    document is written to the durable spool (:class:`~posog.module.smev.spool.InboundSpool`, sealed)
+    and committed as soon as ``Get`` returned it, before the batch is dispatched; the batch's rows are
+    deleted once the dispatcher committed it. Each
     round (so first of all on start) drains what the spool holds — documents fetched by a process that
     died — oldest first, before asking the adapter: a document drained again is handled alone, kept
     unhandled (``delivery_limit``) once handed over more than ``delivery_limit`` times, and one that can
@@ -223,11 +224,10 @@ class SoapPoller:
         if drained:
             await self._drain(drained)
             return len(drained)
-        batch = await self._fetch()
+        batch, ids = await self._fetch()
         if not batch:
             await asyncio.sleep(self._idle_s)
             return 0
-        ids = await self._retry("smev.soap.spool_write_failed", lambda: self._spool.put(batch))
         if self.after_spooled is not None:
             await self.after_spooled(ids)
         if await self._processor.process(batch):
@@ -237,15 +237,18 @@ class SoapPoller:
                 await self._alone(Spooled(spooled_id, document, 1))
         return len(batch)
 
-    async def _fetch(self) -> list[bytes]:
+    async def _fetch(self) -> tuple[list[bytes], list[int]]:
+        """Up to a batch from ``Get``, each document committed to the spool as soon as it came (the
+        adapter forgot it when it answered): the documents and their spool ids."""
         batch: list[bytes] = []
+        ids: list[int] = []
         failures = 0
         while len(batch) < self._batch_size:
             try:
                 document = await self._client.get()
             except AdapterFault as exc:
                 if exc.answer is not None:  # taken off the adapter's queue, unreadable: refused and kept
-                    batch.append(exc.answer)
+                    await self._spooled(exc.answer, batch, ids)
                     continue
                 if batch:
                     break  # handle what was fetched first; the adapter is asked again next round
@@ -256,8 +259,13 @@ class SoapPoller:
                 continue
             if document is None:
                 break
-            batch.append(document)
-        return batch
+            await self._spooled(document, batch, ids)
+        return batch, ids
+
+    async def _spooled(self, document: bytes, batch: list[bytes], ids: list[int]) -> None:
+        stored = await self._retry("smev.soap.spool_write_failed", lambda: self._spool.put([document]))
+        batch.append(document)
+        ids.extend(stored)
 
     async def _drain(self, drained: list[Spooled]) -> None:
         log.warning("smev.soap.spool_drained", documents=len(drained))
