@@ -206,3 +206,23 @@ async def test_a_spooled_document_handed_over_too_often_is_kept_unhandled_sealed
 
 async def _settled(system: System) -> bool:
     return await count(system, SmevAnswer, SmevAnswer.sent_at.is_(None)) == 0
+
+
+async def test_a_spool_row_that_cannot_be_opened_is_put_off_and_does_not_block_get(tmp_path: Path) -> None:
+    async with stack("embedded", tmp_path, smev_transport="soap", smev_poll_interval_s=0.05) as system:
+        assert system.smev is not None
+        assert system.smev.spool is not None
+        await system.smev.spool.put([b"<sealed-under-a-retired-key/>"])
+        async with system.db.uow() as uow:
+            await uow.session.execute(update(SmevSpooled).values(pii_key_id="retired"))
+            await uow.commit()
+        emulator = adapter(system)
+        fact = _facts(seed=47)[0]
+        await emulator.deliver([request_document(og_fact_xml(fact), client_id="after-1")])
+        poller = system.smev.worker()
+        assert isinstance(poller, SoapPoller)
+        for _ in range(3):
+            await poller.poll_once()
+        assert await count(system, ServiceCard) == 1, "Get went on past the unreadable row"
+        assert await count(system, SmevSpooled) == 1, "the unreadable row is not dropped"
+        assert await count(system, SmevSpooled, SmevSpooled.next_attempt_at.is_not(None)) == 1

@@ -21,12 +21,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import structlog
 from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, delete, func, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from posog.core.clock import Clock
 from posog.core.db import Base, Database, UTCDateTime, among
-from posog.core.pii import PiiCipher
+from posog.core.pii import PiiCipher, PiiError
+
+log = structlog.get_logger(__name__)
 
 MAX_POSTPONE_S = 3600.0
 
@@ -91,7 +94,8 @@ class InboundSpool:
         return ids
 
     async def take_due(self, limit: int) -> list[Spooled]:
-        """Up to ``limit`` documents due again, oldest first, each counted as one more attempt."""
+        """Up to ``limit`` documents due again, oldest first, each counted as one more attempt (one that
+        cannot be opened is put off by the longest pause instead)."""
         now = self._clock()
         async with self._db.uow() as uow:
             rows = list(
@@ -106,14 +110,16 @@ class InboundSpool:
             )
             if not rows:
                 return []
-            taken = [
-                Spooled(
-                    row.id,
-                    self._cipher.open(row.pii_key_id, row.payload, context=f"smev:{row.raw_sha256}"),
-                    row.attempts + 1,
-                )
-                for row in rows
-            ]
+            taken: list[Spooled] = []
+            sealed_shut: list[int] = []
+            for row in rows:
+                try:
+                    document = self._cipher.open(row.pii_key_id, row.payload, context=f"smev:{row.raw_sha256}")
+                except PiiError:  # its key was retired too early: kept, and it does not block the rest
+                    log.error("smev.spool_unreadable", spooled_id=row.id, key_id=row.pii_key_id)
+                    sealed_shut.append(row.id)
+                    continue
+                taken.append(Spooled(row.id, document, row.attempts + 1))
             dialect = uow.session.get_bind().dialect.name
             await uow.session.execute(
                 update(SmevSpooled)
@@ -121,6 +127,13 @@ class InboundSpool:
                 .values(attempts=SmevSpooled.attempts + 1)
                 .execution_options(synchronize_session=False)
             )
+            if sealed_shut:
+                await uow.session.execute(
+                    update(SmevSpooled)
+                    .where(among(dialect, SmevSpooled.id, sealed_shut))
+                    .values(next_attempt_at=now + timedelta(seconds=MAX_POSTPONE_S))
+                    .execution_options(synchronize_session=False)
+                )
             await uow.commit()
         return taken
 
