@@ -12,7 +12,8 @@ When a card's personal data is due:
 
 Everything else that holds a sealed copy goes too: sent ГЭПС notifications of the outbox and those that
 failed for good (deleted), the payloads of rejected facts (erased; the reasons stay, the fact can no
-longer be re-driven) and recorded conflicts (deleted), each once older than the retention. Work is
+longer be re-driven), recorded conflicts (deleted) and documents left in the СМЭВ web service's inbound
+spool (deleted; they live seconds unless the worker stopped), each once older than the retention. Work is
 done in batches, each its own transaction, so a purge never holds long locks; running it twice, or in
 two processes, is harmless.
 
@@ -44,6 +45,7 @@ from posog.module.intake.model import (
 )
 from posog.module.links.model import LINK_STATES, SurveyLink
 from posog.module.notifications.model import OutboxMessage
+from posog.module.smev.spool import SmevSpooled
 
 log = structlog.get_logger(__name__)
 
@@ -57,10 +59,11 @@ class PurgeResult:
     rejected: int = 0
     conflicts: int = 0
     dead_letters: int = 0
+    spooled: int = 0
 
     @property
     def total(self) -> int:
-        return self.cards + self.notifications + self.rejected + self.conflicts + self.dead_letters
+        return self.cards + self.notifications + self.rejected + self.conflicts + self.dead_letters + self.spooled
 
 
 def dead_lettered_at(headers: dict[str, str]) -> datetime | None:
@@ -114,6 +117,8 @@ class PiiPurger:
             result.rejected += n
         while n := await self._conflicts():
             result.conflicts += n
+        while n := await self._spooled():
+            result.spooled += n
         result.dead_letters = await self._dead_letters()
         await self._attempts()
         if result.total:
@@ -124,6 +129,7 @@ class PiiPurger:
                 rejected=result.rejected,
                 conflicts=result.conflicts,
                 dead_letters=result.dead_letters,
+                spooled=result.spooled,
             )
         return result
 
@@ -252,6 +258,25 @@ class PiiPurger:
             if ids:
                 await uow.session.execute(delete(FactConflict).where(FactConflict.id.in_(ids)))
                 await uow.commit()
+        return len(ids)
+
+    async def _spooled(self) -> int:
+        """A document of the СМЭВ web service's inbound spool lives seconds; one still there after the
+        retention (its worker stopped for that long, or it could be neither handled nor kept) holds
+        personal data no longer than any other copy: erased, and said loudly."""
+        cutoff = self._clock() - self._retention
+        async with self._db.uow() as uow:
+            ids = list(
+                (
+                    await uow.session.scalars(
+                        select(SmevSpooled.id).where(SmevSpooled.received_at < cutoff).limit(self._batch)
+                    )
+                ).all()
+            )
+            if ids:
+                await uow.session.execute(delete(SmevSpooled).where(SmevSpooled.id.in_(ids)))
+                await uow.commit()
+                log.error("module.pii_purged_unprocessed_spool", documents=len(ids))
         return len(ids)
 
     async def _dead_letters(self) -> int:

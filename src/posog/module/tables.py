@@ -5,6 +5,7 @@ from posog.module.intake.model import FactConflict, RejectedFact, ServiceCard
 from posog.module.links.model import SurveyLink
 from posog.module.notifications.model import OutboxMessage
 from posog.module.smev.model import SmevAnswer
+from posog.module.smev.spool import SmevSpooled
 from posog.module.smev.unmatched import SmevUnmatched
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "RejectedFact",
     "ServiceCard",
     "SmevAnswer",
+    "SmevSpooled",
     "SmevUnmatched",
     "SurveyLink",
 ]

@@ -4,8 +4,10 @@
 - ``amqp``: :class:`~posog.module.smev.transport.AmqpOutbound` on the out queue, and the
   :class:`~posog.module.smev.worker.SmevConsumer` on the in queue;
 - ``soap``: :class:`~posog.module.smev.soap.SoapOutbound` (``Send``) and the
-  :class:`~posog.module.smev.worker.SoapPoller` (``Get``), at ``POSOG_SMEV_ADAPTER_URL`` — or, when it is
-  unset (the embedded demo), at the in-process adapter emulator's ASGI app (the same code path).
+  :class:`~posog.module.smev.worker.SoapPoller` (``Get``, each batch committed to the durable
+  :class:`~posog.module.smev.spool.InboundSpool` before it is dispatched), at
+  ``POSOG_SMEV_ADAPTER_URL`` — or, when it is unset (the embedded demo), at the in-process adapter
+  emulator's ASGI app (the same code path).
 
 ``posog worker smev`` runs :meth:`SmevEdge.run`: the inbound side (consumer or poller → the
 :class:`~posog.module.smev.dispatcher.SmevDispatcher` → intake through
@@ -33,6 +35,7 @@ from posog.module.smev.dispatcher import SmevDispatcher
 from posog.module.smev.facts import SmevFactIntake
 from posog.module.smev.port import AdapterOutbound
 from posog.module.smev.soap import SoapAdapterClient, SoapOutbound
+from posog.module.smev.spool import InboundSpool
 from posog.module.smev.transport import AmqpOutbound, adapter_topology
 from posog.module.smev.worker import InboundProcessor, SmevConsumer, SoapPoller
 from posog.settings import Settings
@@ -49,6 +52,7 @@ class SmevEdge:
     soap: SoapAdapterClient | None = None
     http: httpx.AsyncClient | None = None
     answers: AnswersRelay | None = None
+    spool: InboundSpool | None = None  # the web service's durable inbound spool (``soap``)
 
     @property
     def enabled(self) -> bool:
@@ -81,12 +85,15 @@ class SmevEdge:
             raise RuntimeError("POSOG_SMEV_TRANSPORT is none: there is no СМЭВ adapter to read from")
         processor = InboundProcessor(self.dispatcher, max_backoff_s=s.reconnect_max_backoff_s)
         if self.soap is not None:
+            assert self.spool is not None
             return SoapPoller(
                 self.soap,
                 processor,
+                self.spool,
                 batch_size=s.intake_batch_size,
                 idle_s=s.smev_poll_interval_s,
                 max_backoff_s=s.reconnect_max_backoff_s,
+                delivery_limit=s.facts_delivery_limit,
             )
         return SmevConsumer(
             self.bus,
@@ -133,6 +140,7 @@ def build_smev(
             edge.http, url, it_system=settings.smev_it_system, max_bytes=settings.smev_max_bytes
         )
         edge.outbound = SoapOutbound(edge.soap)
+        edge.spool = InboundSpool(db, cipher, clock)
     edge.dispatcher = SmevDispatcher(
         db,
         cipher,

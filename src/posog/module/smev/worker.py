@@ -1,6 +1,7 @@
 """``posog worker smev``: the inbound side of the СМЭВ adapter. Documents arrive on the adapter's AMQP
 interface (:class:`SmevConsumer`: the in queue, batches, ack after commit) or are fetched from its
-web service (:class:`SoapPoller`: ``Get`` until the queue is empty, then a pause), and go to the
+web service (:class:`SoapPoller`: ``Get`` until the queue is empty, then a pause; each fetched batch
+committed to the durable spool before it is dispatched), and go to the
 :class:`~posog.module.smev.dispatcher.SmevDispatcher` in batches.
 
 Nothing a document holds can stop the worker (:class:`InboundProcessor`): a failure of what the
@@ -14,18 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncGenerator, Sequence
-from typing import Protocol
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
 
 import structlog
 
 from posog.core.bus import BusError, IncomingMessage, MessageBus, ack_batch, batches
 from posog.module.intake.consumer import TRANSIENT_ERRORS, delivery_count, was_returned
 from posog.module.smev.soap import AdapterFault, SoapAdapterClient
+from posog.module.smev.spool import InboundSpool, Spooled
 
 log = structlog.get_logger(__name__)
 
 ISOLATE_AFTER_FAILURES = 3
+
+T = TypeVar("T")
 
 
 class InboundHandler(Protocol):
@@ -173,23 +177,36 @@ class SmevConsumer:
 class SoapPoller:
     """The adapter's web service, inbound: ``Get`` until the queue is empty (up to ``batch_size``
     documents a batch), the batch to the dispatcher, and a pause of ``idle_s`` once the queue is empty.
-    ``Get`` takes a document off the adapter's queue: the poller keeps it in memory until the
-    dispatcher committed it (dependency failures are waited out in process)."""
+
+    ``Get`` takes a document off the adapter's queue (the WSDL has no acknowledgement), so each fetched
+    document is written to the durable spool (:class:`~posog.module.smev.spool.InboundSpool`, sealed)
+    and committed as soon as ``Get`` returned it, before the batch is dispatched; the batch's rows are
+    deleted once the dispatcher committed it. Each
+    round (so first of all on start) drains what the spool holds — documents fetched by a process that
+    died — oldest first, before asking the adapter: a document drained again is handled alone, kept
+    unhandled (``delivery_limit``) once handed over more than ``delivery_limit`` times, and one that can
+    be neither handled nor kept waits in the spool (a growing pause), never retried in a hot loop."""
 
     def __init__(
         self,
         client: SoapAdapterClient,
         processor: InboundProcessor,
+        spool: InboundSpool,
         *,
         batch_size: int,
         idle_s: float,
         max_backoff_s: float = 30.0,
+        delivery_limit: int = 5,
     ) -> None:
         self._client = client
         self._processor = processor
+        self._spool = spool
         self._batch_size = batch_size
         self._idle_s = idle_s
         self._max_backoff_s = max_backoff_s
+        self._delivery_limit = delivery_limit
+        # A test's hook between the spool's commit and the dispatch (where a crash used to lose the batch).
+        self.after_spooled: Callable[[list[int]], Awaitable[None]] | None = None
 
     @property
     def processed(self) -> int:
@@ -201,15 +218,37 @@ class SoapPoller:
             await self.poll_once()
 
     async def poll_once(self) -> int:
-        """One round: fetch and handle a batch, or pause when there was nothing. How many it handled."""
+        """One round: the spool's due documents if it holds any, else fetch, spool and handle a batch, or
+        pause when there was nothing. How many it handled."""
+        drained = await self._retry("smev.soap.spool_read_failed", lambda: self._spool.take_due(self._batch_size))
+        if drained:
+            await self._drain(drained)
+            return len(drained)
+        batch, ids = await self._fetch()
+        if not batch:
+            await asyncio.sleep(self._idle_s)
+            return 0
+        if self.after_spooled is not None:
+            await self.after_spooled(ids)
+        if await self._processor.process(batch):
+            await self._done(ids)
+        else:  # one could not even be kept: one by one, that one stays in the spool for later
+            for spooled_id, document in zip(ids, batch, strict=True):
+                await self._alone(Spooled(spooled_id, document, 1))
+        return len(batch)
+
+    async def _fetch(self) -> tuple[list[bytes], list[int]]:
+        """Up to a batch from ``Get``, each document committed to the spool as soon as it came (the
+        adapter forgot it when it answered): the documents and their spool ids."""
         batch: list[bytes] = []
+        ids: list[int] = []
         failures = 0
         while len(batch) < self._batch_size:
             try:
                 document = await self._client.get()
             except AdapterFault as exc:
                 if exc.answer is not None:  # taken off the adapter's queue, unreadable: refused and kept
-                    batch.append(exc.answer)
+                    await self._spooled(exc.answer, batch, ids)
                     continue
                 if batch:
                     break  # handle what was fetched first; the adapter is asked again next round
@@ -220,12 +259,58 @@ class SoapPoller:
                 continue
             if document is None:
                 break
-            batch.append(document)
-        if batch:
-            if not await self._processor.process(batch):
-                for document in batch:  # nowhere to dead-letter on the web service: one by one, logged
-                    if not await self._processor.process([document]):
-                        log.error("smev.soap.document_lost_to_storage", size=len(document))
+            await self._spooled(document, batch, ids)
+        return batch, ids
+
+    async def _spooled(self, document: bytes, batch: list[bytes], ids: list[int]) -> None:
+        stored = await self._retry("smev.soap.spool_write_failed", lambda: self._spool.put([document]))
+        batch.append(document)
+        ids.extend(stored)
+
+    async def _drain(self, drained: list[Spooled]) -> None:
+        log.warning("smev.soap.spool_drained", documents=len(drained))
+        over = [item for item in drained if item.attempts > self._delivery_limit]
+        again = [item for item in drained if item.attempts <= self._delivery_limit]
+        for item in over:
+            log.error("smev.delivery_limit", delivery_count=item.attempts)
+            if await self._processor.keep(item.document, "delivery_limit"):
+                await self._done([item.id])
+            else:
+                await self._postpone(item)
+        first = [item for item in again if item.attempts <= 2]  # its process died once: as a batch
+        if len(first) == 1:
+            await self._alone(first[0])
+        elif first:
+            if await self._processor.process([item.document for item in first]):
+                await self._done([item.id for item in first])
+            else:
+                for item in first:
+                    await self._alone(item)
+        for item in again:
+            if item.attempts > 2:  # handed over before and still here: alone
+                await self._alone(item)
+
+    async def _alone(self, item: Spooled) -> None:
+        if await self._processor.process([item.document]):
+            await self._done([item.id])
         else:
-            await asyncio.sleep(self._idle_s)
-        return len(batch)
+            log.error("smev.soap.document_left_in_spool", size=len(item.document), attempts=item.attempts)
+            await self._postpone(item)
+
+    async def _done(self, ids: Sequence[int]) -> None:
+        await self._retry("smev.soap.spool_delete_failed", lambda: self._spool.done(ids))
+
+    async def _postpone(self, item: Spooled) -> None:
+        await self._retry("smev.soap.spool_write_failed", lambda: self._spool.postpone(item.id, item.attempts))
+
+    async def _retry(self, event: str, call: Callable[[], Awaitable[T]]) -> T:
+        """``call`` until it succeeds: the spool's database may be away for a while; the documents wait."""
+        failures = 0
+        while True:
+            try:
+                return await call()
+            except Exception as exc:
+                failures += 1
+                pause = min(self._max_backoff_s, 0.2 * 2**failures) * random.uniform(0.5, 1.0)
+                log.error(event, error=exc.__class__.__name__, retry_in_s=round(pause, 2))
+                await asyncio.sleep(pause)
