@@ -20,8 +20,8 @@ delivery engine; :class:`AnswerReplies` records what the adapter says back about
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -109,7 +109,7 @@ def describe(problem: FactProblem) -> str:
 
 def new_answer_id() -> str:
     """Our own clientId of an answer: ``ans-`` and 32 hex digits (the adapter allows 50 characters)."""
-    return f"{ANSWER_PREFIX}{uuid.uuid4().hex}"
+    return f"{ANSWER_PREFIX}{secrets.token_hex(16)}"  # 128 random bits, as uuid4's hex but without building a UUID
 
 
 def answer_of(outcome: Outcome) -> dict[str, Any]:
