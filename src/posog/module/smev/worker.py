@@ -20,6 +20,7 @@ from typing import Protocol
 import structlog
 
 from posog.core.bus import BusError, IncomingMessage, MessageBus, ack_batch, batches
+from posog.core.heap import freeze_heap
 from posog.module.intake.consumer import TRANSIENT_ERRORS, delivery_count, was_returned
 from posog.module.smev.soap import AdapterFault, SoapAdapterClient
 
@@ -136,6 +137,7 @@ class SmevConsumer:
     async def run(self) -> None:
         stream = self._bus.consume(self._queue, prefetch=self._prefetch)
         log.info("smev.amqp.started", queue=self._queue, prefetch=self._prefetch, batch=self._batch_size)
+        freeze_heap()
         grouped = batches(stream, max_size=self._batch_size, max_wait_s=self._batch_wait_s)
         try:
             await self._consume(grouped)
@@ -197,6 +199,7 @@ class SoapPoller:
 
     async def run(self) -> None:
         log.info("smev.soap.started", batch=self._batch_size)
+        freeze_heap()
         while True:
             await self.poll_once()
 
