@@ -28,7 +28,7 @@ import structlog
 
 from posog.core import metrics
 from posog.core.bus import BusError, IncomingMessage, MessageBus, OutgoingMessage, ack_batch, batches
-from posog.core.heap import freeze_heap
+from posog.core.heap import freeze_heap, thaw_heap
 from posog.lko.client import LkoError
 from posog.module.intake.handlers import IntakeHandler, Outcome, RawFact
 from posog.module.intake.parsing import metric_field
@@ -105,6 +105,7 @@ class IntakeConsumer:
         try:
             await self._consume(grouped)
         finally:
+            thaw_heap()
             await grouped.aclose()  # stops the pump now, not when the generator is collected
 
     async def _consume(self, grouped: AsyncGenerator[list[IncomingMessage], None]) -> None:

@@ -20,7 +20,7 @@ from typing import Protocol
 import structlog
 
 from posog.core.bus import BusError, IncomingMessage, MessageBus, ack_batch, batches
-from posog.core.heap import freeze_heap
+from posog.core.heap import freeze_heap, thaw_heap
 from posog.module.intake.consumer import TRANSIENT_ERRORS, delivery_count, was_returned
 from posog.module.smev.soap import AdapterFault, SoapAdapterClient
 
@@ -142,6 +142,7 @@ class SmevConsumer:
         try:
             await self._consume(grouped)
         finally:
+            thaw_heap()
             await grouped.aclose()
 
     async def _consume(self, grouped: AsyncGenerator[list[IncomingMessage], None]) -> None:
@@ -200,8 +201,11 @@ class SoapPoller:
     async def run(self) -> None:
         log.info("smev.soap.started", batch=self._batch_size)
         freeze_heap()
-        while True:
-            await self.poll_once()
+        try:
+            while True:
+                await self.poll_once()
+        finally:
+            thaw_heap()
 
     async def poll_once(self) -> int:
         """One round: fetch and handle a batch, or pause when there was nothing. How many it handled."""
