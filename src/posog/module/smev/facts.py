@@ -37,12 +37,11 @@ def raw_fact(request: InboundRequest, document_size: int | None = None) -> RawFa
     to. Given the length of the document it came in, the element's size is bounded by it
     (:data:`SERIALISED_GROWTH`), so the usual fact is checked against intake's size limit without
     being serialised."""
-    size = document_size
     return RawFact(
         message_id=request.meta.message_id or request.client_id,
         element=request.content,
         reply_to=request.client_id or None,
-        size_bound=None if size is None else size * SERIALISED_GROWTH,
+        size_bound=None if document_size is None else document_size * SERIALISED_GROWTH,
     )
 
 
