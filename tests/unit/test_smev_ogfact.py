@@ -9,6 +9,8 @@ from datetime import date
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from posog.core.clock import today, utcnow
@@ -232,3 +234,59 @@ def test_the_schema_refuses_what_smev_would_refuse() -> None:
     fact = _fact()
     fact["service"]["date"] = date(2026, 1, 2).strftime("%d.%m.%Y")
     assert not og_fact_schema().validate(_xml(fact))
+
+
+# Random changes to a valid fact (a field removed, or any printable text without XML's white space
+# at its ends): the XML channel must give exactly the JSON channel's problems — or the same fact.
+_CHANGEABLE = [
+    ("card_id",),
+    ("survey_level",),
+    ("service", "date"),
+    ("service", "name"),
+    ("service", "code"),
+    ("service", "frgu_service_id"),
+    ("organization", "name"),
+    ("organization", "address"),
+    ("organization", "inn"),
+    ("organization", "ogrn"),
+    ("organization", "kpp"),
+    ("organization", "type_code"),
+    ("organization", "region_code"),
+    ("citizen", "last_name"),
+    ("citizen", "first_name"),
+    ("citizen", "middle_name"),
+    ("citizen", "birth_date"),
+    ("citizen", "snils"),
+]
+_TEXT = st.text(st.characters(categories=("L", "N", "P", "S", "Zs")), max_size=24).map(lambda t: t.strip(" \t\r\n"))
+_VALUE = st.one_of(
+    st.none(),
+    _TEXT,
+    st.sampled_from(
+        ["", "0", "2026-02-30", "1900-01-01", "7707083893", "770701001", "federal", "regional", "77", "99"]
+    ),
+)
+
+
+@given(seed=st.integers(0, 5_000), changes=st.lists(st.tuples(st.sampled_from(_CHANGEABLE), _VALUE), max_size=4))
+@settings(max_examples=200, deadline=None)
+def test_xml_and_json_agree_on_random_changes(seed: int, changes: list[tuple[tuple[str, ...], str | None]]) -> None:
+    fact = _fact(seed)
+    for path, value in changes:
+        target = fact
+        for key in path[:-1]:
+            target = target[key]
+        if value is None:
+            target.pop(path[-1], None)
+        else:
+            target[path[-1]] = value
+    from_json = read_fact(json.dumps(fact, ensure_ascii=False).encode(), CONTEXT)
+    from_xml = _read_xml(_xml(fact), message_id=fact["message_id"])
+    if isinstance(from_json, Rejection):
+        assert isinstance(from_xml, Rejection)
+        assert [str(p) for p in from_xml.problems] == [str(p) for p in from_json.problems]
+        assert from_xml.card_id == from_json.card_id
+    else:
+        assert not isinstance(from_xml, Rejection)
+        assert from_xml == from_json
+        assert fact_hash(from_xml) == fact_hash(from_json)

@@ -28,6 +28,7 @@ import structlog
 
 from posog.core import metrics
 from posog.core.bus import BusError, IncomingMessage, MessageBus, OutgoingMessage, ack_batch, batches
+from posog.core.heap import freeze_heap, thaw_heap
 from posog.lko.client import LkoError
 from posog.module.intake.handlers import IntakeHandler, Outcome, RawFact
 from posog.module.intake.parsing import metric_field
@@ -99,10 +100,12 @@ class IntakeConsumer:
         after a growing pause, so nothing is lost and the worker never spins."""
         stream = self._bus.consume(self._queue, prefetch=self._prefetch)
         log.info("intake.started", queue=self._queue, prefetch=self._prefetch, batch=self._batch_size)
+        freeze_heap()
         grouped = batches(stream, max_size=self._batch_size, max_wait_s=self._batch_wait_s)
         try:
             await self._consume(grouped)
         finally:
+            thaw_heap()
             await grouped.aclose()  # stops the pump now, not when the generator is collected
 
     async def _consume(self, grouped: AsyncGenerator[list[IncomingMessage], None]) -> None:

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import structlog
+from lxml import etree
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,19 +56,50 @@ OutcomeKind = Literal["accepted", "duplicate", "conflict", "rejected"]
 Questionnaires = Mapping[tuple[str, str], QuestionnaireDocument | None]
 
 
-@dataclass(frozen=True)
 class RawFact:
     """One message as received: its bytes and the AMQP message id (if any).
 
     Through СМЭВ (:mod:`posog.module.smev.facts`): ``body`` is the OgFactRequest document,
     ``message_id`` the СМЭВ MessageID, ``element`` the same element already parsed with its envelope
     (read as is, not parsed again) and ``reply_to`` the request's clientId, which the outcome is
-    answered to (:mod:`posog.module.smev.answers`, in the same transaction)."""
+    answered to (:mod:`posog.module.smev.answers`, in the same transaction).
 
-    body: bytes
-    message_id: str | None = None
-    element: Any = None
-    reply_to: str | None = None
+    With an ``element``, ``body`` may be left out: it is then the element serialised (UTF-8), made
+    only when something needs the bytes — a rejection or conflict to seal, or the size check when
+    ``size_bound`` (at least the serialised element's length: see
+    :func:`posog.module.smev.facts.raw_fact`) cannot settle it. An accepted or duplicate fact is
+    never serialised."""
+
+    __slots__ = ("_body", "element", "message_id", "reply_to", "size_bound")
+
+    def __init__(
+        self,
+        body: bytes | None = None,
+        message_id: str | None = None,
+        element: Any = None,
+        reply_to: str | None = None,
+        *,
+        size_bound: int | None = None,
+    ) -> None:
+        if body is None and element is None:
+            raise ValueError("a raw fact needs its body or its element")
+        self._body = body
+        self.message_id = message_id
+        self.element = element
+        self.reply_to = reply_to
+        self.size_bound = size_bound
+
+    @property
+    def body(self) -> bytes:
+        if self._body is None:
+            self._body = bytes(etree.tostring(self.element, encoding="UTF-8"))
+        return self._body
+
+    def within(self, max_bytes: int) -> bool:
+        """Whether the body is at most ``max_bytes`` long (without making it when the bound says so)."""
+        if self._body is None and self.size_bound is not None and self.size_bound <= max_bytes:
+            return True
+        return len(self.body) <= max_bytes
 
 
 @dataclass(frozen=True)
@@ -198,7 +230,7 @@ class IntakeHandler:
         """The fact of a message: JSON (og.fact/1), or the вид сведений ОГ's XML (already parsed when it
         came with its СМЭВ envelope; a stored one when re-driven). Never raises."""
         if raw.element is not None:
-            if len(raw.body) > self._max_fact_bytes:
+            if not raw.within(self._max_fact_bytes):
                 return Rejection((FactProblem("payload", "too_large"),))
             return read_og_fact(raw.element, context, message_id=raw.message_id)
         if looks_like_og_fact(raw.body):

@@ -20,13 +20,13 @@ delivery engine; :class:`AnswerReplies` records what the adapter says back about
 from __future__ import annotations
 
 import asyncio
-import json
+import secrets
 import time
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import structlog
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -109,7 +109,7 @@ def describe(problem: FactProblem) -> str:
 
 def new_answer_id() -> str:
     """Our own clientId of an answer: ``ans-`` and 32 hex digits (the adapter allows 50 characters)."""
-    return f"{ANSWER_PREFIX}{uuid.uuid4().hex}"
+    return f"{ANSWER_PREFIX}{secrets.token_hex(16)}"  # 128 random bits, as uuid4's hex but without building a UUID
 
 
 def answer_of(outcome: Outcome) -> dict[str, Any]:
@@ -145,7 +145,7 @@ def answer_row(
         "request_message_id": request_message_id,
         "card_id": card_id,
         "kind": kind,
-        "answer_json": json.dumps(answer, ensure_ascii=False),
+        "answer_json": orjson.dumps(answer).decode(),  # UTF-8 as is, like json.dumps(ensure_ascii=False)
         "created_at": now,
         "attempts": 0,
         "next_attempt_at": now,

@@ -72,7 +72,9 @@ class FactRequests(Protocol):
     transaction for the batch, the answer to each sender written in it; a request delivered again
     (same clientId) changes nothing and is not answered twice. Raises on a failure of what it depends on."""
 
-    async def handle(self, requests: Sequence[InboundRequest]) -> Any: ...
+    async def handle(self, requests: Sequence[InboundRequest], *, document_sizes: Sequence[int] | None = None) -> Any:
+        """``document_sizes``: the length of each request's whole document (a bound on its element's)."""
+        ...
 
     async def refuse(
         self, client_id: str | None, problems: Sequence[FactProblem], *, message_id: str | None = None
@@ -145,6 +147,7 @@ class SmevDispatcher:
 
     async def handle(self, documents: Sequence[bytes]) -> None:
         facts: list[InboundRequest] = []
+        sizes: list[int] = []
         replies: list[tuple[bytes, Reply]] = []
         kept: list[Kept] = []
         for document in documents:
@@ -165,6 +168,7 @@ class SmevDispatcher:
             if isinstance(inbound, InboundRequest):
                 if inbound.content.tag == OG_FACT_ROOT and self._facts is not None:
                     facts.append(inbound)
+                    sizes.append(len(document))
                 else:
                     name = etree.QName(inbound.content)
                     detail = f"{{{name.namespace or ''}}}{name.localname}"[:500]
@@ -182,7 +186,7 @@ class SmevDispatcher:
                 replies.append((document, inbound))
         if facts:
             assert self._facts is not None
-            await self._facts.handle(facts)
+            await self._facts.handle(facts, document_sizes=sizes)
         for document, reply in replies:
             if not await self._route(reply):
                 kept.append(

@@ -242,8 +242,16 @@ def _read_query_result(root: etree._Element) -> Inbound:
     namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
     if namespace != ADAPTER_NS:
         raise EnvelopeError("wrong_namespace", f"root in {namespace or 'no namespace'!r}")
-    meta = _metadata(_child(root, _A + "smevMetadata"))
-    message = _child(root, _A + "Message")
+    metadata: etree._Element | None = None
+    message: etree._Element | None = None
+    for child in root:  # the first of each, in one pass (as _child would find them)
+        child_tag = child.tag
+        if child_tag == _SMEV_METADATA:
+            if metadata is None:
+                metadata = child
+        elif child_tag == _MESSAGE and message is None:
+            message = child
+    meta = _metadata(metadata)
     if local != "QueryResult":
         raise EnvelopeError(
             "invalid",
@@ -340,12 +348,21 @@ def _request_client_id(message: etree._Element | None) -> str | None:
 
 
 def _content(parent: etree._Element | None) -> etree._Element | None:
-    primary = None if parent is None else _child(parent, _A + "content", _A + "MessagePrimaryContent")
+    primary = None if parent is None else _child(parent, _CONTENT, _PRIMARY_CONTENT)
     if primary is None:
         return None
-    return next((child for child in primary if isinstance(child.tag, str)), None)
+    for child in primary:
+        if isinstance(child.tag, str):
+            return child
+    return None
 
 
+_SMEV_METADATA = _A + "smevMetadata"
+_MESSAGE = _A + "Message"
+_REQUEST_METADATA = _A + "RequestMetadata"
+_REQUEST_CONTENT = _A + "RequestContent"
+_CONTENT = _A + "content"
+_PRIMARY_CONTENT = _A + "MessagePrimaryContent"
 _CLIENT_ID = _A + "clientId"
 _TEST_MESSAGE = _A + "testMessage"
 _GROUP = _A + "createGroupIdentity"
@@ -355,8 +372,16 @@ _FRGU_SERVICE_CODE = _A + "FRGUServiceCode"
 def _request(message: etree._Element, meta: SmevMetadata) -> InboundRequest:
     """A request, valid against the schema: the metadata's children read in one pass (the hot path of
     every fact that comes through СМЭВ)."""
-    metadata = _child(message, _A + "RequestMetadata")
-    content = _content(_child(message, _A + "RequestContent"))
+    metadata: etree._Element | None = None
+    request_content: etree._Element | None = None
+    for part in message:  # the first of each, in one pass
+        part_tag = part.tag
+        if part_tag == _REQUEST_METADATA:
+            if metadata is None:
+                metadata = part
+        elif part_tag == _REQUEST_CONTENT and request_content is None:
+            request_content = part
+    content = _content(request_content)
     assert metadata is not None
     assert content is not None
     client_id: str | None = None

@@ -151,7 +151,7 @@ class _Walk:
     def controlled(self) -> set[str]:
         """The fields whose value holds a control character: one search over all the values, and
         field by field only when it finds one."""
-        if not CONTROL_CHARACTERS.search("".join(value for _, value in self.texts)):
+        if not CONTROL_CHARACTERS.search("".join([value for _, value in self.texts])):
             return set()
         return {field for field, value in self.texts if CONTROL_CHARACTERS.search(value)}
 

@@ -21,6 +21,7 @@ from typing import Protocol, TypeVar
 import structlog
 
 from posog.core.bus import BusError, IncomingMessage, MessageBus, ack_batch, batches
+from posog.core.heap import freeze_heap, thaw_heap
 from posog.module.intake.consumer import TRANSIENT_ERRORS, delivery_count, was_returned
 from posog.module.smev.soap import AdapterFault, SoapAdapterClient
 from posog.module.smev.spool import InboundSpool, Spooled
@@ -140,10 +141,12 @@ class SmevConsumer:
     async def run(self) -> None:
         stream = self._bus.consume(self._queue, prefetch=self._prefetch)
         log.info("smev.amqp.started", queue=self._queue, prefetch=self._prefetch, batch=self._batch_size)
+        freeze_heap()
         grouped = batches(stream, max_size=self._batch_size, max_wait_s=self._batch_wait_s)
         try:
             await self._consume(grouped)
         finally:
+            thaw_heap()
             await grouped.aclose()
 
     async def _consume(self, grouped: AsyncGenerator[list[IncomingMessage], None]) -> None:
@@ -214,8 +217,12 @@ class SoapPoller:
 
     async def run(self) -> None:
         log.info("smev.soap.started", batch=self._batch_size)
-        while True:
-            await self.poll_once()
+        freeze_heap()
+        try:
+            while True:
+                await self.poll_once()
+        finally:
+            thaw_heap()
 
     async def poll_once(self) -> int:
         """One round: the spool's due documents if it holds any, else fetch, spool and handle a batch, or
