@@ -44,8 +44,9 @@ from posog.module.intake.parsing import DEFAULT_MAX_FACT_BYTES, Rejection, card_
 from posog.module.intake.repository import CardRepository
 from posog.module.links.catalog import QuestionnaireCatalog
 from posog.module.links.issuing import CardForLink, IssuedLink, issue_link
-from posog.module.smev.answers import AnswerRepository, answer_of, answer_row
+from posog.module.smev.answers import answer_of, answer_row
 from posog.module.smev.ogfact import card_id_of_xml, looks_like_og_fact, read_og_fact, read_og_fact_bytes
+from posog.module.smev.repository import AnswerRepository
 from posog.module.uow import ModuleUnitOfWork
 
 log = structlog.get_logger(__name__)

@@ -21,21 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import update
 
 from posog.core.clock import Clock
-from posog.core.db import Database, among, insert_ignoring
-from posog.core.outbox import Failure, Outbox
+from posog.core.db import Database
+from posog.core.outbox import Failure, Outbox, relay_forever
 from posog.module.contracts import FactProblem
-from posog.module.intake.bulk import insert_rows
 from posog.module.smev.envelope import (
     InboundError,
     InboundResponse,
@@ -48,6 +45,7 @@ from posog.module.smev.envelope import (
 )
 from posog.module.smev.model import ANSWER_PREFIX, SMEV_ANSWERS, SmevAnswer
 from posog.module.smev.port import AdapterOutbound
+from posog.module.smev.repository import AnswerRepository
 
 if TYPE_CHECKING:
     from posog.module.intake.handlers import Outcome
@@ -167,48 +165,6 @@ def answer_document(it_system: str, row: SmevAnswer) -> bytes:
     return client_message(it_system, message)
 
 
-class AnswerRepository:
-    """The answers' statements on one unit of work."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-        self._dialect = session.get_bind().dialect.name
-
-    async def add(self, rows: Sequence[dict[str, Any]]) -> None:
-        """A batch's answer rows, in one statement (``COPY`` on PostgreSQL, as intake writes its cards);
-        a request clientId already answered (or twice among ``rows``) keeps its first answer. Two
-        workers answering the same clientId at once: one statement fails with an IntegrityError, and
-        intake's race retry runs the batch again, which then finds the answer."""
-        unique = list({row["reply_to_client_id"]: row for row in reversed(rows)}.values())[::-1]
-        if not unique:
-            return
-        known = await self.answered_among([row["reply_to_client_id"] for row in unique])
-        fresh = [row for row in unique if row["reply_to_client_id"] not in known]
-        await insert_rows(self._session, SmevAnswer.__table__, fresh)  # type: ignore[arg-type]
-
-    async def add_one(self, row: dict[str, Any]) -> None:
-        """One answer row, left out if its request clientId is answered already (no race error)."""
-        await self._session.execute(insert_ignoring(self._dialect, SmevAnswer, ["reply_to_client_id"]), [row])
-
-    async def answered_among(self, reply_to: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(reply_to), 500):
-            rows = await self._session.scalars(
-                select(SmevAnswer.reply_to_client_id).where(
-                    among(self._dialect, SmevAnswer.reply_to_client_id, list(reply_to[start : start + 500]))
-                )
-            )
-            found.update(rows)
-        return found
-
-    async def answered(self, reply_to: str) -> bool:
-        found = await self._session.scalar(select(SmevAnswer.id).where(SmevAnswer.reply_to_client_id == reply_to))
-        return found is not None
-
-    async def by_client_id(self, client_id: str) -> SmevAnswer | None:
-        return (await self._session.execute(select(SmevAnswer).where(SmevAnswer.client_id == client_id))).scalar()
-
-
 # --- Sending ---------------------------------------------------------------------------------------
 
 BASE_BACKOFF_S = 0.5
@@ -277,20 +233,13 @@ class AnswersRelay:
     async def run(self) -> None:
         """Relay until cancelled; sleeps only when there was nothing to send."""
         log.info("smev.answers_relay_started")
-        observed = float("-inf")
-        while True:
-            try:
-                if time.monotonic() - observed >= 15.0:
-                    observed = time.monotonic()
-                    await self.outbox.observe()
-                sent = await self.relay_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # database away: keep going, never crash the worker
-                log.error("smev.answers_relay_error", error=error.__class__.__name__)
-                sent = 0
-            if sent < self._batch_size:
-                await asyncio.sleep(self._idle_sleep_s)
+        await relay_forever(
+            self.relay_once,
+            name=SMEV_ANSWERS.name,
+            batch_size=self._batch_size,
+            idle_sleep_s=self._idle_sleep_s,
+            observe=self.outbox.observe,
+        )
 
 
 # --- What the adapter says back about an answer ----------------------------------------------------

@@ -18,9 +18,10 @@ from posog.core.clock import Clock
 from posog.core.db import Database
 from posog.module.contracts import FactProblem
 from posog.module.intake.handlers import IntakeHandler, Outcome, RawFact, safe_message_id
-from posog.module.smev.answers import AnswerRepository, answer_row, rejects_answer
+from posog.module.smev.answers import answer_row, rejects_answer
 from posog.module.smev.envelope import EnvelopeError, InboundRequest
 from posog.module.smev.ogfact import is_og_fact
+from posog.module.smev.repository import AnswerRepository
 
 # How much larger than its whole document a business element can be once serialised on its own
 # (UTF-8): an escape is at most 6 bytes for 1 (``"`` in an attribute → ``&quot;``; ``&`` of a CDATA

@@ -26,7 +26,7 @@ from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, delete, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from posog.core.clock import Clock
-from posog.core.db import Base, Database, UTCDateTime, among
+from posog.core.db import Base, Database, UTCDateTime
 from posog.core.pii import PiiCipher, PiiError
 
 log = structlog.get_logger(__name__)
@@ -120,17 +120,16 @@ class InboundSpool:
                     sealed_shut.append(row.id)
                     continue
                 taken.append(Spooled(row.id, document, row.attempts + 1))
-            dialect = uow.session.get_bind().dialect.name
             await uow.session.execute(
                 update(SmevSpooled)
-                .where(among(dialect, SmevSpooled.id, [row.id for row in rows]))
+                .where(self._db.among(SmevSpooled.id, [row.id for row in rows]))
                 .values(attempts=SmevSpooled.attempts + 1)
                 .execution_options(synchronize_session=False)
             )
             if sealed_shut:
                 await uow.session.execute(
                     update(SmevSpooled)
-                    .where(among(dialect, SmevSpooled.id, sealed_shut))
+                    .where(self._db.among(SmevSpooled.id, sealed_shut))
                     .values(next_attempt_at=now + timedelta(seconds=MAX_POSTPONE_S))
                     .execution_options(synchronize_session=False)
                 )
@@ -142,8 +141,7 @@ class InboundSpool:
         if not ids:
             return
         async with self._db.uow() as uow:
-            dialect = uow.session.get_bind().dialect.name
-            await uow.session.execute(delete(SmevSpooled).where(among(dialect, SmevSpooled.id, list(ids))))
+            await uow.session.execute(delete(SmevSpooled).where(self._db.among(SmevSpooled.id, list(ids))))
             await uow.commit()
 
     async def postpone(self, spooled_id: int, attempts: int) -> None:
