@@ -25,7 +25,14 @@ if TYPE_CHECKING:
     from posog.settings import Settings
 
 export_app = typer.Typer(help="Export to ИАС МКГУ (SPEC §9).", no_args_is_help=True)
-console = Console()
+
+
+def console() -> Console:
+    """Where a command prints: made when it prints, so the tables take the terminal's width (or
+    COLUMNS) of that moment — a module-level console keeps the width of whatever imported it first,
+    and folds the packets' ids in a narrow one."""
+    return Console()
+
 
 STATUS_NAMES = {"pending": "[yellow]ожидает повтора[/]", "sent": "[green]передан[/]", "failed": "[red]ошибка[/]"}
 
@@ -33,7 +40,7 @@ STATUS_NAMES = {"pending": "[yellow]ожидает повтора[/]", "sent": "
 def require_ias_url(settings: Settings) -> None:
     """In production the export goes to the real ИАС МКГУ, never to the built-in emulator."""
     if settings.env == "production" and not settings.ias_url:
-        console.print("[red]POSOG_IAS_URL is not set: in production the export goes to the real ИАС МКГУ.[/]")
+        console().print("[red]POSOG_IAS_URL is not set: in production the export goes to the real ИАС МКГУ.[/]")
         raise typer.Exit(2)
 
 
@@ -103,7 +110,7 @@ def export_ias(
                 try:
                     row = await exporter.export(chosen, date_from, date_to)
                 except ExportError as exc:
-                    console.print(f"[red]Не удалось собрать пакет: {exc}[/]")
+                    console().print(f"[red]Не удалось собрать пакет: {exc}[/]")
                     failed = True
                     continue
                 if wait and row.status == PENDING:
@@ -114,8 +121,8 @@ def export_ias(
                 failed = failed or row.status == "failed"
             rows = await exporter.log(limit=50)
             packets = await exporter.packets([r.batch_id for r in rows if r.kind == "rates"])
-        console.print(_export_table(rows, "Журнал выгрузок в ИАС МКГУ"))
-        console.print(tables.packets_table(packets))
+        console().print(_export_table(rows, "Журнал выгрузок в ИАС МКГУ"))
+        console().print(tables.packets_table(packets))
         if failed:
             raise typer.Exit(1)
 
@@ -134,11 +141,11 @@ def export_log(limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
             rows = await exporter.log(limit=limit)
             packets = await exporter.packets([r.batch_id for r in rows if r.kind == "rates"])
             unsendable = await exporter.unsendable_counts()
-        console.print(_export_table(rows, "Журнал выгрузок в ИАС МКГУ"))
-        console.print(tables.packets_table(packets))
+        console().print(_export_table(rows, "Журнал выгрузок в ИАС МКГУ"))
+        console().print(tables.packets_table(packets))
         total = sum(unsendable.values())
         if total:
-            console.print(f"[red]Не отправлено оценок: {total}[/] — список с причинами: posog export unsendable")
+            console().print(f"[red]Не отправлено оценок: {total}[/] — список с причинами: posog export unsendable")
 
     asyncio.run(main())
 
@@ -161,7 +168,7 @@ def export_unsendable(
             items = [{"batch_id": r.batch_id, "foreign_id": r.foreign_id, "reason": r.reason} for r in rows]
             typer.echo(json.dumps({"total": sum(counts.values()), "reasons": counts, "items": items}))
             return
-        console.print(tables.unsendable_table(rows, counts))
+        console().print(tables.unsendable_table(rows, counts))
 
     asyncio.run(main())
 
@@ -181,11 +188,11 @@ def export_forms(
             try:
                 if refresh:
                     names = await exporter.forms.refresh(commands.module.ias_http)
-                    console.print(f"Формы ИАС получены: {', '.join(names)}")
+                    console().print(f"Формы ИАС получены: {', '.join(names)}")
                 current = await exporter.forms.current()
             except FormError as exc:
-                console.print(f"[red]Форма ИАС: {exc}[/]")
+                console().print(f"[red]Форма ИАС: {exc}[/]")
                 raise typer.Exit(1) from None
-        console.print(tables.form_table(current))
+        console().print(tables.form_table(current))
 
     asyncio.run(main())
