@@ -2,13 +2,16 @@
 tests validate the module's documents against besides the project's own schemas.
 
 Found through ``POSOG_SHARED_DIR`` (the ``shared`` directory) or, failing that, as ``shared/`` beside
-the repository root or one of its parents (a git worktree sits a level deeper than the main checkout).
+the repository root or one of its parents (a git worktree sits a level deeper than the main checkout), or
+beside the checkout this one was cloned from (a fresh clone in /tmp, as the CI check makes, has its origin
+there).
 Missing: a test that needs it is skipped locally and FAILS in CI (``CI`` set), never silently passes."""
 
 from __future__ import annotations
 
 import functools
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,9 +20,31 @@ from lxml import etree
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+@functools.cache
+def _origin() -> Path | None:
+    """The local checkout this repository was cloned from, if its origin is a path."""
+    try:
+        url = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "config", "--get", "remote.origin.url"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    path = Path(url.removeprefix("file://"))
+    return path.resolve() if url and path.is_absolute() and path.is_dir() else None
+
+
 def shared_dir() -> Path | None:
     configured = os.environ.get("POSOG_SHARED_DIR")
-    candidates = [Path(configured)] if configured else [p / "shared" for p in REPO_ROOT.parents]
+    if configured:
+        candidates = [Path(configured)]
+    else:
+        origin = _origin()
+        candidates = [p / "shared" for p in REPO_ROOT.parents]
+        candidates += [p / "shared" for p in origin.parents] if origin is not None else []
     return next((c for c in candidates if (c / "reference").is_dir()), None)
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import pytest
 
 from posog.core import ids
 from posog.core.regions import REGIONS
 from posog.module.ias_export.okato import okato_for_region
+from tests.reference import shared_dir
 
 # HFLabs «region», region.csv: ФНС code (kladr_id[:2]), okato, name (name_with_type).
 HFLABS_REGION_CSV = """\
@@ -181,16 +181,6 @@ def test_the_spec_examples_pass_their_check_digits() -> None:
     for validate, wrong in ((ids.validate_inn, "7703012340"), (ids.validate_ogrn, "1027700000009")):
         with pytest.raises(ids.IdError):
             validate(wrong)
-
-
-def shared_dir() -> Path | None:
-    """``../shared`` beside the project (CI has it), or ``POSOG_SHARED_DIR``."""
-    configured = os.environ.get("POSOG_SHARED_DIR")
-    candidate = Path(configured) if configured else Path(__file__).resolve().parents[2].parent / "shared"
-    for path in (candidate, Path("/work/shared")):
-        if (path / "SPEC.md").is_file():
-            return path
-    return None
 
 
 def test_the_examples_above_are_those_of_the_shared_documents() -> None:
