@@ -43,7 +43,7 @@ from posog.module.intake.model import FactConflict, RejectedFact, ServiceCard
 from posog.module.notifications.model import DELIVERY_FAILED, OutboxMessage
 from posog.settings import Settings
 from posog.web.app import create_web_app, system_apps
-from posog.web.server import Server
+from posog.web.server import Server, listening_socket
 
 # The same organisations in every run of the demo (so the cabinet's logins keep their meaning): two of
 # every organisation type, spread over 25 regions.
@@ -131,12 +131,9 @@ async def ensure_demo_logins(system: System) -> list[DemoLogin]:
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
+        sock = listening_socket(host, port)
     except OSError as exc:
-        sock.close()
         raise DemoError(
             f"Не удалось занять порт {port} на {host}: {exc.strerror}. Укажите другой: "
             f"make demo ARGS='--port {port + 10}'"

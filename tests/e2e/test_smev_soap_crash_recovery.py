@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from posog.module.intake.model import ServiceCard
 from posog.module.links.model import SurveyLink
 from posog.module.smev.model import SmevAnswer
 from posog.module.smev.spool import SmevSpooled
+from posog.web.server import listening_socket
 from tests.conftest import remember_citizen
 from tests.e2e.processes import DEADLINE_S, kill_hard, spawn_worker, stop_cleanly, wait_while_running
 from tests.integration.smev_support import adapter
@@ -46,8 +46,7 @@ BATCH = 200
 async def _served(system: System) -> AsyncIterator[str]:
     """The adapter emulator's web service on a port of its own; its ``/ws`` URL."""
     assert system.smev_adapter_asgi is not None
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    sock = listening_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
     config = uvicorn.Config(system.smev_adapter_asgi.app, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)

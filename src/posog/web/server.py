@@ -40,6 +40,25 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (port 0: any free one) for ``Server.serve(sockets=[…])``.
+
+    It is made with the protocol named (``IPPROTO_TCP``): asyncio turns Nagle's algorithm off on each
+    connection it accepts only when the socket says it is TCP, and one made as ``socket.socket(family)``
+    (protocol 0) does not — every answer, written as head and body, then waited for the client's
+    delayed acknowledgement: 43 ms a request instead of 1.5 on loopback (measured). Raises ``OSError``
+    when the address is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 async def serve_until_signalled(server: Server, sockets: list[socket.socket] | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then shut down cleanly."""
     loop = asyncio.get_running_loop()
