@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import ahocorasick
 import pytest
 from argon2 import PasswordHasher
 
@@ -244,13 +245,23 @@ def test_settings(tmp_path: Path) -> Iterator[Settings]:
 
 
 def scan_logs_for_pii(paths: list[Path], needles: set[str]) -> list[str]:
-    """Lines of the given log files that contain any needle (reported without the needle itself)."""
+    """Lines of the given log files that contain any needle (reported without the needle itself).
+
+    One Aho–Corasick automaton of all the needles reads each line once: a whole run remembers some
+    20 000 citizens (≈ 90 000 needles), and asking of each line whether each needle is in it took the
+    run's controller two minutes after its last test."""
+    if not needles:
+        return []
+    automaton = ahocorasick.Automaton()
+    for needle in needles:
+        automaton.add_word(needle, len(needle))
+    automaton.make_automaton()
     leaks: list[str] = []
     for path in paths:
         if not path.exists():
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-            if any(needle in line for needle in needles):
+            if next(automaton.iter(line), None) is not None:
                 leaks.append(f"{path}:{number}")
     return leaks
 
