@@ -51,7 +51,7 @@ PROFILE_STEPS = (
     ("      QuestionnaireCatalog.active (ЛКО, cached 5 s)", "links/catalog.py:active"),
     ("    _new_card (seal ПДн, issue link)", "intake/handlers.py:_new_card"),
     ("      issue_link (token, notification, seal)", "links/issuing.py:issue_link"),
-    ("    insert_rows (COPY of cards, links, outbox)", "intake/bulk.py:insert_rows"),
+    ("    insert_rows (COPY of cards, links, outbox)", "core/db.py:insert_rows"),
     ("    AsyncSession.execute (lookup of known cards)", "ext/asyncio/session.py:execute"),
     ("    commit", "core/db.py:commit"),
     ("  settling: rejects, then one basic.ack multiple", "intake/consumer.py:_settle"),

@@ -34,7 +34,7 @@ PROFILE_STEPS = (
     ("    SmevFactIntake.handle", "smev/facts.py:handle"),
     ("      IntakeHandler.handle", "intake/handlers.py:handle"),
     ("        read_og_fact", "smev/ogfact.py:read_og_fact"),
-    ("        insert_rows (COPY)", "intake/bulk.py:insert_rows"),
+    ("        insert_rows (COPY)", "core/db.py:insert_rows"),
     ("        commit", "core/db.py:commit"),
     ("  ack_batch", "core/bus.py:ack_batch"),
 )

@@ -16,7 +16,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from posog.core import metrics
 from posog.core.db import Database
-from posog.core.outbox import Delivery, DeliveryColumns, Failure, Outbox, backoff
+from posog.core.outbox import Delivery, DeliveryColumns, Failure, Outbox
+from posog.core.retry import backoff
 from tests.support import create_pg_database, drop_pg_database
 
 pytestmark = pytest.mark.integration

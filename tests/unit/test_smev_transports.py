@@ -247,7 +247,7 @@ class _Flaky:
 async def test_a_document_that_breaks_the_dispatcher_is_kept_and_the_others_go_through(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("posog.module.smev.worker.random.uniform", lambda a, b: 0.0)  # no real pauses
+    monkeypatch.setattr("posog.module.smev.worker.worker_delay", lambda failures, cap_s: 0.0)  # no real pauses
     handler = _Flaky()
     processor = InboundProcessor(handler)
     documents = [b"one", b"poison", b"three", request_document(FACT, client_id="og-9")]

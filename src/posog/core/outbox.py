@@ -28,7 +28,6 @@ Metrics, per delivery: ``posog_delivery_attempts_total{delivery,outcome}`` (sent
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -43,20 +42,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 from posog.core import metrics
 from posog.core.clock import Clock, utcnow
 from posog.core.db import Database, UTCDateTime
+from posog.core.retry import JITTER, backoff
 
 log = structlog.get_logger(__name__)
 
-JITTER: Final = 0.2  # a retry comes up to this share of its delay early, so rows failed together spread out
 ERROR_CHARS: Final = 500
-
-
-def backoff(attempts: int, *, base_s: float, cap_s: float, jitter: float = JITTER) -> timedelta:
-    """The wait before the next attempt after ``attempts`` failed ones: ``base_s · 2^(attempts−1)``,
-    at most ``cap_s``, less up to ``jitter`` of it at random (never more: the cap holds). The one
-    backoff of every delivery."""
-    exponent = min(max(attempts - 1, 0), 64)
-    seconds = min(cap_s, base_s * 2.0**exponent)
-    return timedelta(seconds=seconds * (1.0 - jitter * random.random()))
 
 
 class DeliveryColumns:

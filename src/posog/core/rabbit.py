@@ -66,6 +66,7 @@ from aiormq.abc import DeliveredMessage
 from yarl import URL
 
 from posog.core.bus import BusError, IncomingMessage, OutgoingMessage, Topology
+from posog.core.retry import backoff
 
 log = structlog.get_logger(__name__)
 
@@ -362,9 +363,13 @@ class RabbitBus:
             await self.close()
             raise
 
+    def _backoff_s(self, failures: int) -> float:
+        """The pause after ``failures`` failed connection attempts or consumer starts: 0.5 s doubling up
+        to ``max_backoff_s``, exactly (the connection attempts are logged with it)."""
+        return backoff(failures, base_s=_FIRST_BACKOFF_S, cap_s=self._max_backoff_s, jitter=0).total_seconds()
+
     async def _connect_with_backoff(self, role: str, deadline: float) -> AbstractRobustConnection:
         loop = asyncio.get_running_loop()
-        delay = _FIRST_BACKOFF_S
         attempt = 0
         target = _safe_url(self._url)
         while True:
@@ -387,7 +392,7 @@ class RabbitBus:
                         f"RabbitMQ at {target} unreachable after {attempt} attempts "
                         f"({self._connect_timeout_s:g} s): {exc!r}"
                     ) from exc
-                pause = min(delay, self._max_backoff_s, remaining)
+                pause = min(self._backoff_s(attempt), remaining)
                 log.warning(
                     "rabbit.connect_failed",
                     url=target,
@@ -397,7 +402,6 @@ class RabbitBus:
                     error=repr(exc),
                 )
                 await asyncio.sleep(pause)
-                delay = min(delay * 2, self._max_backoff_s)
                 continue
             connection.reconnect_callbacks.add(lambda _conn: log.info("rabbit.reconnected", role=role))
             connection.close_callbacks.add(lambda conn, exc: self._on_connection_closed(conn, role, exc))
@@ -595,7 +599,7 @@ class RabbitBus:
                     return
                 reason = "consumer iterator ended"
             restarts += 1
-            pause = min(_FIRST_BACKOFF_S * 2 ** (restarts - 1), self._max_backoff_s)
+            pause = self._backoff_s(restarts)
             log.warning("rabbit.consumer_restarting", queue=queue, restarts=restarts, retry_in_s=pause, reason=reason)
             await asyncio.sleep(pause)
             if self._consuming is None:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from posog.core import ids, regions
 from posog.core.db import UnitOfWork, new_uuid
+from posog.core.retry import backoff
 from posog.lko.accounts.model import (
     ROLES,
     CabinetPrincipal,
@@ -91,7 +92,8 @@ class SessionPolicy:
         """How long the next attempt waits after ``failures`` failures of a key allowed ``free``."""
         if failures < free:
             return None
-        return min(timedelta(seconds=2 ** min(failures - free, 30)), self.delay_max)
+        # 1 s at the allowance, doubling, up to delay_max; exact (the page tells the wait in seconds)
+        return backoff(failures - free + 1, base_s=1.0, cap_s=self.delay_max.total_seconds(), jitter=0)
 
 
 # --- Accounts (CLI) ------------------------------------------------------------------------------------

@@ -52,7 +52,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from posog.analytics.client import AnalyticsClient, AnalyticsError, AnalyticsRefused
 from posog.core.clock import MOSCOW, Clock, today
 from posog.core.db import Database
-from posog.core.outbox import Failure, Outbox, backoff
+from posog.core.outbox import Failure, Outbox
+from posog.core.retry import backoff
 from posog.lko.client import LkoClient, LkoError
 from posog.lko.contracts import QuestionnaireDocument, StoredResponse
 from posog.module.ias_export import documents

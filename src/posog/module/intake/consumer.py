@@ -18,7 +18,6 @@ broker's last line behind that."""
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator
@@ -29,6 +28,7 @@ import structlog
 from posog.core import metrics
 from posog.core.bus import BusError, IncomingMessage, MessageBus, OutgoingMessage, ack_batch, batches
 from posog.core.heap import freeze_heap, thaw_heap
+from posog.core.retry import worker_delay
 from posog.lko.client import LkoError
 from posog.module.intake.handlers import IntakeHandler, Outcome, RawFact
 from posog.module.intake.parsing import metric_field
@@ -228,7 +228,7 @@ class IntakeConsumer:
     async def _pause(self, size: int, failures: int, exc: BaseException) -> None:
         """A growing pause before trying the same messages again; nothing is lost meanwhile."""
         metrics.INTAKE_FAILURES.inc()
-        pause = min(self._max_backoff_s, 0.2 * 2**failures) * random.uniform(0.5, 1.0)
+        pause = worker_delay(failures, cap_s=self._max_backoff_s)
         log.error("intake.batch_failed", size=size, error=exc.__class__.__name__, retry_in_s=round(pause, 2))
         await asyncio.sleep(pause)
 

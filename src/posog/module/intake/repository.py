@@ -10,8 +10,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from posog.core.db import Repository
-from posog.module.intake.bulk import insert_rows
+from posog.core.db import Repository, insert_rows
 from posog.module.intake.model import CARD_WAITING, REDRIVEN, FactConflict, IntakeAttempt, RejectedFact, ServiceCard
 
 _LOOKUP_CHUNK = 500

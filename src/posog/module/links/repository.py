@@ -14,15 +14,30 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, literal, select
 
 from posog.core.clock import utcnow
-from posog.core.db import Repository, UnitOfWork
-from posog.module.intake.bulk import insert_rows
+from posog.core.db import Repository, UnitOfWork, UTCDateTime, insert_rows
 from posog.module.links import pgpool
-from posog.module.links.lifecycle import COMPLETE, NOTIFY, OPEN, Transition, move, sql_move
+from posog.module.links.lifecycle import (
+    COMPLETE,
+    DELIVER,
+    FAIL_DELIVERY,
+    NOTIFY,
+    OPEN,
+    Transition,
+    move,
+    sql_move,
+)
 from posog.module.links.model import SurveyLink
 from posog.module.links.queries import LinkWithCard, find_link
+
+
+def notified_by(now: datetime) -> ColumnElement[datetime]:
+    """``notified_at`` of a link whose notification ЕПГУ answered for (or that failed for good): set if it
+    was not — a status may overtake the relay's commit — so that every failed or delivered notification
+    is among the notified ones analytics counts (the failure rate is a share of them)."""
+    return func.coalesce(SurveyLink.notified_at, literal(now, UTCDateTime()))
 
 
 class LinkRepository(Repository):
@@ -76,6 +91,28 @@ class LinkRepository(Repository):
         """The links of ``card_ids`` were notified at ``at`` (those still issued move to ``notified``)."""
         if card_ids:
             await self.session.execute(move(NOTIFY, self.among(SurveyLink.card_id, list(card_ids)), at=at))
+
+    async def deliver(self, card_id: str, *, at: datetime) -> None:
+        """ЕПГУ delivered the notification of ``card_id``'s link (lifecycle.DELIVER; counted as notified
+        at ``at`` if the relay's commit was overtaken)."""
+        await self.session.execute(move(DELIVER, SurveyLink.card_id == card_id, at=at, notified_at=notified_by(at)))
+
+    async def fail_delivery(self, card_id: str, *, reason: str, at: datetime) -> None:
+        """The notification of ``card_id``'s link failed for good with ``reason`` (lifecycle.FAIL_DELIVERY;
+        counted among the notified, as every failure is). A delivered link stays delivered."""
+        await self.session.execute(
+            move(
+                FAIL_DELIVERY,
+                SurveyLink.card_id == card_id,
+                at=at,
+                notified_at=notified_by(at),
+                delivery_failure_reason=reason,
+            )
+        )
+
+    async def state_of(self, card_id: str) -> str | None:
+        """The state of ``card_id``'s link, None when the card has none."""
+        return await self.session.scalar(select(SurveyLink.state).where(SurveyLink.card_id == card_id))
 
     async def add(self, rows: Sequence[dict[str, Any]]) -> None:
         """New links (rows built by :func:`~posog.module.links.issuing.issue_link`): one statement."""

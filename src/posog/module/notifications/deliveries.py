@@ -24,33 +24,25 @@ from datetime import datetime
 from typing import Literal
 
 import structlog
-from sqlalchemy import ColumnElement, func, literal, select
+from sqlalchemy import select
 
 from posog.core import metrics
 from posog.core.clock import Clock
-from posog.core.db import Database, UTCDateTime
-from posog.core.outbox import backoff
-from posog.module.links.lifecycle import DELIVER, FAIL_DELIVERY, move
-from posog.module.links.model import SurveyLink
+from posog.core.db import Database
+from posog.core.retry import backoff
 from posog.module.notifications.model import (
     DELIVERY_DELIVERED,
     DELIVERY_FAILED,
     DELIVERY_RETRYING,
     OutboxMessage,
 )
+from posog.module.uow import ModuleUnitOfWork
 
 log = structlog.get_logger(__name__)
 
 REASON_CHARS = 500
 
 ReportKind = Literal["delivered", "failed", "retry", "progress"]
-
-
-def notified_by(now: datetime) -> ColumnElement[datetime]:
-    """``notified_at`` of a link whose notification ЕПГУ answered for (or that failed for good): set if it
-    was not — a status may overtake the relay's commit — so that every failed or delivered notification
-    is among the notified ones analytics counts (the failure rate is a share of them)."""
-    return func.coalesce(SurveyLink.notified_at, literal(now, UTCDateTime()))
 
 
 @dataclass(frozen=True)
@@ -90,7 +82,7 @@ class GepsDeliveries:
         notification has that id (the caller keeps the report elsewhere: it is not ours)."""
         now = self._clock()
         reason = (report.reason or "").strip()[:REASON_CHARS] or None
-        async with self._db.uow() as uow:
+        async with ModuleUnitOfWork(self._db) as uow:
             row = await uow.session.scalar(
                 select(OutboxMessage).where(OutboxMessage.message_id == notification_id).with_for_update()
             )
@@ -102,32 +94,17 @@ class GepsDeliveries:
                 reason = f"{reason or 'SERVER'} (ошибок сервера: {row.server_errors})"[:REASON_CHARS]
             if kind == "delivered":
                 self._delivered(row, reason, now)
-                await uow.session.execute(
-                    move(
-                        DELIVER,
-                        SurveyLink.card_id == row.card_id,
-                        at=now,
-                        notified_at=notified_by(now),
-                    )
-                )
+                await uow.links.deliver(row.card_id, at=now)
             elif kind == "failed":
                 if row.delivery_status != DELIVERY_DELIVERED:
                     self._failed(row, reason, now)
-                    await uow.session.execute(
-                        move(
-                            FAIL_DELIVERY,
-                            SurveyLink.card_id == row.card_id,
-                            at=now,
-                            notified_at=notified_by(now),
-                            delivery_failure_reason=reason or "ошибка доставки",
-                        )
-                    )
+                    await uow.links.fail_delivery(row.card_id, reason=reason or "ошибка доставки", at=now)
             elif kind == "progress" and row.delivery_status is None:
                 row.delivery_reason = reason
                 row.delivery_status_at = now
             status = row.delivery_status
             card_id = row.card_id
-            link_state = await uow.session.scalar(select(SurveyLink.state).where(SurveyLink.card_id == card_id))
+            link_state = await uow.links.state_of(card_id)
             await uow.commit()
         metrics.GEPS_DELIVERY_REPORTS.labels(report.kind).inc()
         log.info(

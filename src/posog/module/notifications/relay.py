@@ -30,12 +30,10 @@ from posog.core import metrics
 from posog.core.bus import BusError, MessageBus, OutgoingMessage
 from posog.core.clock import Clock
 from posog.core.db import Database
-from posog.core.outbox import Failure, Outbox, backoff, relay_forever
+from posog.core.outbox import Failure, Outbox, relay_forever
 from posog.core.pii import PiiCipher, PiiError
+from posog.core.retry import backoff
 from posog.module.contracts import GepsNotification
-from posog.module.links.lifecycle import FAIL_DELIVERY, move
-from posog.module.links.model import SurveyLink
-from posog.module.notifications.deliveries import notified_by
 from posog.module.notifications.mapping import GepsDocumentError, GepsMapping, PosogGepsMapping
 from posog.module.notifications.model import DELIVERY_FAILED, GEPS, TOPIC_GEPS, OutboxMessage
 from posog.module.smev.envelope import OutboundInvalid, OutboundRequest, client_message
@@ -138,7 +136,7 @@ class OutboxRelay:
                     )
                 )
             await self.outbox.mark_failed(uow.session, unreadable, now=now)
-            await self._refuse(uow.session, refused, now)
+            await self._refuse(uow, refused, now)
             rows = publishable
             if not rows:
                 await uow.commit()
@@ -176,28 +174,20 @@ class OutboxRelay:
         request = OutboundRequest(client_id=notification_id, content=document)
         return client_message(self._it_system, request)
 
-    async def _refuse(self, session: AsyncSession, refused: list[tuple[Any, str]], now: datetime) -> None:
+    async def _refuse(self, uow: ModuleUnitOfWork, refused: list[tuple[Any, str]], now: datetime) -> None:
         """Notifications that can never be sent as they are: dead, failed with the reason, their links
         ``delivery_failed``."""
         if not refused:
             return
         failures = [Failure(row.id, row.attempts, reason, permanent=True) for row, reason in refused]
-        await self.outbox.mark_failed(session, failures, now=now)
+        await self.outbox.mark_failed(uow.session, failures, now=now)
         for row, reason in refused:
-            await session.execute(
+            await uow.session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == row.id)
                 .values(delivery_status=DELIVERY_FAILED, delivery_reason=reason, delivery_status_at=now)
             )
-            await session.execute(
-                move(
-                    FAIL_DELIVERY,
-                    SurveyLink.card_id == row.card_id,
-                    at=now,
-                    delivery_failure_reason=reason,
-                    notified_at=notified_by(now),  # counted among the notified, as every failure is
-                )
-            )
+            await uow.links.fail_delivery(row.card_id, reason=reason, at=now)
             log.error("outbox.geps_document_refused", outbox_id=row.id, card_id=row.card_id, reason=reason)
 
     async def _claim(self, session: AsyncSession, now: datetime) -> Sequence[Any]:

@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from posog.core.db import Repository
-from posog.module.intake.bulk import insert_rows
+from posog.core.db import Repository, insert_rows
 from posog.module.notifications.model import OutboxMessage
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import functools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -480,13 +481,7 @@ def client_message_element(it_system: str, message: OutboundRequest | OutboundRe
     etree.SubElement(root, _A + "itSystem").text = it_system
     if isinstance(message, OutboundRequest):
         request = etree.SubElement(root, _A + "RequestMessage")
-        metadata = etree.SubElement(request, _A + "RequestMetadata")
-        etree.SubElement(metadata, _A + "clientId").text = message.client_id
-        if message.frgu_service_code is not None:
-            group = etree.SubElement(metadata, _A + "createGroupIdentity")
-            etree.SubElement(group, _A + "FRGUServiceCode").text = message.frgu_service_code
-        if message.test_message:
-            etree.SubElement(metadata, _A + "testMessage").text = "true"
+        _add_request_metadata(request, message.client_id, message.frgu_service_code, message.test_message)
         _add_content(etree.SubElement(request, _A + "RequestContent"), message.content)
     else:
         chosen = (message.content is not None) + bool(message.rejects) + (message.status is not None)
@@ -499,12 +494,7 @@ def client_message_element(it_system: str, message: OutboundRequest | OutboundRe
         body = etree.SubElement(response, _A + "ResponseContent")
         if message.content is not None:
             _add_content(body, message.content)
-        for reject in message.rejects:
-            element = etree.SubElement(body, _A + "rejects")
-            etree.SubElement(element, _A + "code").text = reject.code
-            etree.SubElement(element, _A + "description").text = reject.description
-        if message.status is not None:
-            _add_status(body, message.status)
+        _add_rejects_and_status(body, message.rejects, message.status)
     errors = schema_errors(adapter_schema(), root)
     if errors:
         raise OutboundInvalid("; ".join(errors))
@@ -523,6 +513,26 @@ def _add_content(parent: etree._Element, content: bytes) -> None:
         raise OutboundInvalid(f"business content: {error.reason}") from None
     primary = etree.SubElement(etree.SubElement(parent, _A + "content"), _A + "MessagePrimaryContent")
     primary.append(business)
+
+
+def _add_request_metadata(parent: etree._Element, client_id: str, frgu: str | None, test_message: bool) -> None:
+    metadata = etree.SubElement(parent, _A + "RequestMetadata")
+    etree.SubElement(metadata, _A + "clientId").text = client_id
+    if frgu is not None:
+        group = etree.SubElement(metadata, _A + "createGroupIdentity")
+        etree.SubElement(group, _A + "FRGUServiceCode").text = frgu
+    if test_message:
+        etree.SubElement(metadata, _A + "testMessage").text = "true"
+
+
+def _add_rejects_and_status(parent: etree._Element, rejects: Sequence[Reject], status: Status | None) -> None:
+    """A response's rejects (each code and description) or its status, in the schema's order."""
+    for reject in rejects:
+        element = etree.SubElement(parent, _A + "rejects")
+        etree.SubElement(element, _A + "code").text = reject.code
+        etree.SubElement(element, _A + "description").text = reject.description
+    if status is not None:
+        _add_status(parent, status)
 
 
 def _add_status(parent: etree._Element, status: Status) -> None:
@@ -554,13 +564,7 @@ def query_result_element(message: Inbound) -> etree._Element:
     body = etree.SubElement(root, _A + "Message")
     if isinstance(message, InboundRequest):
         body.set(_XSI_TYPE, "RequestMessageType")
-        request_metadata = etree.SubElement(body, _A + "RequestMetadata")
-        etree.SubElement(request_metadata, _A + "clientId").text = message.client_id or ""
-        if message.frgu_service_code is not None:
-            group = etree.SubElement(request_metadata, _A + "createGroupIdentity")
-            etree.SubElement(group, _A + "FRGUServiceCode").text = message.frgu_service_code
-        if message.test_message:
-            etree.SubElement(request_metadata, _A + "testMessage").text = "true"
+        _add_request_metadata(body, message.client_id or "", message.frgu_service_code, message.test_message)
         _append_content(etree.SubElement(body, _A + "RequestContent"), message.content)
     elif isinstance(message, InboundResponse):
         body.set(_XSI_TYPE, "ResponseMessageType")
@@ -570,12 +574,7 @@ def query_result_element(message: Inbound) -> etree._Element:
         content = etree.SubElement(body, _A + "ResponseContent")
         if message.content is not None:
             _append_content(content, message.content)
-        for reject in message.rejects:
-            element = etree.SubElement(content, _A + "rejects")
-            etree.SubElement(element, _A + "code").text = reject.code
-            etree.SubElement(element, _A + "description").text = reject.description
-        if message.status is not None:
-            _add_status(content, message.status)
+        _add_rejects_and_status(content, message.rejects, message.status)
     else:
         body.set(_XSI_TYPE, "ErrorMessage" if isinstance(message, InboundError) else "StatusMessage")
         status_metadata = etree.SubElement(body, _A + "statusMetadata")

@@ -9,8 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posog.core.db import among, insert_ignoring
-from posog.module.intake.bulk import insert_rows
+from posog.core.db import among, insert_ignoring, insert_rows
 from posog.module.smev.model import SmevAnswer
 
 

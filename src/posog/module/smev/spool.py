@@ -28,10 +28,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from posog.core.clock import Clock
 from posog.core.db import Base, Database, UTCDateTime
 from posog.core.pii import PiiCipher, PiiError
+from posog.core.retry import backoff
 
 log = structlog.get_logger(__name__)
 
 MAX_POSTPONE_S = 3600.0
+POSTPONE_BASE_S = 5.0  # a document that could be neither handled nor kept: 5 s, 10 s, 20 s… up to an hour
 
 
 class SmevSpooled(Base):
@@ -146,12 +148,10 @@ class InboundSpool:
 
     async def postpone(self, spooled_id: int, attempts: int) -> None:
         """A document that could be neither handled nor kept: tried again later, not at once."""
-        pause = min(MAX_POSTPONE_S, 5.0 * 2 ** max(attempts - 1, 0))
+        pause = backoff(attempts, base_s=POSTPONE_BASE_S, cap_s=MAX_POSTPONE_S, jitter=0)
         async with self._db.uow() as uow:
             await uow.session.execute(
-                update(SmevSpooled)
-                .where(SmevSpooled.id == spooled_id)
-                .values(next_attempt_at=self._clock() + timedelta(seconds=pause))
+                update(SmevSpooled).where(SmevSpooled.id == spooled_id).values(next_attempt_at=self._clock() + pause)
             )
             await uow.commit()
 

@@ -14,7 +14,6 @@ killed its worker each time) is kept unhandled (``delivery_limit``) without bein
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
@@ -22,6 +21,7 @@ import structlog
 
 from posog.core.bus import BusError, IncomingMessage, MessageBus, ack_batch, batches
 from posog.core.heap import freeze_heap, thaw_heap
+from posog.core.retry import worker_delay
 from posog.module.intake.consumer import TRANSIENT_ERRORS, delivery_count, was_returned
 from posog.module.smev.soap import AdapterFault, SoapAdapterClient
 from posog.module.smev.spool import InboundSpool, Spooled
@@ -104,7 +104,7 @@ class InboundProcessor:
                 await self._pause(1, failures, exc)
 
     async def _pause(self, size: int, failures: int, exc: BaseException) -> None:
-        pause = min(self._max_backoff_s, 0.2 * 2**failures) * random.uniform(0.5, 1.0)
+        pause = worker_delay(failures, cap_s=self._max_backoff_s)
         log.error("smev.batch_retry", size=size, error=exc.__class__.__name__, retry_in_s=round(pause, 2))
         await asyncio.sleep(pause)
 
@@ -260,7 +260,7 @@ class SoapPoller:
                 if batch:
                     break  # handle what was fetched first; the adapter is asked again next round
                 failures += 1
-                pause = min(self._max_backoff_s, 0.2 * 2**failures) * random.uniform(0.5, 1.0)
+                pause = worker_delay(failures, cap_s=self._max_backoff_s)
                 log.error("smev.soap.get_failed", kind=exc.kind, code=exc.code, retry_in_s=round(pause, 2))
                 await asyncio.sleep(pause)
                 continue
@@ -318,6 +318,6 @@ class SoapPoller:
                 return await call()
             except Exception as exc:
                 failures += 1
-                pause = min(self._max_backoff_s, 0.2 * 2**failures) * random.uniform(0.5, 1.0)
+                pause = worker_delay(failures, cap_s=self._max_backoff_s)
                 log.error(event, error=exc.__class__.__name__, retry_in_s=round(pause, 2))
                 await asyncio.sleep(pause)
