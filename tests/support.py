@@ -117,3 +117,8 @@ async def wait_for(
 async def count(system: System, model: Any, *where: Any) -> int:
     async with system.db.uow() as uow:
         return int(await uow.session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+async def at_least(system: System, model: Any, n: int, *where: Any) -> bool:
+    """At least ``n`` rows of ``model`` (matching ``where``): a condition to wait for."""
+    return await count(system, model, *where) >= n

@@ -21,7 +21,7 @@ from posog.module.links.model import NOTIFIED, SurveyLink
 from posog.module.notifications.model import OutboxMessage
 from tests.conftest import remember_citizen
 from tests.e2e.processes import kill_hard, spawn_worker, stop_cleanly, wait_while_running
-from tests.support import count, stack, wait_for
+from tests.support import at_least, count, stack, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -49,14 +49,14 @@ async def test_intake_worker_killed_mid_stream_loses_and_doubles_nothing(tmp_pat
         try:
             # The first cards are the worker's sign of life (it may take long to start on a loaded machine).
             await wait_while_running(
-                worker, lambda: _at_least(system, ServiceCard, 400), interval=0.02, what="first cards"
+                worker, lambda: at_least(system, ServiceCard, 400), interval=0.02, what="first cards"
             )
             await kill_hard(worker)
             at_kill = await count(system, ServiceCard)
             assert at_kill < total, "the worker must die in the middle of the stream"
 
             worker = spawn_worker("intake", system, POSOG_INTAKE_BATCH_SIZE="50", POSOG_CONSUMER_PREFETCH="200")
-            await wait_while_running(worker, lambda: _at_least(system, ServiceCard, total), what="all cards")
+            await wait_while_running(worker, lambda: at_least(system, ServiceCard, total), what="all cards")
             await wait_while_running(worker, lambda: _queue_empty(system), what="every fact acknowledged")
             await stop_cleanly(worker)
         finally:
@@ -78,14 +78,14 @@ async def test_outbox_relay_killed_mid_stream_delivers_every_notification_once(t
         try:
             sent = OutboxMessage.sent_at.is_not(None)
             await wait_while_running(
-                relay, lambda: _at_least(system, OutboxMessage, 300, sent), interval=0.02, what="sends"
+                relay, lambda: at_least(system, OutboxMessage, 300, sent), interval=0.02, what="sends"
             )
             await kill_hard(relay)
             assert await count(system, OutboxMessage, sent) < total, "the relay must die mid-stream"
 
             relay = spawn_worker("outbox", system, POSOG_RELAY_BATCH_SIZE="25")
-            await wait_while_running(relay, lambda: _at_least(system, OutboxMessage, total, sent), what="all sent")
-            await wait_for(lambda: _at_least(system, InboxNotification, total), what="all delivered")
+            await wait_while_running(relay, lambda: at_least(system, OutboxMessage, total, sent), what="all sent")
+            await wait_for(lambda: at_least(system, InboxNotification, total), what="all delivered")
             await stop_cleanly(relay)
         finally:
             if relay.poll() is None:
@@ -108,7 +108,7 @@ async def test_two_relays_side_by_side_publish_each_message_once(tmp_path: Path)
         relays = [asyncio.create_task(system.relay.run()) for _ in range(2)]
         inbox = asyncio.create_task(system.inbox.consume(system.bus, system.settings.geps_inbox_queue))
         try:
-            await wait_for(lambda: _at_least(system, InboxNotification, total), what="all delivered")
+            await wait_for(lambda: at_least(system, InboxNotification, total), what="all delivered")
             await asyncio.sleep(0.5)
         finally:
             for task in [*relays, inbox]:
@@ -117,10 +117,6 @@ async def test_two_relays_side_by_side_publish_each_message_once(tmp_path: Path)
         # SKIP LOCKED: no row was claimed by both relays, so nothing was delivered twice.
         assert await count(system, InboxNotification) == total
         assert await count(system, InboxNotification, InboxNotification.deliveries > 1) == 0
-
-
-async def _at_least(system: System, model: object, n: int, *where: object) -> bool:
-    return await count(system, model, *where) >= n
 
 
 async def _queue_empty(system: System) -> bool:

@@ -39,16 +39,12 @@ from tests.conftest import remember_citizen
 from tests.demo_support import free_port
 from tests.e2e.processes import kill_hard, metric, scrape, spawn_worker, stop_cleanly, wait_while_running
 from tests.integration.survey_support import client, idempotency_key, issue_surveys
-from tests.support import count, stack
+from tests.support import at_least, count, stack
 
 pytestmark = pytest.mark.integration
 
 # A worker's claim outlives it by this much: the restarted worker takes the claimed rows after it.
 LEASE_S = "3"
-
-
-async def _at_least(system: System, model: object, n: int, *where: object) -> bool:
-    return await count(system, model, *where) >= n
 
 
 async def _metrics_show(port: int, delivery: str, sent: int) -> bool:
@@ -78,7 +74,7 @@ async def test_ias_export_worker_killed_mid_stream_sends_each_batch_once(tmp_pat
         try:
             sent = IasExport.status == SENT
             await wait_while_running(
-                worker, lambda: _at_least(system, IasExport, 30, sent), interval=0.02, what="first batches sent"
+                worker, lambda: at_least(system, IasExport, 30, sent), interval=0.02, what="first batches sent"
             )
             await kill_hard(worker)
             at_kill = await count(system, IasExport, sent)
@@ -86,7 +82,7 @@ async def test_ias_export_worker_killed_mid_stream_sends_each_batch_once(tmp_pat
 
             metrics_port = free_port()
             worker = spawn_worker("ias-export", system, "--metrics-port", str(metrics_port), **env)
-            await wait_while_running(worker, lambda: _at_least(system, IasExport, total, sent), what="all sent")
+            await wait_while_running(worker, lambda: at_least(system, IasExport, total, sent), what="all sent")
             await wait_while_running(
                 worker, lambda: _metrics_show(metrics_port, "ias-export", total - at_kill), what="the gauges"
             )
@@ -189,7 +185,7 @@ async def test_completion_worker_killed_mid_stream_completes_each_link_once(tmp_
         worker = spawn_worker("lko-completions", system, **env)
         try:
             await wait_while_running(
-                worker, lambda: _at_least(system, PendingCompletion, 20, settled), interval=0.02, what="completions"
+                worker, lambda: at_least(system, PendingCompletion, 20, settled), interval=0.02, what="completions"
             )
             await kill_hard(worker)
             at_kill = await count(system, PendingCompletion, settled)
@@ -198,7 +194,7 @@ async def test_completion_worker_killed_mid_stream_completes_each_link_once(tmp_
             metrics_port = free_port()
             worker = spawn_worker("lko-completions", system, "--metrics-port", str(metrics_port), **env)
             await wait_while_running(
-                worker, lambda: _at_least(system, PendingCompletion, total, settled), what="all completions"
+                worker, lambda: at_least(system, PendingCompletion, total, settled), what="all completions"
             )
             await wait_while_running(
                 worker, lambda: _metrics_show(metrics_port, "lko-completions", total - at_kill), what="the gauges"
@@ -245,7 +241,7 @@ async def test_announcement_worker_killed_mid_stream_releases_each_card_once(tmp
         worker = spawn_worker("lko-announcements", system, **env)
         try:
             await wait_while_running(
-                worker, lambda: _at_least(system, ServiceCard, per_key, linked), interval=0.02, what="first release"
+                worker, lambda: at_least(system, ServiceCard, per_key, linked), interval=0.02, what="first release"
             )
             await kill_hard(worker)
             assert await count(system, ServiceCard, linked) < total, "the worker must die in the middle of the stream"
@@ -254,7 +250,7 @@ async def test_announcement_worker_killed_mid_stream_releases_each_card_once(tmp
 
             metrics_port = free_port()
             worker = spawn_worker("lko-announcements", system, "--metrics-port", str(metrics_port), **env)
-            await wait_while_running(worker, lambda: _at_least(system, Announcement, len(KEYS), sent), what="all sent")
+            await wait_while_running(worker, lambda: at_least(system, Announcement, len(KEYS), sent), what="all sent")
             await wait_while_running(
                 worker, lambda: _metrics_show(metrics_port, "lko-announcements", len(KEYS) - at_kill), what="the gauges"
             )

@@ -17,12 +17,10 @@ from posog.emulators.datagen.facts import FactFactory
 from posog.emulators.smev_adapter.envelopes import request_document
 from posog.emulators.smev_adapter.facts import og_fact_xml
 from posog.module.intake.model import ServiceCard
-from posog.module.links.model import SurveyLink
-from posog.module.smev.model import SmevAnswer
 from tests.conftest import remember_citizen
 from tests.e2e.processes import kill_hard, spawn_worker, stop_cleanly, wait_while_running
-from tests.integration.smev_support import adapter
-from tests.support import count, stack
+from tests.integration.smev_support import adapter, answered, assert_each_fact_carded_and_accepted_once
+from tests.support import at_least, count, stack
 
 pytestmark = pytest.mark.integration
 
@@ -54,14 +52,16 @@ async def test_smev_worker_killed_mid_stream_applies_and_answers_each_fact_once(
         reader = asyncio.create_task(emulator.consume_out())
         worker = spawn_worker("smev", system, **_smev_env(system))
         try:
-            await wait_while_running(worker, lambda: _at_least(system, 300), interval=0.02, what="first cards")
+            await wait_while_running(
+                worker, lambda: at_least(system, ServiceCard, 300), interval=0.02, what="first cards"
+            )
             await kill_hard(worker)
             at_kill = await count(system, ServiceCard)
             assert at_kill < total, "the worker must die in the middle of the stream"
 
             worker = spawn_worker("smev", system, **_smev_env(system))
-            await wait_while_running(worker, lambda: _at_least(system, total), what="all cards")
-            await wait_while_running(worker, lambda: _answered(emulator, total), what="every fact answered")
+            await wait_while_running(worker, lambda: at_least(system, ServiceCard, total), what="all cards")
+            await wait_while_running(worker, lambda: answered(emulator, total), what="every fact answered")
             await wait_while_running(worker, lambda: _in_queue_empty(system), what="every envelope acknowledged")
             await stop_cleanly(worker)
         finally:
@@ -70,20 +70,7 @@ async def test_smev_worker_killed_mid_stream_applies_and_answers_each_fact_once(
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-        assert await count(system, ServiceCard) == total
-        assert await count(system, SurveyLink) == total
-        assert await count(system, SmevAnswer) == total
-        assert sorted(emulator.answers) == sorted(f"k-{i}" for i in range(total))
-        assert all(len(answers) == 1 for answers in emulator.answers.values()), "an answer was doubled"
-        assert {(a.kind, a.code) for (a,) in emulator.answers.values()} == {("status", "accepted")}
-
-
-async def _at_least(system: System, n: int) -> bool:
-    return await count(system, ServiceCard) >= n
-
-
-async def _answered(emulator: object, n: int) -> bool:
-    return len(emulator.answers) >= n  # type: ignore[attr-defined]
+        await assert_each_fact_carded_and_accepted_once(system, emulator, [f"k-{i}" for i in range(total)])
 
 
 async def _in_queue_empty(system: System) -> bool:

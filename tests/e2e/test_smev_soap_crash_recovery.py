@@ -26,14 +26,18 @@ from posog.emulators.datagen.facts import FactFactory
 from posog.emulators.smev_adapter.envelopes import request_document
 from posog.emulators.smev_adapter.facts import og_fact_xml
 from posog.module.intake.model import ServiceCard
-from posog.module.links.model import SurveyLink
-from posog.module.smev.model import SmevAnswer
 from posog.module.smev.spool import SmevSpooled
 from posog.web.server import listening_socket
 from tests.conftest import remember_citizen
 from tests.e2e.processes import DEADLINE_S, kill_hard, spawn_worker, stop_cleanly, wait_while_running
-from tests.integration.smev_support import adapter
-from tests.support import count, stack
+from tests.integration.smev_support import (
+    adapter,
+    answered,
+    answers_settled,
+    assert_each_fact_carded_and_accepted_once,
+    spool_empty,
+)
+from tests.support import at_least, count, stack
 
 pytestmark = pytest.mark.integration
 
@@ -104,34 +108,13 @@ async def test_soap_worker_killed_holding_fetched_facts_loses_none_and_answers_e
 
             await emulator.deliver(documents[FIRST:])
             worker = spawn_worker("smev", system, **_env(url))
-            await wait_while_running(worker, lambda: _at_least(system, total), what="all cards")
-            await wait_while_running(worker, lambda: _answered(emulator, total), what="every fact answered")
-            await wait_while_running(worker, lambda: _spool_empty(system), what="the spool drained")
-            await wait_while_running(worker, lambda: _settled(system), what="every answer marked sent")
+            await wait_while_running(worker, lambda: at_least(system, ServiceCard, total), what="all cards")
+            await wait_while_running(worker, lambda: answered(emulator, total), what="every fact answered")
+            await wait_while_running(worker, lambda: spool_empty(system), what="the spool drained")
+            await wait_while_running(worker, lambda: answers_settled(system), what="every answer marked sent")
             await stop_cleanly(worker)
         finally:
             if worker.poll() is None:
                 worker.kill()
-        assert await count(system, ServiceCard) == total
-        assert await count(system, SurveyLink) == total
-        assert await count(system, SmevAnswer) == total
         assert emulator.waiting() == 0
-        assert sorted(emulator.answers) == sorted(f"w-{i}" for i in range(total))
-        assert all(len(answers) == 1 for answers in emulator.answers.values()), "an answer was doubled"
-        assert {(a.kind, a.code) for (a,) in emulator.answers.values()} == {("status", "accepted")}
-
-
-async def _at_least(system: System, n: int) -> bool:
-    return await count(system, ServiceCard) >= n
-
-
-async def _answered(emulator: object, n: int) -> bool:
-    return len(emulator.answers) >= n  # type: ignore[attr-defined]
-
-
-async def _spool_empty(system: System) -> bool:
-    return await count(system, SmevSpooled) == 0
-
-
-async def _settled(system: System) -> bool:
-    return await count(system, SmevAnswer, SmevAnswer.sent_at.is_(None)) == 0
+        await assert_each_fact_carded_and_accepted_once(system, emulator, [f"w-{i}" for i in range(total)])

@@ -11,6 +11,11 @@ from typing import Any
 from posog.bootstrap import System
 from posog.emulators.smev_adapter.adapter import SmevAdapterEmulator
 from posog.emulators.smev_adapter.envelopes import request_document, status_document
+from posog.module.intake.model import ServiceCard
+from posog.module.links.model import SurveyLink
+from posog.module.smev.model import SmevAnswer
+from posog.module.smev.spool import SmevSpooled
+from tests.support import count
 
 ADAPTER_NS = "urn://x-artefacts-smev-gov-ru/services/service-adapter/types"
 
@@ -18,6 +23,34 @@ ADAPTER_NS = "urn://x-artefacts-smev-gov-ru/services/service-adapter/types"
 def adapter(system: System) -> SmevAdapterEmulator:
     assert system.smev_adapter is not None
     return system.smev_adapter
+
+
+async def answered(emulator: SmevAdapterEmulator, expected: int) -> bool:
+    """The adapter's emulator holds answers to at least ``expected`` requests."""
+    return len(emulator.answers) >= expected
+
+
+async def answers_settled(system: System) -> bool:
+    """Every answer written has been taken by the adapter (marked sent)."""
+    return await count(system, SmevAnswer, SmevAnswer.sent_at.is_(None)) == 0
+
+
+async def spool_empty(system: System) -> bool:
+    return await count(system, SmevSpooled) == 0
+
+
+async def assert_each_fact_carded_and_accepted_once(
+    system: System, emulator: SmevAdapterEmulator, client_ids: list[str]
+) -> None:
+    """Each request of ``client_ids`` made one card and one link and was answered ``accepted`` exactly
+    once — nothing lost, nothing doubled."""
+    total = len(client_ids)
+    assert await count(system, ServiceCard) == total
+    assert await count(system, SurveyLink) == total
+    assert await count(system, SmevAnswer) == total
+    assert sorted(emulator.answers) == sorted(client_ids)
+    assert all(len(answers) == 1 for answers in emulator.answers.values()), "an answer was doubled"
+    assert {(a.kind, a.code) for (a,) in emulator.answers.values()} == {("status", "accepted")}
 
 
 @contextlib.asynccontextmanager

@@ -24,7 +24,7 @@ from posog.module.links.model import SurveyLink
 from posog.module.smev.model import SmevAnswer
 from posog.module.smev.unmatched import SmevUnmatched
 from tests.conftest import remember_citizen
-from tests.integration.smev_support import adapter, smev_running
+from tests.integration.smev_support import adapter, answered, answers_settled, smev_running
 from tests.integration.test_intake_flow import _conflicting
 from tests.support import count, stack, wait_for
 
@@ -71,9 +71,9 @@ async def test_block_one_through_the_adapter_counts_exactly_and_answers_each_fac
         async with smev_running(system):
             await emulator.deliver(first)
             await emulator.deliver(tail)
-            await wait_for(lambda: _answered(emulator, 1070), what="an answer to every distinct fact")
+            await wait_for(lambda: answered(emulator, 1070), what="an answer to every distinct fact")
             # Settled: every delivered envelope handled, no answer left to send, none arriving late.
-            await wait_for(lambda: _settled(system), what="every answer sent")
+            await wait_for(lambda: answers_settled(system), what="every answer sent")
 
         assert await count(system, ServiceCard) == 1000
         assert await count(system, SurveyLink) == 1000
@@ -132,11 +132,3 @@ def _json(body: bytes) -> dict[str, Any]:
 
     value: dict[str, Any] = json.loads(body)
     return value
-
-
-async def _answered(emulator: Any, expected: int) -> bool:
-    return len(emulator.answers) >= expected
-
-
-async def _settled(system: Any) -> bool:
-    return await count(system, SmevAnswer, SmevAnswer.sent_at.is_(None)) == 0

@@ -29,7 +29,7 @@ from posog.module.smev.spool import SmevSpooled
 from posog.module.smev.unmatched import SmevUnmatched
 from posog.module.smev.worker import SoapPoller
 from tests.conftest import remember_citizen
-from tests.integration.smev_support import adapter, smev_running
+from tests.integration.smev_support import adapter, answered, smev_running, spool_empty
 from tests.support import count, stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -98,8 +98,8 @@ async def test_a_poller_that_died_after_get_loses_nothing_and_the_next_one_handl
 
         # A new poller (the restarted worker) drains the spool first.
         async with smev_running(system):
-            await wait_for(lambda: _answered(emulator, TOTAL), timeout=60, what="every fact answered")
-            await wait_for(lambda: _spool_empty(system), timeout=30, what="the spool drained")
+            await wait_for(lambda: answered(emulator, TOTAL), timeout=60, what="every fact answered")
+            await wait_for(lambda: spool_empty(system), timeout=30, what="the spool drained")
             await wait_for(lambda: _settled(system), timeout=30, what="every answer marked sent")
         assert await count(system, ServiceCard) == TOTAL
         assert await count(system, SurveyLink) == TOTAL
@@ -114,7 +114,7 @@ async def test_a_poller_that_died_after_get_loses_nothing_and_the_next_one_handl
         assert system.smev.spool is not None
         await system.smev.spool.put(documents)
         async with smev_running(system):
-            await wait_for(lambda: _spool_empty(system), timeout=60, what="the spool drained again")
+            await wait_for(lambda: spool_empty(system), timeout=60, what="the spool drained again")
             await asyncio.sleep(0.3)  # room for an answer that should not come
             await wait_for(lambda: _settled(system), timeout=30, what="every answer marked sent")
         assert await count(system, ServiceCard) == TOTAL
@@ -172,14 +172,6 @@ async def test_the_purge_erases_a_spool_row_older_than_the_retention(tmp_path: P
         purger = PiiPurger(system.db, lambda: later, retention_days=s.pii_retention_days, horizon_days=30)
         assert (await purger.purge_once()).spooled == 2
         assert await count(system, SmevSpooled) == 0
-
-
-async def _answered(emulator: Any, expected: int) -> bool:
-    return len(emulator.answers) >= expected
-
-
-async def _spool_empty(system: System) -> bool:
-    return await count(system, SmevSpooled) == 0
 
 
 async def test_a_spooled_document_handed_over_too_often_is_kept_unhandled_sealed(tmp_path: Path) -> None:
