@@ -18,16 +18,14 @@ broker's last line behind that."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
-from collections.abc import AsyncGenerator
 
 import sqlalchemy.exc
 import structlog
 
 from posog.core import metrics
-from posog.core.bus import BusError, IncomingMessage, MessageBus, OutgoingMessage, ack_batch, batches
-from posog.core.heap import freeze_heap, thaw_heap
+from posog.core.bus import BusError, IncomingMessage, MessageBus, OutgoingMessage, ack_batch
+from posog.core.consumer import BatchConsumer, delivery_count
 from posog.core.retry import worker_delay
 from posog.lko.client import LkoError
 from posog.module.intake.handlers import IntakeHandler, Outcome, RawFact
@@ -47,7 +45,6 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-DELIVERY_COUNT_HEADER = "x-delivery-count"  # set by quorum queues on every redelivery
 ISOLATE_AFTER_FAILURES = 3  # transient failures of one batch before its messages are tried one by one
 
 
@@ -57,20 +54,9 @@ def broker_delivery_limit(delivery_limit: int) -> int:
     return max(20, 4 * delivery_limit)
 
 
-def was_returned(message: IncomingMessage) -> bool:
-    """Handed out before: its consumer died or lost its channel while holding it."""
-    return message.redelivered or delivery_count(message) > 0
+class IntakeConsumer(BatchConsumer):
+    name = "intake"
 
-
-def delivery_count(message: IncomingMessage) -> int:
-    """How often the broker has handed this message out before (0 for a first delivery)."""
-    try:
-        return max(0, int(message.headers.get(DELIVERY_COUNT_HEADER, "0")))
-    except ValueError:
-        return 0
-
-
-class IntakeConsumer:
     def __init__(
         self,
         bus: MessageBus,
@@ -84,45 +70,25 @@ class IntakeConsumer:
         delivery_limit: int = 5,
         max_backoff_s: float = 30.0,
     ) -> None:
-        self._bus = bus
+        super().__init__(bus, queue=queue, prefetch=prefetch, batch_size=batch_size, batch_wait_s=batch_wait_s)
         self._handler = handler
-        self._queue = queue
-        self._prefetch = max(prefetch, batch_size)
-        self._batch_size = batch_size
-        self._batch_wait_s = batch_wait_s
         self._dead_letter_exchange = dead_letter_exchange
         self._delivery_limit = delivery_limit
         self._max_backoff_s = max_backoff_s
         self.processed = 0
 
-    async def run(self) -> None:
-        """Consume until cancelled. A failing batch (database or ЛКО down) waits and is tried again
-        after a growing pause, so nothing is lost and the worker never spins."""
-        stream = self._bus.consume(self._queue, prefetch=self._prefetch)
-        log.info("intake.started", queue=self._queue, prefetch=self._prefetch, batch=self._batch_size)
-        freeze_heap()
-        grouped = batches(stream, max_size=self._batch_size, max_wait_s=self._batch_wait_s)
-        try:
-            await self._consume(grouped)
-        finally:
-            thaw_heap()
-            await grouped.aclose()  # stops the pump now, not when the generator is collected
+    # run(): consume until cancelled (BatchConsumer). A failing batch (database or ЛКО down) waits and
+    # is tried again after a growing pause, so nothing is lost and the worker never spins.
 
-    async def _consume(self, grouped: AsyncGenerator[list[IncomingMessage], None]) -> None:
-        async for batch in grouped:
-            started = time.perf_counter()
-            try:
-                returned = [m for m in batch if was_returned(m)]
-                fresh = [m for m in batch if m not in returned] if returned else batch
-                for message in returned:
-                    await self._settle([message], [await self._returned(message)])
-                if fresh:
-                    await self._settle(fresh, await self._together(fresh))
-            except asyncio.CancelledError:
-                await self._requeue(batch)
-                raise
-            self.processed += len(batch)
-            metrics.INTAKE_BATCH_SECONDS.observe(time.perf_counter() - started)
+    async def returned(self, message: IncomingMessage) -> None:
+        await self._settle([message], [await self._returned(message)])
+
+    async def fresh(self, messages: list[IncomingMessage]) -> None:
+        await self._settle(messages, await self._together(messages))
+
+    def handled(self, batch: list[IncomingMessage], seconds: float) -> None:
+        self.processed += len(batch)
+        metrics.INTAKE_BATCH_SECONDS.observe(seconds)
 
     async def _returned(self, message: IncomingMessage) -> Outcome:
         """A message the broker gave back (its worker died, or the connection dropped): its attempt is
@@ -231,13 +197,3 @@ class IntakeConsumer:
         pause = worker_delay(failures, cap_s=self._max_backoff_s)
         log.error("intake.batch_failed", size=size, error=exc.__class__.__name__, retry_in_s=round(pause, 2))
         await asyncio.sleep(pause)
-
-    @staticmethod
-    async def _requeue(batch: list[IncomingMessage]) -> None:
-        for message in batch:
-            try:
-                await message.requeue()
-            except BusError:
-                pass  # already settled before the cancellation reached us
-            except Exception as exc:  # the channel is gone: the broker redelivers anyway
-                log.warning("intake.requeue_failed", error=exc.__class__.__name__)

@@ -14,15 +14,16 @@ killed its worker each time) is kept unhandled (``delivery_limit``) without bein
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
 import structlog
 
-from posog.core.bus import BusError, IncomingMessage, MessageBus, ack_batch, batches
+from posog.core.bus import BusError, IncomingMessage, MessageBus, ack_batch
+from posog.core.consumer import BatchConsumer, delivery_count
 from posog.core.heap import freeze_heap, thaw_heap
 from posog.core.retry import worker_delay
-from posog.module.intake.consumer import TRANSIENT_ERRORS, delivery_count, was_returned
+from posog.module.intake.consumer import TRANSIENT_ERRORS
 from posog.module.smev.soap import AdapterFault, SoapAdapterClient
 from posog.module.smev.spool import InboundSpool, Spooled
 
@@ -109,11 +110,13 @@ class InboundProcessor:
         await asyncio.sleep(pause)
 
 
-class SmevConsumer:
+class SmevConsumer(BatchConsumer):
     """The adapter's AMQP interface, inbound: ``QueryResult`` documents from the in queue, in batches,
     acknowledged after the dispatcher committed them. A document returned by the broker (its worker
     died holding it) is handled alone, or kept unhandled once returned more than ``delivery_limit``
     times."""
+
+    name = "smev.amqp"
 
     def __init__(
         self,
@@ -126,55 +129,29 @@ class SmevConsumer:
         batch_wait_s: float,
         delivery_limit: int = 5,
     ) -> None:
-        self._bus = bus
+        super().__init__(bus, queue=queue, prefetch=prefetch, batch_size=batch_size, batch_wait_s=batch_wait_s)
         self._processor = processor
-        self._queue = queue
-        self._prefetch = max(prefetch, batch_size)
-        self._batch_size = batch_size
-        self._batch_wait_s = batch_wait_s
         self._delivery_limit = delivery_limit
 
     @property
     def processed(self) -> int:
         return self._processor.processed
 
-    async def run(self) -> None:
-        stream = self._bus.consume(self._queue, prefetch=self._prefetch)
-        log.info("smev.amqp.started", queue=self._queue, prefetch=self._prefetch, batch=self._batch_size)
-        freeze_heap()
-        grouped = batches(stream, max_size=self._batch_size, max_wait_s=self._batch_wait_s)
-        try:
-            await self._consume(grouped)
-        finally:
-            thaw_heap()
-            await grouped.aclose()
+    async def returned(self, message: IncomingMessage) -> None:
+        if delivery_count(message) > self._delivery_limit:
+            log.error("smev.delivery_limit", delivery_count=delivery_count(message))
+            ok = await self._processor.keep(message.body, "delivery_limit")
+        else:
+            ok = await self._processor.process([message.body])
+        await (message.ack() if ok else message.reject())
 
-    async def _consume(self, grouped: AsyncGenerator[list[IncomingMessage], None]) -> None:
-        async for batch in grouped:
-            try:
-                returned = [m for m in batch if was_returned(m)]
-                fresh = [m for m in batch if m not in returned] if returned else batch
-                for message in returned:
-                    if delivery_count(message) > self._delivery_limit:
-                        log.error("smev.delivery_limit", delivery_count=delivery_count(message))
-                        ok = await self._processor.keep(message.body, "delivery_limit")
-                    else:
-                        ok = await self._processor.process([message.body])
-                    await (message.ack() if ok else message.reject())
-                if fresh:
-                    if await self._processor.process([m.body for m in fresh]):
-                        await ack_batch(fresh)
-                    else:  # one could not be kept: settle them one at a time, dead-lettering that one
-                        for message in fresh:
-                            ok = await self._processor.process([message.body])
-                            await (message.ack() if ok else message.reject())
-            except asyncio.CancelledError:
-                for message in batch:
-                    try:
-                        await message.requeue()
-                    except Exception:  # already settled, or the channel is gone (redelivered anyway)
-                        log.debug("smev.requeue_skipped")
-                raise
+    async def fresh(self, messages: list[IncomingMessage]) -> None:
+        if await self._processor.process([m.body for m in messages]):
+            await ack_batch(messages)
+            return
+        for message in messages:  # one could not be kept: settle them one at a time, dead-lettering that one
+            ok = await self._processor.process([message.body])
+            await (message.ack() if ok else message.reject())
 
 
 class SoapPoller:
