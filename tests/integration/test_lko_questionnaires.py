@@ -209,6 +209,13 @@ async def test_publishing_creates_immutable_versions_and_one_active_per_type_and
         v2 = await lko.active_questionnaire("mfc", "federal")
         assert v2 is not None
         assert (v2.version, v2.validity_days, len(v2.questions)) == (2, 14, 2)
+        listed = {(i.type_code, i.level): (i.questionnaire_id, i.version) for i in (await lko.active_versions()).items}
+        assert listed[("mfc", "federal")] == (questionnaire_id, 2), "the list says what /active says"
+        assert default_id not in {qid for qid, _ in listed.values()}, "a withdrawn questionnaire is not listed"
+        for (type_code, level), (qid, version) in list(listed.items())[:5]:
+            one = await lko.active_questionnaire(type_code, level)  # type: ignore[arg-type]
+            assert one is not None
+            assert (one.id, one.version) == (qid, version)
         assert await lko.questionnaire_version(questionnaire_id, 1) == v1, "version 1 never changes"
 
         detail = (await admin.get(f"/api/v1/questionnaires/{questionnaire_id}")).json()
@@ -229,6 +236,7 @@ async def test_publishing_creates_immutable_versions_and_one_active_per_type_and
         withdrawn = await admin.post(f"/api/v1/questionnaires/{questionnaire_id}/withdraw")
         assert withdrawn.status_code == 200
         assert await lko.active_questionnaire("mfc", "federal") is None
+        assert ("mfc", "federal") not in {(i.type_code, i.level) for i in (await lko.active_versions()).items}
         again = await admin.post(f"/api/v1/questionnaires/{questionnaire_id}/withdraw")
         assert again.status_code == 409
         assert again.json()["error"]["code"] == "not_active"

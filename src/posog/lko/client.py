@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 
 from posog.lko.contracts import (
+    ActiveVersions,
     AnswerValue,
     OrgType,
     QuestionnaireDocument,
@@ -49,6 +50,16 @@ class LkoClient:
         if response.status_code != 200:
             raise LkoError(f"ЛКО answered {response.status_code} for the active questionnaire")
         return QuestionnaireDocument.model_validate_json(response.content)
+
+    async def active_versions(self) -> ActiveVersions:
+        """Every active questionnaire's (type, level) and version, without the documents."""
+        try:
+            response = await self._http.get("/api/v1/questionnaires/active-versions")
+        except httpx.HTTPError as exc:
+            raise LkoError(f"ЛКО unreachable: {exc.__class__.__name__}") from exc
+        if response.status_code != 200:
+            raise LkoError(f"ЛКО answered {response.status_code} for the active versions")
+        return ActiveVersions.model_validate_json(response.content)
 
     async def questionnaire_version(self, questionnaire_id: str, version: int) -> QuestionnaireDocument | None:
         """One immutable questionnaire version, or None if it does not exist."""

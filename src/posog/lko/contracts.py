@@ -164,3 +164,25 @@ class QuestionnaireState(BaseModel):
     status: str
     active_version: int | None = None
     collecting: bool
+
+
+class ActiveVersion(BaseModel):
+    """One (organisation type, level) and the questionnaire version citizens get for it now."""
+
+    model_config = ConfigDict(frozen=True)
+    type_code: str
+    level: SurveyLevel
+    questionnaire_id: str
+    version: int
+
+
+class ActiveVersions(BaseModel):
+    """``GET /api/v1/questionnaires/active-versions`` (extension of SPEC §7 v1): every active
+    questionnaire's (type, level) and version, without the documents — versions never change, so a
+    caller fetches each one once (``…/versions/{version}``) and asks this small list again to learn of
+    publications and withdrawals. An active questionnaire collects answers; one not listed does not.
+    What ``/questionnaires/active`` and ``/questionnaires/{id}/status`` answer, for all of them in
+    one request."""
+
+    model_config = ConfigDict(frozen=True)
+    items: list[ActiveVersion]

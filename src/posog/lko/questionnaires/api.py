@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from posog.core.http import error_response, error_responses, printable
 from posog.core.service_auth import ServiceKeyFirstRoute, require_service
-from posog.lko.contracts import ApiError, QuestionnaireDocument, QuestionnaireState, SurveyLevel
+from posog.lko.contracts import ActiveVersions, ApiError, QuestionnaireDocument, QuestionnaireState, SurveyLevel
 from posog.lko.deps import API_ERRORS, UowDep
 from posog.lko.questionnaires.contracts import (
     DraftProblems,
@@ -38,6 +38,7 @@ from posog.lko.questionnaires.model import QuestionnaireStatus
 from posog.lko.questionnaires.queries import (
     QuestionnaireDetail,
     active_document,
+    active_versions,
     list_questionnaires,
     questionnaire_detail,
     questionnaire_state,
@@ -80,6 +81,19 @@ async def get_active_questionnaire(
     if document is None:
         raise _questionnaire_not_found(f"Нет действующей анкеты для типа организации «{type_code}» и уровня «{level}»")
     return _document_response(request, document, cache_control="no-cache")
+
+
+@router.get(
+    "/questionnaires/active-versions",
+    response_model=ActiveVersions,
+    dependencies=[Depends(require_service("questionnaires:read"))],
+)
+async def get_active_versions(uow: UowDep, response: Response) -> ActiveVersions:
+    """Every active questionnaire's (organisation type, level) and the version citizens get, without
+    the documents (fetch each version once: versions never change). It changes when a questionnaire
+    is published or withdrawn, so it may be cached only briefly."""
+    response.headers["Cache-Control"] = "no-cache"
+    return await active_versions(uow.session)
 
 
 @router.get(

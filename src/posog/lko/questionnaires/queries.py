@@ -9,7 +9,14 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posog.lko.contracts import QuestionnaireDocument, QuestionnaireDraft, QuestionnaireState, SurveyLevel
+from posog.lko.contracts import (
+    ActiveVersion,
+    ActiveVersions,
+    QuestionnaireDocument,
+    QuestionnaireDraft,
+    QuestionnaireState,
+    SurveyLevel,
+)
 from posog.lko.questionnaires.model import Questionnaire, QuestionnaireStatus, QuestionnaireVersion
 
 
@@ -32,6 +39,22 @@ async def active_document(session: AsyncSession, type_code: str, level: SurveyLe
     )
     version = await session.scalar(query)
     return None if version is None else version.to_document()
+
+
+async def active_versions(session: AsyncSession) -> ActiveVersions:
+    """Every active questionnaire's (type, level) and the version citizens get: one row each, as
+    :func:`active_document` finds them one at a time."""
+    rows = await session.execute(
+        select(Questionnaire.type_code, Questionnaire.level, Questionnaire.id, Questionnaire.active_version)
+        .where(Questionnaire.status == "active", Questionnaire.active_version.is_not(None))
+        .order_by(Questionnaire.type_code, Questionnaire.level)
+    )
+    return ActiveVersions(
+        items=[
+            ActiveVersion(type_code=type_code, level=level, questionnaire_id=str(qid), version=version)
+            for type_code, level, qid, version in rows
+        ]
+    )
 
 
 async def version_document(session: AsyncSession, questionnaire_id: str, version: int) -> QuestionnaireDocument | None:
