@@ -37,53 +37,50 @@ class LkoClient:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self._http = http
 
-    async def active_questionnaire(self, type_code: str, level: SurveyLevel) -> QuestionnaireDocument | None:
-        """The questionnaire currently active for (organisation type, survey level), or None."""
+    async def _fetch(self, path: str, what: str, params: dict[str, str | int] | None, *, found: bool) -> httpx.Response:
+        """``GET path``, translated: :class:`LkoError` when ЛКО cannot be reached or answers other than
+        200 (or 404, when ``found`` is False: the caller reads that as "no such thing"). ``what`` names
+        the request in the error."""
         try:
-            response = await self._http.get(
-                "/api/v1/questionnaires/active", params={"type_code": type_code, "level": level}
-            )
+            response = await self._http.get(path, params=params)
         except httpx.HTTPError as exc:
             raise LkoError(f"ЛКО unreachable: {exc.__class__.__name__}") from exc
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise LkoError(f"ЛКО answered {response.status_code} for the active questionnaire")
-        return QuestionnaireDocument.model_validate_json(response.content)
+        if response.status_code != 200 and (found or response.status_code != 404):
+            raise LkoError(f"ЛКО answered {response.status_code} for {what}")
+        return response
+
+    async def _get(self, path: str, what: str, *, params: dict[str, str | int] | None = None) -> httpx.Response:
+        """``GET path``: its 200 answer (:class:`LkoError` otherwise)."""
+        return await self._fetch(path, what, params, found=True)
+
+    async def _find(self, path: str, what: str, *, params: dict[str, str | int] | None = None) -> httpx.Response | None:
+        """``GET path``: its 200 answer, or None for a 404 (:class:`LkoError` otherwise)."""
+        response = await self._fetch(path, what, params, found=False)
+        return None if response.status_code == 404 else response
+
+    async def active_questionnaire(self, type_code: str, level: SurveyLevel) -> QuestionnaireDocument | None:
+        """The questionnaire currently active for (organisation type, survey level), or None."""
+        response = await self._find(
+            "/api/v1/questionnaires/active", "the active questionnaire", params={"type_code": type_code, "level": level}
+        )
+        return None if response is None else QuestionnaireDocument.model_validate_json(response.content)
 
     async def active_versions(self) -> ActiveVersions:
         """Every active questionnaire's (type, level) and version, without the documents."""
-        try:
-            response = await self._http.get("/api/v1/questionnaires/active-versions")
-        except httpx.HTTPError as exc:
-            raise LkoError(f"ЛКО unreachable: {exc.__class__.__name__}") from exc
-        if response.status_code != 200:
-            raise LkoError(f"ЛКО answered {response.status_code} for the active versions")
+        response = await self._get("/api/v1/questionnaires/active-versions", "the active versions")
         return ActiveVersions.model_validate_json(response.content)
 
     async def questionnaire_version(self, questionnaire_id: str, version: int) -> QuestionnaireDocument | None:
         """One immutable questionnaire version, or None if it does not exist."""
-        try:
-            response = await self._http.get(f"/api/v1/questionnaires/{questionnaire_id}/versions/{version}")
-        except httpx.HTTPError as exc:
-            raise LkoError(f"ЛКО unreachable: {exc.__class__.__name__}") from exc
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise LkoError(f"ЛКО answered {response.status_code} for a questionnaire version")
-        return QuestionnaireDocument.model_validate_json(response.content)
+        response = await self._find(
+            f"/api/v1/questionnaires/{questionnaire_id}/versions/{version}", "a questionnaire version"
+        )
+        return None if response is None else QuestionnaireDocument.model_validate_json(response.content)
 
     async def questionnaire_state(self, questionnaire_id: str) -> QuestionnaireState | None:
         """Whether a questionnaire still collects answers (withdrawn ones do not), or None if unknown."""
-        try:
-            response = await self._http.get(f"/api/v1/questionnaires/{questionnaire_id}/status")
-        except httpx.HTTPError as exc:
-            raise LkoError(f"ЛКО unreachable: {exc.__class__.__name__}") from exc
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise LkoError(f"ЛКО answered {response.status_code} for a questionnaire status")
-        return QuestionnaireState.model_validate_json(response.content)
+        response = await self._find(f"/api/v1/questionnaires/{questionnaire_id}/status", "a questionnaire status")
+        return None if response is None else QuestionnaireState.model_validate_json(response.content)
 
     async def responses_feed(self, cursor: str | None = None, limit: int = 500) -> ResponsePage:
         """One page of stored responses (analytics' feed): those after the opaque ``cursor`` (none: from
@@ -91,22 +88,12 @@ class LkoClient:
         params: dict[str, str | int] = {"limit": limit}
         if cursor is not None:
             params["cursor"] = cursor
-        try:
-            response = await self._http.get("/api/v1/responses", params=params)
-        except httpx.HTTPError as exc:
-            raise LkoError(f"ЛКО unreachable: {exc.__class__.__name__}") from exc
-        if response.status_code != 200:
-            raise LkoError(f"ЛКО answered {response.status_code} for the responses feed")
+        response = await self._get("/api/v1/responses", "the responses feed", params=params)
         return ResponsePage.model_validate_json(response.content)
 
     async def org_types(self) -> list[OrgType]:
         """The organisation-type directory."""
-        try:
-            response = await self._http.get("/api/v1/org-types")
-        except httpx.HTTPError as exc:
-            raise LkoError(f"ЛКО unreachable: {exc.__class__.__name__}") from exc
-        if response.status_code != 200:
-            raise LkoError(f"ЛКО answered {response.status_code} for the organisation types")
+        response = await self._get("/api/v1/org-types", "the organisation types")
         return [OrgType.model_validate(item) for item in response.json()["items"]]
 
     async def submit_response(
