@@ -370,6 +370,71 @@ async def test_a_refused_packet_is_shown_with_the_reason(backend: str, tmp_path:
         assert "не относится к показателю 9" in html
 
 
+async def test_refused_packets_are_rebuilt_with_the_corrected_form_and_accepted(tmp_path: Path) -> None:
+    """An operator's wrong form file gets every packet refused; once the file is corrected, ``posog export
+    rebuild`` makes the same ratings again (the same foreign ids) in new packets under new ids, which ИАС
+    accepts; the refused ones are kept, ``replaced``, naming their replacements; a second rebuild finds
+    nothing to do; an aggregates batch or an unknown one is refused with a clear message."""
+    wrong = documents.FEDERAL_FORM_DIRECT | {
+        "indicators": [
+            {**indicator, "values": [{**v, "id": v["id"] + 100} for v in indicator["values"]]}
+            for indicator in documents.FEDERAL_FORM_DIRECT["indicators"]
+        ]
+    }
+    forms_file = tmp_path / "forms.json"
+    forms_file.write_text(json.dumps([wrong], ensure_ascii=False), encoding="utf-8")
+    async with analytics_stack("embedded", tmp_path, ias_forms_file=forms_file, **RATES_SETTINGS) as system:
+        fixture = await build(system)
+        await give_frgu_ids(system, fixture)
+        exporter = system.ias_exporter()
+        row = await exporter.export("rates", *NOVEMBER)
+        refused = await exporter.settle_packets(row.batch_id, timeout_s=30)
+        assert [p.state for p in refused] == ["refused"] * 3
+        sent_before = sorted(f.foreign_id for p in refused for f in documents.parse_rates_request(p.payload).forms)
+
+        forms_file.write_text(json.dumps([documents.FEDERAL_FORM_DIRECT], ensure_ascii=False), encoding="utf-8")
+        env = {
+            "POSOG_ENV": "test",
+            "POSOG_VAR_DIR": str(tmp_path / "cli-var"),
+            "POSOG_DATABASE_URL": system.settings.resolved_database_url,
+            "POSOG_IAS_FORMS_FILE": str(forms_file),
+            "POSOG_IAS_FORMS_PER_PACKET": "4",
+            "COLUMNS": "250",
+        }
+        runner = CliRunner()
+        result = await asyncio.to_thread(runner.invoke, cli_app, ["export", "rebuild", row.batch_id], env=env)
+        assert result.exit_code == 0, result.output
+        assert "Пересобрано пакетов: 3" in result.output
+        packets = await exporter.packets([row.batch_id])
+        old = [p for p in packets if p.state == "replaced"]
+        new = [p for p in packets if p.state != "replaced"]
+        assert sorted(p.client_id for p in old) == sorted(p.client_id for p in refused)
+        assert all(p.state == "pending" for p in new)
+        assert {p.client_id for p in new}.isdisjoint({p.client_id for p in old}), "new ids: the adapter takes one once"
+        assert all("не относится к показателю 9" in (p.reason or "") and "пересобран" in (p.reason or "") for p in old)
+        rebuilt = sorted(f.foreign_id for p in new for f in documents.parse_rates_request(p.payload).forms)
+        assert rebuilt == sent_before, "the same ratings, no more, no fewer"
+
+        # The worker's next round (the batch is due now by the command's clock; this stack's is its own).
+        batch = await exporter.attempt(row.batch_id)
+        assert batch.status == "sent"
+        settled = await exporter.settle_packets(row.batch_id, timeout_s=30)
+        assert sorted(p.state for p in settled if p.client_id in {n.client_id for n in new}) == ["accepted"] * len(new)
+        assert (await exporter.rebuild(row.batch_id)).replaced == [], "nothing refused is left"
+
+        aggregates = await exporter.export("aggregates", *NOVEMBER)
+        refused_kind = await asyncio.to_thread(
+            runner.invoke, cli_app, ["export", "rebuild", aggregates.batch_id], env=env
+        )
+        assert refused_kind.exit_code == 1
+        assert "aggregates" in refused_kind.output
+        unknown = await asyncio.to_thread(
+            runner.invoke, cli_app, ["export", "rebuild", "posog-rates-20990101-20990131"], env=env
+        )
+        assert unknown.exit_code == 2
+        assert "Нет такой выгрузки" in unknown.output
+
+
 class AdapterLoop:
     """A stand-in for the СМЭВ adapter and ИАС behind it: every ClientMessage the module hands over is
     checked against the adapter's schemas, its RequestMessage content answered by the ИАС emulator's

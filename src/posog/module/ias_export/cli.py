@@ -150,6 +150,49 @@ def export_log(limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
     asyncio.run(main())
 
 
+@export_app.command("rebuild")
+def export_rebuild(
+    batch: Annotated[str, typer.Argument(help="A rates batch (posog-rates-YYYYMMDD-YYYYMMDD)")],
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Send the new packets now and ask their statuses until final")
+    ] = False,
+) -> None:
+    """Make the packets ИАС МКГУ refused (or the channel refused for good) again from today's data and
+    form — after posog export forms --refresh or a corrected directory — and send them under new ids."""
+    from posog.module.ias_export.handlers import ExportError
+
+    async def main() -> None:
+        from posog.module.ias_export import tables  # the export's model, loaded by its commands only
+
+        async with COMMANDS.open() as commands:
+            exporter = commands.module.ias_exporter()
+            try:
+                rebuilt = await exporter.rebuild(batch)
+            except KeyError:
+                console().print(f"[red]Нет такой выгрузки: {batch}[/] — список: posog export log")
+                raise typer.Exit(2) from None
+            except (ValueError, ExportError) as exc:
+                console().print(f"[red]Не удалось пересобрать: {exc}[/]")
+                raise typer.Exit(1) from None
+            if not rebuilt.replaced:
+                console().print("Отклонённых пакетов нет: пересобирать нечего.")
+            else:
+                console().print(
+                    f"Пересобрано пакетов: {len(rebuilt.replaced)} → новые: {', '.join(rebuilt.packets) or 'нет'}"
+                )
+                if rebuilt.unsendable:
+                    console().print(
+                        f"[red]Не может быть отправлено оценок: {rebuilt.unsendable}[/] — posog export unsendable"
+                    )
+            if wait and rebuilt.packets:
+                await exporter.settle(batch)
+                await exporter.settle_packets(batch)
+            packets = await exporter.packets([batch])
+        console().print(tables.packets_table(packets))
+
+    asyncio.run(main())
+
+
 @export_app.command("unsendable")
 def export_unsendable(
     batch: Annotated[str | None, typer.Option(help="Only this batch (posog-rates-YYYYMMDD-YYYYMMDD)")] = None,

@@ -77,6 +77,7 @@ from posog.module.ias_export.model import (
     PACKET_PENDING,
     PACKET_REFUSED,
     PACKET_REGISTERED,
+    PACKET_REPLACED,
     PACKET_SENT,
     PENDING,
     SENT,
@@ -170,6 +171,16 @@ class Built:
     items: int
     packets: list[tuple[str, int, bytes]] = field(default_factory=list)
     unsendable: list[Unsendable] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """What :meth:`IasExporter.rebuild` did: the packets replaced, the new ones, and how many of the
+    replaced packets' ratings cannot be sent now."""
+
+    replaced: list[str]
+    packets: list[str]
+    unsendable: int
 
 
 UNSENDABLE_REASONS: Final[dict[str, str]] = {
@@ -779,7 +790,9 @@ class IasExporter:
                 return found
             cursor = page.next_cursor
 
-    async def _rates(self, date_from: date, date_to: date, batch: str) -> Built:
+    async def _rate_forms(self, date_from: date, date_to: date) -> tuple[list[RateForm], list[Unsendable], str]:
+        """The period's ratings as forms (by service date, then response id), the ratings that cannot be
+        sent and why, and the name of the form they were mapped with — from the data and form of now."""
         responses = await self._period_responses(date_from, date_to)
         versions: dict[tuple[str, int], QuestionnaireDocument | None] = {}
         for response in responses:
@@ -798,14 +811,26 @@ class IasExporter:
             else:
                 detail = "; ".join(UNSENDABLE_REASONS[p] for p in problems)
                 unsendable.append(Unsendable(response.id, response.card_id, problems[0], detail))
-        packets = []
-        for seq, start in enumerate(range(0, len(forms), self._forms_per_packet), 1):
-            chunk = forms[start : start + self._forms_per_packet]
-            packets.append((packet_client_id(batch, seq), len(chunk), documents.rates_request(self._vendor_id, chunk)))
+        return forms, unsendable, form_mapping.form.name
+
+    def _packets(self, batch: str, forms: Sequence[RateForm], first_seq: int = 1) -> list[tuple[str, int, bytes]]:
+        """``forms`` cut into RatesRequests of ``forms_per_packet``: (client id, forms, document) each."""
+        return [
+            (
+                packet_client_id(batch, seq),
+                len(forms[start : start + self._forms_per_packet]),
+                documents.rates_request(self._vendor_id, forms[start : start + self._forms_per_packet]),
+            )
+            for seq, start in enumerate(range(0, len(forms), self._forms_per_packet), first_seq)
+        ]
+
+    async def _rates(self, date_from: date, date_to: date, batch: str) -> Built:
+        forms, unsendable, form_name = await self._rate_forms(date_from, date_to)
+        packets = self._packets(batch, forms)
         manifest = {
             "schema": RATES_MANIFEST_SCHEMA,
             "batch_id": batch,
-            "form": form_mapping.form.name,
+            "form": form_name,
             "vendor_id": self._vendor_id,
             "packets": [{"client_id": c, "forms": n, "sha256": _sha256(p)} for c, n, p in packets],
             "unsendable": len(unsendable),
@@ -819,6 +844,87 @@ class IasExporter:
                 reasons=sorted({u.reason for u in unsendable}),
             )
         return Built(payload, len(forms), packets, unsendable)
+
+    async def rebuild(self, batch: str) -> Rebuilt:
+        """The packets of a ``rates`` batch that ИАС refused, or that the channel refused for good, made
+        again from the data and the form as they are now (after ``posog export forms --refresh``, a
+        corrected directory…): the same ratings — by their ``foreign-id`` — in new packets under new
+        ids, pending; the old ones kept as ``replaced``, with what replaced them. A rating that cannot
+        be sent now is listed among the batch's unsendable ones with the reason. The batch is pending
+        again: the worker (or ``attempt``) sends the new packets. :class:`ExportError` when the data
+        cannot be read now; ``KeyError`` for an unknown batch; ``ValueError`` for an aggregates batch."""
+        row = await self.get(batch)
+        if row is None:
+            raise KeyError(batch)
+        if row.kind != "rates":
+            raise ValueError(f"{batch} is an aggregates batch: it is sent again as it is (posog export ias)")
+        async with self._db.uow() as uow:
+            query = select(IasPacket).where(
+                IasPacket.batch_id == batch, IasPacket.state.in_((PACKET_REFUSED, PACKET_FAILED))
+            )
+            old = list((await uow.session.scalars(query.order_by(IasPacket.seq))).all())
+            last_seq = await uow.session.scalar(select(func.max(IasPacket.seq)).where(IasPacket.batch_id == batch))
+        if not old:
+            return Rebuilt([], [], 0)
+        wanted = {form.foreign_id for packet in old for form in documents.parse_rates_request(packet.payload).forms}
+        try:
+            forms, unsendable, _ = await self._rate_forms(row.period_from, row.period_to)
+        except (LkoError, FormError) as exc:
+            raise ExportError(f"rates {row.period_from}..{row.period_to}: {exc}") from exc
+        again = [form for form in forms if form.foreign_id in wanted]
+        lost = [u for u in unsendable if u.foreign_id in wanted]
+        packets = self._packets(batch, again, first_seq=int(last_seq or 0) + 1)
+        now = self._clock()
+        new_ids = [client_id for client_id, _, _ in packets]
+        async with self._db.uow() as uow:
+            for packet in old:
+                stored = await uow.session.get(IasPacket, packet.client_id)
+                assert stored is not None
+                if stored.state not in (PACKET_REFUSED, PACKET_FAILED):  # rebuilt meanwhile by another operator
+                    raise ValueError(f"{batch}: the packet {stored.client_id} changed meanwhile; run it again")
+                replaced_by = ", ".join(new_ids) or "нет: ни одна оценка не может быть отправлена"
+                stored.state = PACKET_REPLACED
+                stored.reason = f"{stored.reason or ''} → пересобран: {replaced_by}"[-2000:]
+                stored.updated_at = now
+            for client_id, count, payload in packets:
+                uow.session.add(
+                    IasPacket(
+                        client_id=client_id,
+                        batch_id=batch,
+                        seq=int(client_id.rsplit("-", 1)[1]),
+                        forms=count,
+                        payload=payload,
+                        payload_sha256=_sha256(payload),
+                        state=PACKET_PENDING,
+                        sends=0,
+                        polls=0,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            for item in lost:
+                await uow.session.merge(
+                    IasUnsendable(
+                        batch_id=batch,
+                        foreign_id=item.foreign_id[:100],
+                        card_id=item.card_id[:100],
+                        reason=item.reason,
+                        detail=item.detail[:500],
+                        recorded_at=now,
+                    )
+                )
+            stored_batch = await uow.session.get(IasExport, batch)
+            assert stored_batch is not None
+            stored_batch.items = stored_batch.items - len(lost)
+            stored_batch.unsendable = stored_batch.unsendable + len(lost)
+            stored_batch.updated_at = now
+            if packets:  # pending again, with a fresh round of attempts, whether it was sent or failed
+                stored_batch.status, stored_batch.sent_at, stored_batch.dead_at = PENDING, None, None
+                stored_batch.attempts, stored_batch.next_attempt_at, stored_batch.lease_until = 0, now, None
+                stored_batch.last_error = None
+            await uow.commit()
+        log.info("ias.batch.rebuilt", batch_id=batch, replaced=len(old), packets=len(packets), unsendable=len(lost))
+        return Rebuilt([p.client_id for p in old], new_ids, len(lost))
 
     def _form(
         self,

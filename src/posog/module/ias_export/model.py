@@ -51,7 +51,10 @@ PACKET_REGISTERED = "registered"  # ИАС gave it a packet id; its status is as
 PACKET_ACCEPTED = "accepted"  # final: ИАС took the ratings
 PACKET_REFUSED = "refused"  # final: ИАС refused the packet (``reason`` says why)
 PACKET_FAILED = "failed"  # final: it never reached ИАС (refused by the channel; ``reason`` says why)
-PACKET_FINAL = frozenset({PACKET_ACCEPTED, PACKET_REFUSED, PACKET_FAILED})
+PACKET_REPLACED = (
+    "replaced"  # final: refused or failed, and made again from the data as it is now (posog export rebuild)
+)
+PACKET_FINAL = frozenset({PACKET_ACCEPTED, PACKET_REFUSED, PACKET_FAILED, PACKET_REPLACED})
 
 
 class IasPacket(Base):

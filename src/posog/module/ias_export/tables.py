@@ -20,6 +20,7 @@ PACKET_STATES = {
     "accepted": "[green]принят ИАС[/]",
     "refused": "[red]отклонён ИАС[/]",
     "failed": "[red]не доставлен[/]",
+    "replaced": "[dim]заменён пересобранным[/]",
 }
 CRITERION_NAMES = {
     "service_time": "время предоставления услуги",
