@@ -415,6 +415,7 @@ OPERATOR_COMMANDS = (
     ("export", "ias", "--period", "2026-01-01..2026-01-31"),
     ("export", "unsendable"),
     ("export", "forms"),
+    ("export", "rebuild", "posog-rates-20260101-20260131"),
     ("analytics", "status"),
     ("analytics", "poll"),
     ("pii", "purge"),

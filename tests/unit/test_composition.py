@@ -113,6 +113,7 @@ def test_every_command_of_the_readme_is_there() -> None:
         "export forms",
         "export ias",
         "export log",
+        "export rebuild",
         "export unsendable",
         "facts redrive",
         "facts rejected",
