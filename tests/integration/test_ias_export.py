@@ -341,10 +341,8 @@ async def test_the_export_log_and_the_unsendable_list_show_packets_and_reasons(t
         assert "5→65" in forms.output
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-async def test_a_refused_packet_is_shown_with_the_reason(backend: str, tmp_path: Path) -> None:
-    """A form file whose value ids ИАС does not serve (an operator's mistake): ИАС gives the packet an
-    id, then refuses it with the reason; the packet is final, refused, with that reason."""
+def _wrong_forms_file(tmp_path: Path) -> Path:
+    """A forms file whose value ids ИАС does not serve (each one off by 100): an operator's mistake."""
     wrong = documents.FEDERAL_FORM_DIRECT | {
         "indicators": [
             {**indicator, "values": [{**v, "id": v["id"] + 100} for v in indicator["values"]]}
@@ -353,6 +351,14 @@ async def test_a_refused_packet_is_shown_with_the_reason(backend: str, tmp_path:
     }
     forms_file = tmp_path / "forms.json"
     forms_file.write_text(json.dumps([wrong], ensure_ascii=False), encoding="utf-8")
+    return forms_file
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_refused_packet_is_shown_with_the_reason(backend: str, tmp_path: Path) -> None:
+    """A form file whose value ids ИАС does not serve (an operator's mistake): ИАС gives the packet an
+    id, then refuses it with the reason; the packet is final, refused, with that reason."""
+    forms_file = _wrong_forms_file(tmp_path)
     async with analytics_stack(backend, tmp_path, ias_forms_file=forms_file, **RATES_SETTINGS) as system:
         fixture = await build(system)
         await give_frgu_ids(system, fixture)
@@ -375,14 +381,7 @@ async def test_refused_packets_are_rebuilt_with_the_corrected_form_and_accepted(
     rebuild`` makes the same ratings again (the same foreign ids) in new packets under new ids, which ИАС
     accepts; the refused ones are kept, ``replaced``, naming their replacements; a second rebuild finds
     nothing to do; an aggregates batch or an unknown one is refused with a clear message."""
-    wrong = documents.FEDERAL_FORM_DIRECT | {
-        "indicators": [
-            {**indicator, "values": [{**v, "id": v["id"] + 100} for v in indicator["values"]]}
-            for indicator in documents.FEDERAL_FORM_DIRECT["indicators"]
-        ]
-    }
-    forms_file = tmp_path / "forms.json"
-    forms_file.write_text(json.dumps([wrong], ensure_ascii=False), encoding="utf-8")
+    forms_file = _wrong_forms_file(tmp_path)
     async with analytics_stack("embedded", tmp_path, ias_forms_file=forms_file, **RATES_SETTINGS) as system:
         fixture = await build(system)
         await give_frgu_ids(system, fixture)

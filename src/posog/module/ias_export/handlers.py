@@ -220,6 +220,35 @@ def pseudonym(key: bytes, card: CardFacts) -> str:
     return "u" + hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()[:40]
 
 
+def _packet_row(batch: str, packet: tuple[str, int, bytes], now: datetime) -> IasPacket:
+    """A new, pending packet of ``batch``: (client id, forms, RatesRequest)."""
+    client_id, forms, payload = packet
+    return IasPacket(
+        client_id=client_id,
+        batch_id=batch,
+        seq=int(client_id.rsplit("-", 1)[1]),
+        forms=forms,
+        payload=payload,
+        payload_sha256=_sha256(payload),
+        state=PACKET_PENDING,
+        sends=0,
+        polls=0,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _unsendable_row(batch: str, item: Unsendable, now: datetime) -> IasUnsendable:
+    return IasUnsendable(
+        batch_id=batch,
+        foreign_id=item.foreign_id[:100],
+        card_id=item.card_id[:100],
+        reason=item.reason,
+        detail=item.detail[:500],
+        recorded_at=now,
+    )
+
+
 def _aware(text: str) -> datetime:
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
@@ -398,33 +427,8 @@ class IasExporter:
                     )
                 )
                 await uow.session.flush()  # the batch first: a second worker's duplicate fails here
-                for client_id, forms, payload in built.packets:
-                    uow.session.add(
-                        IasPacket(
-                            client_id=client_id,
-                            batch_id=batch,
-                            seq=int(client_id.rsplit("-", 1)[1]),
-                            forms=forms,
-                            payload=payload,
-                            payload_sha256=_sha256(payload),
-                            state=PACKET_PENDING,
-                            sends=0,
-                            polls=0,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                for item in built.unsendable:
-                    uow.session.add(
-                        IasUnsendable(
-                            batch_id=batch,
-                            foreign_id=item.foreign_id[:100],
-                            card_id=item.card_id[:100],
-                            reason=item.reason,
-                            detail=item.detail[:500],
-                            recorded_at=now,
-                        )
-                    )
+                uow.session.add_all([_packet_row(batch, packet, now) for packet in built.packets])
+                uow.session.add_all([_unsendable_row(batch, item, now) for item in built.unsendable])
                 await uow.commit()
         except IntegrityError:  # another worker logged it first: theirs is the frozen payload
             log.info("ias.batch.already_logged", batch_id=batch)
@@ -886,33 +890,9 @@ class IasExporter:
                 stored.state = PACKET_REPLACED
                 stored.reason = f"{stored.reason or ''} → пересобран: {replaced_by}"[-2000:]
                 stored.updated_at = now
-            for client_id, count, payload in packets:
-                uow.session.add(
-                    IasPacket(
-                        client_id=client_id,
-                        batch_id=batch,
-                        seq=int(client_id.rsplit("-", 1)[1]),
-                        forms=count,
-                        payload=payload,
-                        payload_sha256=_sha256(payload),
-                        state=PACKET_PENDING,
-                        sends=0,
-                        polls=0,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
+            uow.session.add_all([_packet_row(batch, packet, now) for packet in packets])
             for item in lost:
-                await uow.session.merge(
-                    IasUnsendable(
-                        batch_id=batch,
-                        foreign_id=item.foreign_id[:100],
-                        card_id=item.card_id[:100],
-                        reason=item.reason,
-                        detail=item.detail[:500],
-                        recorded_at=now,
-                    )
-                )
+                await uow.session.merge(_unsendable_row(batch, item, now))
             stored_batch = await uow.session.get(IasExport, batch)
             assert stored_batch is not None
             stored_batch.items = stored_batch.items - len(lost)
