@@ -31,7 +31,7 @@ from posog.emulators.ias.model import IasPacketRecord, IasStore, PacketStore
 from posog.emulators.ias.service import IasService
 from posog.lko.client import LkoClient
 from posog.module.ias_export import documents
-from posog.module.ias_export.handlers import batch_id, previous_day, previous_month
+from posog.module.ias_export.handlers import IasExporter, batch_id, previous_day, previous_month
 from posog.module.ias_export.replies import IasReplies
 from posog.module.intake.model import ServiceCard
 from posog.module.smev.envelope import (
@@ -479,6 +479,14 @@ class AdapterLoop:
         return len(delivered)
 
 
+async def _through_adapter(system: System, *, fail_sends: int = 0) -> tuple[AdapterLoop, IasExporter, IasReplies]:
+    """The figures' fixture with ФРГУ ids, and an exporter and a reply route whose documents go through
+    an :class:`AdapterLoop` (failing its first ``fail_sends`` sends) to the ИАС emulator's service."""
+    await give_frgu_ids(system, await build(system))
+    adapter = AdapterLoop(system.ias_asgi.app.state.ias_service, fail_sends=fail_sends)
+    return adapter, system.ias_exporter(adapter), system.ias_replies(adapter)
+
+
 def adapter_reference() -> etree.XMLSchema | None:
     shared = shared_dir()
     path = None if shared is None else shared / "reference" / ADAPTER_REFERENCE
@@ -493,11 +501,7 @@ async def test_through_the_smev_adapter_packet_ids_and_statuses_come_back_as_rep
     backend: str, tmp_path: Path
 ) -> None:
     async with analytics_stack(backend, tmp_path, smev_transport="amqp", **RATES_SETTINGS) as system:
-        fixture = await build(system)
-        await give_frgu_ids(system, fixture)
-        adapter = AdapterLoop(system.ias_asgi.app.state.ias_service, fail_sends=1)
-        exporter = system.ias_exporter(adapter)
-        route = system.ias_replies(adapter)
+        adapter, exporter, route = await _through_adapter(system, fail_sends=1)
         assert exporter.channel.name == "smev"
 
         first = await exporter.export("rates", *NOVEMBER)
@@ -634,11 +638,7 @@ async def test_the_ias_emulator_checks_what_it_gets(tmp_path: Path) -> None:
 
 async def test_through_the_smev_adapter_rejects_and_errors_fail_or_resend_a_packet(tmp_path: Path) -> None:
     async with analytics_stack("embedded", tmp_path, smev_transport="amqp", **RATES_SETTINGS) as system:
-        fixture = await build(system)
-        await give_frgu_ids(system, fixture)
-        adapter = AdapterLoop(system.ias_asgi.app.state.ias_service)
-        exporter = system.ias_exporter(adapter)
-        route = system.ias_replies(adapter)
+        adapter, exporter, route = await _through_adapter(system)
         row = await exporter.export("rates", *NOVEMBER)
         assert row.status == "sent"
         adapter.replies.clear()  # the RatesResponses are lost on the way: what comes instead is below
@@ -724,11 +724,7 @@ async def test_a_packet_the_channel_refused_goes_again_when_its_batch_is_redrive
 async def test_a_packet_whose_rates_response_never_comes_is_sent_again(tmp_path: Path) -> None:
     settings = RATES_SETTINGS | {"ias_reply_timeout_s": 0.3}
     async with analytics_stack("embedded", tmp_path, smev_transport="amqp", **settings) as system:
-        fixture = await build(system)
-        await give_frgu_ids(system, fixture)
-        adapter = AdapterLoop(system.ias_asgi.app.state.ias_service)
-        exporter = system.ias_exporter(adapter)
-        route = system.ias_replies(adapter)
+        adapter, exporter, route = await _through_adapter(system)
         row = await exporter.export("rates", *NOVEMBER)
         assert row.status == "sent"
         adapter.replies.clear()  # every RatesResponse lost
