@@ -104,15 +104,16 @@ def test_application_state_is_read_typed_without_getattr_defaults() -> None:
     assert offenders == []
 
 
+def _private_starlette_imports(path: Path) -> bool:
+    tokens = _code_tokens(path)
+    return any(
+        a.string == "starlette" and b.string == "." and c.string.startswith("_")
+        for a, b, c in zip(tokens, tokens[1:], tokens[2:], strict=False)
+    )
+
+
 def test_no_private_starlette_module_is_imported() -> None:
-    offenders = [
-        str(path.relative_to(SRC.parent))
-        for path in _sources()
-        if any(
-            a.string == "starlette" and b.string == "." and c.string.startswith("_")
-            for a, b, c in zip(_code_tokens(path), _code_tokens(path)[1:], _code_tokens(path)[2:], strict=False)
-        )
-    ]
+    offenders = [str(path.relative_to(SRC.parent)) for path in _sources() if _private_starlette_imports(path)]
     assert offenders == []
 
 
